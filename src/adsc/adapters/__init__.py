@@ -1,0 +1,34 @@
+"""Per-architecture adapters. Add one here to support a new model family."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .base import Adapter, UnsupportedModelError, VisionSpan
+from .llava import LlavaAdapter
+from .qwen2_vl import Qwen2VLAdapter
+
+ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), Qwen2VLAdapter())
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model inside a peft / DDP wrapper."""
+    while True:
+        if hasattr(model, "get_base_model"):
+            model = model.get_base_model()
+        elif hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        else:
+            return model
+
+
+def adapter_for(model: nn.Module) -> Adapter:
+    name = type(unwrap(model)).__name__
+    for adapter in ADAPTERS:
+        if name in adapter.model_classes:
+            return adapter
+    supported = ", ".join(c for a in ADAPTERS for c in a.model_classes)
+    raise UnsupportedModelError(f"adsc does not support {name}; supported models: {supported}")
+
+
+__all__ = ["Adapter", "VisionSpan", "UnsupportedModelError", "ADAPTERS", "adapter_for", "unwrap"]

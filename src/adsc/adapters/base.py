@@ -1,0 +1,71 @@
+"""What the engine needs to know about an architecture, and nothing more.
+
+An adapter finds three things on a loaded model: the module whose forward sees ``input_ids``
+(where vision-token positions are read), the decoder layers of the language model, and the
+image grids behind each run of vision tokens. Everything else is shared engine code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+class UnsupportedModelError(TypeError):
+    pass
+
+
+@dataclass(frozen=True)
+class VisionSpan:
+    """One image's vision tokens in one sample: ``start`` in the sequence, token ``grid`` (rows, cols)."""
+
+    start: int
+    grid: tuple[int, int]
+
+    @property
+    def length(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+
+class Adapter:
+    name: str = ""
+    model_classes: tuple[str, ...] = ()
+
+    def core(self, model: nn.Module) -> nn.Module:
+        """The multimodal module whose forward receives input_ids and the image inputs."""
+        return model.model
+
+    def decoder_layers(self, model: nn.Module) -> nn.ModuleList:
+        return model.model.language_model.layers
+
+    def text_config(self, model: nn.Module):
+        return model.config.get_text_config()
+
+    def vision_token_ids(self, model: nn.Module) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def vision_spans(self, model: nn.Module, input_ids: torch.Tensor, inputs: dict) -> list[list[VisionSpan]]:
+        """Per sample, the vision-token runs in order, each with its grid."""
+        raise NotImplementedError
+
+
+def token_runs(row: torch.Tensor, token_ids: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """(start, length, token_id) of every maximal run of any of ``token_ids`` in a 1-D id row."""
+    runs = []
+    hit = torch.zeros_like(row, dtype=torch.bool)
+    for tid in token_ids:
+        hit |= row == tid
+    if not hit.any():
+        return runs
+    pos = hit.nonzero().flatten().tolist()
+    start = prev = pos[0]
+    for p in pos[1:] + [None]:
+        if p is not None and p == prev + 1 and row[p] == row[prev]:
+            prev = p
+            continue
+        runs.append((start, prev - start + 1, int(row[start])))
+        if p is not None:
+            start = prev = p
+    return runs

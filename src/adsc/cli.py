@@ -1,0 +1,55 @@
+"""``adsc`` command line. Each subcommand lives in the package that owns it and provides
+``add_arguments(parser)`` and ``run(args)``; this file only lists them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Modules are imported only when their command runs.
+COMMANDS = {
+    "demo": ("adsc.demo", "compress a tiny local model, generate, print per-layer tokens and KV cache"),
+    "schedule": ("adsc.schedule_cli", "per-layer vision-token counts for pruning layers and a budget or ratio"),
+    "profile": ("adsc.profiling.cli", "analytical FLOPs and KV-cache bytes; --reproduce-table4"),
+    "bench": ("adsc.profiling.bench", "wall-clock benchmark: full vs compressed vs baselines"),
+    "train": ("adsc.training.cli", "LoRA / full fine-tuning with the (reverse) curriculum"),
+    "eval": ("adsc.evaluation.cli", "the six benchmarks under the LLaVA-1.5 protocol"),
+    "report": ("adsc.evaluation.report", "Table I layout and Figure 2 plot from result files"),
+    "experiment": ("adsc.testbed.cli", "the synthetic testbed experiment"),
+}
+
+
+def _load(module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):
+            return None  # the command's package has not landed yet
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adsc", description="Vision-token compression inside multimodal LLMs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = _load(module_name)
+        if module is None:
+            continue
+        cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().splitlines()[0])
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError) as err:  # user errors: one clear line, no traceback
+        print(f"adsc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

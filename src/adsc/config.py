@@ -1,0 +1,147 @@
+"""``CompressionConfig``: what to drop, where, and how much. JSON in, JSON out.
+
+A config is model-agnostic: the layer range and the budget are checked against a model's
+depth by :meth:`CompressionConfig.schedule` (called by :func:`adsc.compress`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+
+from .schedule import BudgetError, Schedule, schedule_from_ratio, solve_ratio
+
+CONFIG_NAME = "adsc_config.json"
+METHODS = ("adsc", "random", "fastv", "pyramiddrop", "tome")
+PATTERNS = ("grid2d", "stride1d")
+DROP_POSITIONS = ("before", "after")
+
+
+class ConfigError(ValueError):
+    """A compression setting that cannot work; the message names the fix."""
+
+
+@dataclass
+class CompressionConfig:
+    """Where and how much to compress the vision tokens inside the language model.
+
+    Args:
+        method: "adsc" (uniform spatial dropping, the paper's method) or "random" (uniform at
+            random, seeded). The score-based baselines plug in here as well.
+        layers: pruning layers, 0-indexed decoder layers. See ``drop_position``.
+        drop_ratio: share r of the *remaining* vision tokens dropped at every pruning layer;
+            keeps floor((1 - r) * n). Give this or ``budget``.
+        budget: target average number of vision tokens over all decoder layers (the paper's
+            192 / 128 / 64 for 576); solved into ``drop_ratio`` for ``vision_tokens`` per image.
+        vision_tokens: tokens of the reference image the budget refers to (576 for LLaVA-1.5).
+        pattern: "grid2d" spreads survivors evenly over the image's 2-D token grid (default:
+            keeps both rows and columns, the closest reading of "uniformly spaced spatial
+            positions"); "stride1d" takes an even stride over raster order.
+        phase: where inside each sampling cell the survivor sits, in [0, 1); 0.5 = centre.
+        drop_position: "before" (default): layer l is the first to run on the reduced set, so
+            layers 0..l-1 see every token -- the paper's "576 reduced to 300 at layer 8: the
+            first 8 layers operate on the full set". "after": layer l is the last on the full set.
+        seed: seed of the "random" method.
+        options: method-specific settings of the baselines.
+    """
+
+    method: str = "adsc"
+    layers: tuple[int, ...] = (2, 8, 16, 24)
+    drop_ratio: float | None = None
+    budget: float | None = None
+    vision_tokens: int = 576
+    pattern: str = "grid2d"
+    phase: float = 0.5
+    drop_position: str = "before"
+    seed: int = 0
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.layers = tuple(int(x) for x in self.layers)
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, num_layers: int | None = None) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.pattern not in PATTERNS:
+            raise ConfigError(f"unknown pattern {self.pattern!r}; choose one of {', '.join(PATTERNS)}")
+        if self.drop_position not in DROP_POSITIONS:
+            raise ConfigError(f"drop_position must be 'before' or 'after', got {self.drop_position!r}")
+        if (self.drop_ratio is None) == (self.budget is None):
+            raise ConfigError("set exactly one of drop_ratio (e.g. 0.5) or budget (e.g. 192 vision tokens)")
+        if self.drop_ratio is not None and not 0.0 <= self.drop_ratio < 1.0:
+            raise ConfigError(f"drop_ratio must lie in [0, 1), got {self.drop_ratio}; 0 drops nothing")
+        if self.budget is not None and self.budget <= 0:
+            raise ConfigError(f"budget must be a positive number of vision tokens, got {self.budget}")
+        if not 0.0 <= self.phase < 1.0:
+            raise ConfigError(f"phase must lie in [0, 1), got {self.phase}")
+        if self.vision_tokens <= 0:
+            raise ConfigError(f"vision_tokens must be positive, got {self.vision_tokens}")
+        if len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"pruning layers must be distinct, got {list(self.layers)}")
+        if num_layers is not None:
+            lo, hi = (1, num_layers - 1) if self.drop_position == "before" else (0, num_layers - 2)
+            bad = [x for x in self.layers if not lo <= x <= hi]
+            if bad:
+                raise ConfigError(
+                    f"pruning layers {bad} out of range for a {num_layers}-layer decoder: with "
+                    f"drop_position={self.drop_position!r} use layers in [{lo}, {hi}] "
+                    "(layer 0 always sees the full sequence so the cache length generate reads stays right)"
+                )
+
+    def stage_layers(self) -> tuple[int, ...]:
+        """Pruning layers in the package's internal convention: first layer on the reduced set."""
+        shift = 0 if self.drop_position == "before" else 1
+        return tuple(sorted(x + shift for x in self.layers))
+
+    def schedule(self, num_layers: int) -> Schedule:
+        """Resolve against a decoder depth: checks the layers and solves a budget into a ratio."""
+        self.validate(num_layers)
+        if self.drop_ratio is not None:
+            return schedule_from_ratio(num_layers, self.vision_tokens, self.stage_layers(), self.drop_ratio)
+        try:
+            return solve_ratio(num_layers, self.vision_tokens, self.stage_layers(), self.budget)
+        except BudgetError as err:
+            raise ConfigError(str(err)) from None
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["layers"] = list(self.layers)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CompressionConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
+        return cls(**data)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> str:
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, CONFIG_NAME)
+        with open(path, "w") as fh:
+            json.dump(self.to_dict(), fh, indent=2)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> "CompressionConfig":
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            path = os.path.join(path, CONFIG_NAME)
+        if not os.path.isfile(path):
+            raise ConfigError(f"no compression config at {path}; save one with CompressionConfig.save_pretrained(dir)")
+        with open(path) as fh:
+            return cls.from_dict(json.load(fh))
+
+    def replace(self, **changes) -> "CompressionConfig":
+        data = self.to_dict()
+        data.update(changes)
+        if "budget" in changes and "drop_ratio" not in changes:
+            data["drop_ratio"] = None
+        if "drop_ratio" in changes and "budget" not in changes:
+            data["budget"] = None
+        return type(self).from_dict(data)

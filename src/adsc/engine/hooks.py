@@ -1,0 +1,192 @@
+"""The hook engine: attaches to a loaded model without touching its code or parameter names.
+
+Hooks installed by :class:`CompressionHandle`:
+
+1. a forward pre-hook on the multimodal core (e.g. ``LlavaModel``): reads ``input_ids``,
+   finds the vision tokens, and opens a :class:`SequenceState` (prefill) or resumes the one
+   stored on the KV cache (decode);
+2. a forward pre-hook on every decoder layer from the first pruning layer on: at a stage's
+   first layer it gathers the kept tokens out of the hidden states; on every such layer it
+   swaps in the stage's attention mask and the rotary (cos, sin) of the kept tokens'
+   *original* positions;
+3. a forward hook on the last decoder layer: scatters the survivors back to their original
+   positions so logits and labels keep their usual (B, T) shape.
+
+Layers before the first pruning layer run exactly as unpatched. Decoder layers of
+transformers checkpoint ``forward`` (not ``__call__``), so these hooks stay outside gradient
+checkpointing and run once per step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..adapters import Adapter, unwrap
+from ..config import CompressionConfig
+from .selectors import Selector, StageInput
+from .state import SequenceState, StageTable, gather_positions, gather_slots, scatter_back, stage_mask
+from .trace import Trace
+
+STATE_ATTR = "_adsc_state"
+
+
+class _Forward:
+    """What one forward pass needs beyond the sequence state; built masks are reused per stage."""
+
+    def __init__(self, seq: SequenceState, prefill: bool, q_len: int):
+        self.seq, self.prefill, self.q_len = seq, prefill, q_len
+        self.masks: dict[int, object] = {}
+        self.positions: dict[int, tuple] = {}
+
+
+class CompressionHandle:
+    """Returned by :func:`adsc.compress`. ``remove()`` restores the original model exactly."""
+
+    def __init__(self, model: nn.Module, config: CompressionConfig, adapter: Adapter, selector_factory):
+        self.model, self.config, self.adapter = model, config, adapter
+        self._base = unwrap(model)
+        self.layers = adapter.decoder_layers(self._base)
+        self.num_layers = len(self.layers)
+        self._selector_factory = selector_factory
+        self.set_config(config)
+        self._forward: _Forward | None = None
+        self.last_trace: Trace | None = None
+        self._hooks = []
+        core = adapter.core(self._base)
+        self._hooks.append(core.register_forward_pre_hook(self._on_core_start, with_kwargs=True))
+        self._hooks.append(core.register_forward_hook(self._on_core_end, always_call=True))
+        for idx in range(self.stage_layers[0] if self.stage_layers else self.num_layers, self.num_layers):
+            hook = self._make_layer_hook(idx)
+            self._hooks.append(self.layers[idx].register_forward_pre_hook(hook, with_kwargs=True))
+        self._hooks.append(self.layers[-1].register_forward_hook(self._on_last_layer))
+        setattr(self._base, "_adsc_handle", self)
+
+    # ------------------------------------------------------------------ configuration
+    def set_config(self, config: CompressionConfig) -> None:
+        """Swap the compression setting in place (the curriculum uses this between phases).
+
+        The pruning layers must stay the same: hooks are installed for them.
+        """
+        schedule = config.schedule(self.num_layers)
+        if hasattr(self, "stage_layers") and schedule.stage_layers != self.stage_layers:
+            raise ValueError("set_config cannot move pruning layers; remove() and compress() again")
+        self.config, self.schedule = config, schedule
+        self.stage_layers = schedule.stage_layers
+        self.selector: Selector = self._selector_factory(config, schedule)
+        self._stage_of_layer = {}
+        stage = -1
+        for idx in range(self.num_layers):
+            while stage + 1 < len(self.stage_layers) and self.stage_layers[stage + 1] <= idx:
+                stage += 1
+            self._stage_of_layer[idx] = stage
+
+    def remove(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+        self._forward = None
+        if getattr(self._base, "_adsc_handle", None) is self:
+            delattr(self._base, "_adsc_handle")
+
+    # ------------------------------------------------------------------ core hooks
+    def _attn_impl(self) -> str:
+        return self.adapter.text_config(self._base)._attn_implementation or "eager"
+
+    def _on_core_start(self, module, args, kwargs):
+        self._forward = None
+        if not self.stage_layers:
+            return None
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        mask = kwargs.get("attention_mask")
+        cache = kwargs.get("past_key_values")
+        if mask is not None and mask.dim() != 2:
+            raise ValueError("adsc needs a 2-D attention_mask (batch, length); custom 4-D masks are not supported")
+        if cache is not None and cache.get_seq_length() > 0:
+            self._resume(cache, input_ids, kwargs.get("inputs_embeds"), mask)
+        else:
+            self._start(module, input_ids, mask, kwargs)
+        return None
+
+    def _start(self, module, input_ids, mask, kwargs):
+        if input_ids is None:
+            raise ValueError("adsc reads vision-token positions from input_ids: pass input_ids, not inputs_embeds")
+        spans = self.adapter.vision_spans(self._base, input_ids, kwargs)
+        if not any(spans):
+            return  # text only: nothing to compress, run unpatched
+        vision = torch.zeros_like(input_ids, dtype=torch.bool)
+        for b, sample in enumerate(spans):
+            for span in sample:
+                vision[b, span.start : span.start + span.length] = True
+        valid = torch.ones_like(vision) if mask is None else mask.bool()
+        seq = SequenceState(valid, vision, spans, self.stage_layers)
+        self._forward = _Forward(seq, prefill=True, q_len=input_ids.shape[1])
+
+    def _resume(self, cache, input_ids, inputs_embeds, mask):
+        seq: SequenceState | None = getattr(cache, STATE_ATTR, None)
+        if seq is None:
+            return  # the cache was filled without compression (or text only): stay unpatched
+        if input_ids is not None:
+            vision_ids = torch.tensor(self.adapter.vision_token_ids(self._base), device=input_ids.device)
+            if torch.isin(input_ids, vision_ids).any():
+                raise ValueError("new images after the prefill cannot join a compressed cache; start a new cache")
+        new = input_ids if input_ids is not None else inputs_embeds
+        batch, q_len = new.shape[:2]
+        if batch != seq.batch:
+            raise ValueError(f"the cache holds {seq.batch} sequences but {batch} arrived")
+        new_valid = torch.ones(batch, q_len, dtype=torch.bool) if mask is None else mask[:, -q_len:].bool()
+        seq.append(new_valid.to(seq.input_valid.device))
+        self._forward = _Forward(seq, prefill=False, q_len=q_len)
+
+    def _on_core_end(self, module, args, output):
+        fwd, self._forward = self._forward, None
+        if fwd is not None and fwd.prefill:
+            self.last_trace = Trace(fwd.seq, self.num_layers)
+        return None
+
+    # ------------------------------------------------------------------ layer hooks
+    def _make_layer_hook(self, layer_idx: int):
+        def hook(module, args, kwargs):
+            fwd = self._forward
+            if fwd is None:
+                return None
+            stage = self._stage_of_layer[layer_idx]
+            hidden = args[0] if args else kwargs["hidden_states"]
+            if fwd.prefill and layer_idx == self.stage_layers[stage]:
+                hidden = self._enter_stage(fwd, stage, hidden, module, kwargs)
+            table = fwd.seq.stages[stage]
+            if stage not in fwd.masks:
+                fwd.masks[stage] = stage_mask(table.kv_valid, hidden.shape[1], self._attn_impl(), hidden.dtype)
+                pos = kwargs.get("position_embeddings")
+                fwd.positions[stage] = gather_positions(pos, table.orig) if fwd.prefill else pos
+            kwargs["attention_mask"] = fwd.masks[stage]
+            kwargs["position_embeddings"] = fwd.positions[stage]
+            kwargs["position_ids"] = None  # gapped positions would look like packed sequences to FA2
+            if args:
+                return (hidden, *args[1:]), kwargs
+            kwargs["hidden_states"] = hidden
+            return args, kwargs
+
+        return hook
+
+    def _enter_stage(self, fwd: _Forward, stage: int, hidden, layer, kwargs) -> torch.Tensor:
+        seq = fwd.seq
+        if len(seq.stages) == stage:  # a gradient-checkpointing replay finds the table already built
+            previous = seq.stages[stage - 1] if stage else None
+            step = StageInput(stage, hidden, previous, layer, kwargs)
+            keep = seq.input_valid & ~seq.vision | self.selector.keep_vision(seq, step)
+            if previous is not None:
+                keep &= previous.valid.new_zeros(keep.shape).scatter(1, previous.orig, previous.valid)
+            seq.stages.append(StageTable.from_keep(keep, previous))
+            cache = kwargs.get("past_key_values")
+            if cache is not None and stage == 0:
+                setattr(cache, STATE_ATTR, seq)
+        return gather_slots(hidden, seq.stages[stage].src_slot)
+
+    def _on_last_layer(self, module, args, output):
+        fwd = self._forward
+        if fwd is None or not fwd.prefill or not fwd.seq.stages:
+            return None
+        hidden = output[0] if isinstance(output, tuple) else output
+        full = scatter_back(hidden, fwd.seq.stages[-1], fwd.seq.length)
+        return (full, *output[1:]) if isinstance(output, tuple) else full

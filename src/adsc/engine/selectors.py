@@ -1,0 +1,51 @@
+"""Selectors decide, at each stage, which vision tokens stay. The engine does the rest.
+
+A selector sees the stage's input (hidden states in the previous stage's slot layout, the
+decoder layer about to run and its keyword arguments) and returns a (B, T) bool mask over
+*original* positions of the vision tokens to keep. Score-free selectors ignore the hidden
+states; score-based baselines read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..schedule import counts_from_ratio
+from ..selection import nested_selection
+from .state import SequenceState, StageTable
+
+
+@dataclass
+class StageInput:
+    stage: int
+    hidden: torch.Tensor  # (B, T_prev, d) in the previous stage's slot layout
+    previous: StageTable | None  # None: the full prefill sequence
+    layer: nn.Module
+    layer_kwargs: dict
+
+
+class Selector:
+    def keep_vision(self, seq: SequenceState, step: StageInput) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class UniformSelector(Selector):
+    """ADSC: fixed, evenly spread positions per image grid (or a fixed random pattern)."""
+
+    def __init__(self, ratio: float, num_stages: int, pattern: str, phase: float, seed: int = 0):
+        self.ratio, self.num_stages = ratio, num_stages
+        self.pattern, self.phase, self.seed = pattern, phase, seed
+
+    def kept_in_grid(self, grid: tuple[int, int], stage: int) -> torch.Tensor:
+        counts = counts_from_ratio(grid[0] * grid[1], self.ratio, self.num_stages)
+        return nested_selection(grid, counts, self.pattern, self.phase, self.seed)[stage]
+
+    def keep_vision(self, seq: SequenceState, step: StageInput) -> torch.Tensor:
+        keep = torch.zeros_like(seq.vision)
+        for b, spans in enumerate(seq.spans):
+            for span in spans:
+                keep[b, span.start + self.kept_in_grid(span.grid, step.stage).to(keep.device)] = True
+        return keep

@@ -1,0 +1,114 @@
+"""Per-sequence bookkeeping: which original tokens each stage holds, and its attention masks.
+
+Layout of a stage's sequence (one row per sample, ``T_s`` slots):
+
+    [pad, pad, kept_0, kept_1, ..., kept_m]      kept tokens in original order, right-aligned
+
+Kept tokens keep their original order, so "causal in slot order" equals "causal in original
+order", and a 2-D key-validity mask is all FlashAttention needs. Padding slots sit on the left
+like ordinary left padding; decode steps append on the right, exactly as the cache does.
+Original padding tokens of the batch are not carried into any stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..adapters import VisionSpan
+
+
+@dataclass
+class StageTable:
+    orig: torch.Tensor  # (B, T_s) original index of each slot (pad slots: an unkept index)
+    valid: torch.Tensor  # (B, T_s) real token in this slot
+    src_slot: torch.Tensor  # (B, T_s) slot of the same token in the previous stage's sequence
+    slot_of: torch.Tensor  # (B, T) slot of each original index in this stage (0 when absent)
+    kv_valid: torch.Tensor  # (B, C) validity of every cached key of this stage; grows in decode
+
+    @classmethod
+    def from_keep(cls, keep: torch.Tensor, prev: "StageTable | None") -> "StageTable":
+        batch, length = keep.shape
+        width = int(keep.sum(1).max())
+        # stable sort puts unkept positions first, kept ones after them in original order
+        order = torch.argsort(keep.to(torch.int8), dim=1, stable=True)
+        orig = order[:, length - width :]
+        valid = keep.gather(1, orig)
+        slot_of = torch.zeros_like(keep, dtype=torch.long)
+        slots = torch.arange(width, device=keep.device).expand(batch, width)
+        slot_of.scatter_(1, orig, torch.where(valid, slots, 0))
+        src = orig if prev is None else prev.slot_of.gather(1, orig)
+        return cls(orig, valid, src, slot_of, valid.clone())
+
+
+@dataclass
+class SequenceState:
+    """Compression state of one batch of sequences; travels with its KV cache."""
+
+    input_valid: torch.Tensor  # (B, T) the prefill's attention mask as bool
+    vision: torch.Tensor  # (B, T) vision-token positions
+    spans: list[list[VisionSpan]]
+    stage_layers: tuple[int, ...]
+    stages: list[StageTable] = field(default_factory=list)
+    generated: int = 0
+
+    @property
+    def batch(self) -> int:
+        return self.input_valid.shape[0]
+
+    @property
+    def length(self) -> int:
+        return self.input_valid.shape[1]
+
+    def append(self, new_valid: torch.Tensor) -> None:
+        """Record decode-step tokens: they are kept by every stage."""
+        for table in self.stages:
+            table.kv_valid = torch.cat([table.kv_valid, new_valid.to(table.kv_valid.device)], dim=1)
+        self.generated += new_valid.shape[1]
+
+
+def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype):
+    """Attention mask for ``q_len`` new queries over a stage's ``C`` keys, in ``impl``'s format.
+
+    Causal in slot order, keys restricted to valid slots. Every query may see itself so that
+    padding slots never form an all-masked row (their outputs are never read).
+    """
+    batch, kv_len = kv_valid.shape
+    all_valid = bool(kv_valid.all())
+    if impl.startswith("flash"):
+        return None if all_valid else kv_valid.to(torch.int32)
+    if impl == "sdpa" and all_valid and (q_len == kv_len or q_len == 1):
+        return None  # SDPA's own is_causal path (fast kernels); correct for these two shapes
+    device = kv_valid.device
+    q_pos = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
+    k_pos = torch.arange(kv_len, device=device)[None, :]
+    allowed = (kv_valid[:, None, :] & (k_pos <= q_pos)) | (k_pos == q_pos)
+    allowed = allowed[:, None]  # (B, 1, q, kv)
+    if impl == "eager":
+        zero = torch.zeros((), dtype=dtype, device=device)
+        return torch.where(allowed, zero, torch.finfo(dtype).min)
+    return allowed
+
+
+def gather_positions(position_embeddings, orig: torch.Tensor):
+    """Rotary (cos, sin) of each slot's *original* position, so kept tokens keep their positions."""
+    batch, width = orig.shape
+    out = []
+    for t in position_embeddings:
+        t = t.expand(batch, *t.shape[1:]) if t.shape[0] != batch else t
+        index = orig.to(t.device)[..., None].expand(batch, width, t.shape[-1])
+        out.append(t.gather(1, index))
+    return tuple(out)
+
+
+def gather_slots(hidden: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    return hidden.gather(1, slots.to(hidden.device)[..., None].expand(*slots.shape, hidden.shape[-1]))
+
+
+def scatter_back(hidden: torch.Tensor, table: StageTable, length: int) -> torch.Tensor:
+    """Hidden states of the last stage placed at their original positions; dropped ones are 0."""
+    batch, _, dim = hidden.shape
+    hidden = hidden * table.valid.to(hidden.device)[..., None].to(hidden.dtype)
+    index = table.orig.to(hidden.device)[..., None].expand(-1, -1, dim)
+    return hidden.new_zeros(batch, length, dim).scatter(1, index, hidden)

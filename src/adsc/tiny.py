@@ -1,0 +1,163 @@
+"""Tiny random models of the supported architectures, built from configs (no download).
+
+Used by the tests, the demo and the CPU benchmarks. Shapes are real in kind (a CLIP-style
+vision tower with a square patch grid, a Llama decoder), small in size.
+"""
+
+from __future__ import annotations
+
+import torch
+
+IMAGE_TOKEN = 31
+VIDEO_TOKEN = 30
+VISION_START = 29
+PAD = 0
+
+
+def tiny_llava(
+    layers: int = 6,
+    hidden: int = 64,
+    heads: int = 4,
+    kv_heads: int = 2,
+    image_size: int = 48,
+    patch: int = 8,
+    vocab: int = 512,
+    attn: str = "sdpa",
+    seed: int = 0,
+):
+    """A random LlavaForConditionalGeneration; (image_size / patch)^2 vision tokens per image."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    text = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=4096,
+        pad_token_id=PAD,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=patch,
+        projection_dim=32,
+    )
+    config = LlavaConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=IMAGE_TOKEN,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+    )
+    config.pad_token_id = PAD
+    torch.manual_seed(seed)
+    config._attn_implementation = attn
+    model = LlavaForConditionalGeneration(config)
+    model.set_attn_implementation(attn)
+    return model.eval()
+
+
+def tiny_qwen2_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int = 2, attn: str = "sdpa", seed: int = 0):
+    """A random Qwen2VLForConditionalGeneration with a 2x2 spatial merge (patch 14)."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    head_dim = hidden // heads
+    config = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=512,
+            hidden_size=hidden,
+            intermediate_size=hidden * 2,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "mrope_section": _mrope_sections(head_dim), "rope_theta": 10000.0},
+            pad_token_id=PAD,
+            bos_token_id=1,
+            eos_token_id=2,
+        ),
+        vision_config=dict(depth=2, embed_dim=32, hidden_size=hidden, num_heads=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_chans=3),
+        image_token_id=IMAGE_TOKEN,
+        video_token_id=VIDEO_TOKEN,
+        vision_start_token_id=VISION_START,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config)
+    model.set_attn_implementation(attn)
+    return model.eval()
+
+
+def _mrope_sections(head_dim: int) -> list[int]:
+    """Split head_dim / 2 rotary frequencies over (time, height, width) like Qwen2-VL's 16/24/24."""
+    half = head_dim // 2
+    t = half // 4
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+DEFAULT_WORDS = (
+    "a an the is are of in on at to and or not no yes what which where how many color shape "
+    "there image picture object left right top bottom above below red green blue yellow purple "
+    "orange white black gray circle square triangle star big small large text say says read "
+    "answer question with single word phrase option letter from given choices directly "
+    "reference ocr token context chat between curious user artificial intelligence assistant "
+    "gives helpful detailed polite answers user's questions user assistant"
+).split()
+
+
+def tiny_tokenizer(words=DEFAULT_WORDS, vocab_size: int | None = None):
+    """A word-level fast tokenizer with LLaVA's special tokens; unknown words map to <unk>.
+
+    Ids 0-3 are <pad> <s> </s> <unk>; 29-31 are the vision markers of the tiny models; words,
+    punctuation, digits and single letters fill the rest.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": PAD, "<s>": 1, "</s>": 2, "<unk>": 3, "<vision_start>": VISION_START, "<video>": VIDEO_TOKEN, "<image>": IMAGE_TOKEN}
+    filler = list(".,:;?!'\"()-\n") + [str(d) for d in range(10)] + [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    filler += [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["USER", "ASSISTANT", "Context", "Answer", "Reference"]
+    next_id = 4
+    for w in filler + [v for w in words for v in (w, w.capitalize())]:
+        if w in vocab:
+            continue
+        while next_id in vocab.values():
+            next_id += 1
+        vocab[w] = next_id
+        next_id += 1
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Replace("\n", " \n ")
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(pattern=" ", behavior="removed"), pre_tokenizers.Punctuation(behavior="isolated")]
+    )
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    if vocab_size is not None and len(vocab) > vocab_size:
+        raise ValueError(f"{len(vocab)} words do not fit a vocabulary of {vocab_size}")
+    return fast
+
+
+def tiny_llava_processor(image_size: int = 48, patch: int = 8, words=DEFAULT_WORDS):
+    """A LlavaProcessor for :func:`tiny_llava`: CLIP-style preprocessing, "<image>" expanded to the grid."""
+    from transformers import LlavaProcessor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    images = CLIPImageProcessorPil(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    return LlavaProcessor(
+        image_processor=images, tokenizer=tiny_tokenizer(words), patch_size=patch, vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # the CLIP tower's CLS token, dropped by the "default" strategy
+    )
