@@ -13,6 +13,10 @@ class Qwen2VLAdapter(Adapter):
         return (model.config.image_token_id, model.config.video_token_id)
 
     def vision_spans(self, model, input_ids, inputs):
+        positions = inputs.get("position_ids")
+        if inputs.get("image_grid_thw") is None and inputs.get("video_grid_thw") is None and positions is not None:
+            # generate() hands over pre-encoded images and M-RoPE positions instead of the grids
+            return _spans_from_mrope(input_ids, positions, self.vision_token_ids(model))
         merge = model.config.vision_config.spatial_merge_size
         grids = {
             model.config.image_token_id: list(_grids(inputs.get("image_grid_thw"), merge)),
@@ -47,3 +51,20 @@ def _grids(grid_thw, merge: int):
         return
     for t, h, w in grid_thw.tolist():
         yield (t * h // merge, w // merge)
+
+
+def _spans_from_mrope(input_ids, position_ids, token_ids):
+    """Grids read off 3-D M-RoPE positions: a run's distinct (t, h) pairs are rows, distinct w are columns."""
+    thw = position_ids[-3:]  # (3, B, L); a leading text row (4, B, L) is skipped
+    spans = []
+    for b, row in enumerate(input_ids):
+        sample = []
+        for start, length, _ in token_runs(row, token_ids):
+            t, h, w = (thw[i, b, start : start + length] for i in range(3))
+            rows = len(set(zip(t.tolist(), h.tolist())))
+            cols = len(set(w.tolist()))
+            if rows * cols != length:
+                raise ValueError(f"vision tokens at {start}..{start + length} do not form a grid; pass image_grid_thw")
+            sample.append(VisionSpan(start, (rows, cols)))
+        spans.append(sample)
+    return spans

@@ -1,0 +1,96 @@
+"""Decoding through the shrunken KV cache."""
+
+import pytest
+import torch
+
+import adsc
+from adsc.tiny import tiny_llava, tiny_qwen2_vl
+
+from .helpers import llava_ids, mm_types, pad_batch, qwen_sample
+
+CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
+NEW = 6
+
+
+def greedy_without_cache(model, ids, mask, steps, **extra):
+    """Reference decoding: recompute the whole sequence at every step, no cache."""
+    for _ in range(steps):
+        pos = (mask.cumsum(1) - 1).clamp(min=0)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, **extra).logits
+        nxt = logits[:, -1:].argmax(-1)
+        ids, mask = torch.cat([ids, nxt], 1), torch.cat([mask, torch.ones_like(nxt)], 1)
+    return ids
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_cached_generate_equals_uncached_recomputation(attn):
+    model = tiny_llava(layers=6, attn=attn)
+    ids, mask, _ = pad_batch([llava_ids([1, 5, 6, 7]), llava_ids([1], n_images=2)], "left")
+    pix = torch.randn(3, 3, 48, 48)
+    handle = adsc.compress(model, CFG)
+    try:
+        with torch.no_grad():
+            cached = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pix, max_new_tokens=NEW, do_sample=False)
+        assert torch.equal(cached, greedy_without_cache(model, ids, mask, NEW, pixel_values=pix))
+    finally:
+        handle.remove()
+
+
+def test_kv_cache_lengths_follow_the_schedule():
+    model = tiny_llava(layers=6)
+    ids, mask, _ = pad_batch([llava_ids([1, 5, 6, 7]), llava_ids([1], n_images=2)], "left")
+    handle = adsc.compress(model, CFG)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, pixel_values=torch.randn(3, 3, 48, 48),
+                             max_new_tokens=NEW, do_sample=False, return_dict_in_generate=True)
+    handle.remove()
+    trace = handle.last_trace
+    text = [int((ids[b] != 31).logical_and(mask[b].bool()).sum()) for b in range(2)]
+    decoded = NEW - 1  # the last sampled token is never fed back
+    for b, images in enumerate([1, 2]):
+        expected = [36 * images] * 2 + [18 * images] * 2 + [9 * images] * 2
+        assert trace.vision_tokens(b) == expected
+        assert trace.kv_lengths(b) == [v + text[b] + decoded for v in expected]
+    physical = adsc.cache_lengths(out.past_key_values)
+    widest = [max(trace.kv_lengths(b)[i] for b in range(2)) for i in range(6)]
+    assert physical[2:] == widest[2:]  # compressed layers hold only the widest sample's survivors
+    assert physical[0] == ids.shape[1] + decoded  # layer 0 keeps the full padded length generate relies on
+
+
+def test_sampling_and_beam_search_run_on_the_compressed_cache():
+    model = tiny_llava(layers=6)
+    ids = torch.tensor([llava_ids([1, 5])])
+    pix = torch.randn(1, 3, 48, 48)
+    handle = adsc.compress(model, CFG)
+    try:
+        with torch.no_grad():
+            torch.manual_seed(0)
+            sampled = model.generate(input_ids=ids, pixel_values=pix, max_new_tokens=NEW, do_sample=True, top_k=5)
+            beams = model.generate(input_ids=ids, pixel_values=pix, max_new_tokens=NEW, num_beams=3, do_sample=False)
+        assert sampled.shape[1] == ids.shape[1] + NEW
+        assert beams.shape[1] <= ids.shape[1] + NEW
+    finally:
+        handle.remove()
+
+
+def test_qwen2_vl_generate_equals_uncached():
+    model = tiny_qwen2_vl(layers=6, attn="sdpa")
+    row, pix = qwen_sample([(1, 8, 8), (1, 4, 12)])
+    ids = torch.tensor([row])
+    grids = torch.tensor([[1, 8, 8], [1, 4, 12]])
+    mask = torch.ones_like(ids)
+    handle = adsc.compress(model, CFG)
+    try:
+        with torch.no_grad():
+            cached = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pix, image_grid_thw=grids,
+                                    mm_token_type_ids=mm_types(ids), max_new_tokens=NEW, do_sample=False)
+            # reference: full recomputation without cache (M-RoPE positions recomputed each time)
+            ref = ids
+            for _ in range(NEW):
+                logits = model(input_ids=ref, pixel_values=pix, image_grid_thw=grids, mm_token_type_ids=mm_types(ref),
+                               use_cache=False).logits
+                ref = torch.cat([ref, logits[:, -1:].argmax(-1)], 1)
+        assert torch.equal(cached, ref)
+    finally:
+        handle.remove()
