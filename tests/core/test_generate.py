@@ -94,3 +94,14 @@ def test_qwen2_vl_generate_equals_uncached():
         assert torch.equal(cached, ref)
     finally:
         handle.remove()
+
+
+def test_static_cache_is_refused_with_the_fix():
+    model = tiny_llava(layers=6)
+    handle = adsc.compress(model, CFG)
+    try:
+        with pytest.raises(ValueError, match="needs a DynamicCache"):
+            model.generate(input_ids=torch.tensor([llava_ids([1])]), pixel_values=torch.randn(1, 3, 48, 48),
+                           max_new_tokens=2, cache_implementation="static")
+    finally:
+        handle.remove()

@@ -31,6 +31,13 @@ from .trace import Trace
 STATE_ATTR = "_adsc_state"
 
 
+def _grows_per_layer(cache) -> bool:
+    """True for caches whose layers concatenate independently (DynamicCache and its subclasses)."""
+    from transformers import DynamicCache
+
+    return isinstance(cache, DynamicCache) and not any(getattr(layer, "is_sliding", False) for layer in cache.layers)
+
+
 class _Forward:
     """What one forward pass needs beyond the sequence state; built masks are reused per stage."""
 
@@ -102,6 +109,11 @@ class CompressionHandle:
         cache = kwargs.get("past_key_values")
         if mask is not None and mask.dim() != 2:
             raise ValueError("adsc needs a 2-D attention_mask (batch, length); custom 4-D masks are not supported")
+        if cache is not None and not _grows_per_layer(cache):
+            raise ValueError(
+                f"adsc needs a DynamicCache: compressed layers cache fewer tokens than layer 0, which a "
+                f"{type(cache).__name__} cannot hold; drop cache_implementation / pass DynamicCache()"
+            )
         if cache is not None and cache.get_seq_length() > 0:
             self._resume(cache, input_ids, kwargs.get("inputs_embeds"), mask)
         else:
