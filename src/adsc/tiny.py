@@ -161,3 +161,24 @@ def tiny_llava_processor(image_size: int = 48, patch: int = 8, words=DEFAULT_WOR
         image_processor=images, tokenizer=tiny_tokenizer(words), patch_size=patch, vision_feature_select_strategy="default",
         num_additional_image_tokens=1,  # the CLIP tower's CLS token, dropped by the "default" strategy
     )
+
+
+def tiny_qwen2_5_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int = 2, attn: str = "sdpa", seed: int = 0):
+    """A random Qwen2_5_VLForConditionalGeneration (windowed vision attention, 2x2 merge)."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    config = Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=512, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+            num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "mrope_section": _mrope_sections(hidden // heads), "rope_theta": 10000.0},
+            pad_token_id=PAD, bos_token_id=1, eos_token_id=2,
+        ),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1]),
+        image_token_id=IMAGE_TOKEN, video_token_id=VIDEO_TOKEN, vision_start_token_id=VISION_START,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.set_attn_implementation(attn)
+    return model.eval()

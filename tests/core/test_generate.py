@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import adsc
-from adsc.tiny import tiny_llava, tiny_qwen2_vl
+from adsc.tiny import tiny_llava, tiny_qwen2_5_vl, tiny_qwen2_vl
 
 from .helpers import llava_ids, mm_types, pad_batch, qwen_sample
 
@@ -74,8 +74,9 @@ def test_sampling_and_beam_search_run_on_the_compressed_cache():
         handle.remove()
 
 
-def test_qwen2_vl_generate_equals_uncached():
-    model = tiny_qwen2_vl(layers=6, attn="sdpa")
+@pytest.mark.parametrize("build", [tiny_qwen2_vl, tiny_qwen2_5_vl])
+def test_qwen_vl_generate_equals_uncached(build):
+    model = build(layers=6, attn="sdpa")
     row, pix = qwen_sample([(1, 8, 8), (1, 4, 12)])
     ids = torch.tensor([row])
     grids = torch.tensor([[1, 8, 8], [1, 4, 12]])
