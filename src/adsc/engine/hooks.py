@@ -168,7 +168,8 @@ class CompressionHandle:
                 hidden = self._enter_stage(fwd, stage, hidden, module, kwargs)
             table = fwd.seq.stages[stage]
             if stage not in fwd.masks:
-                fwd.masks[stage] = stage_mask(table.kv_valid, hidden.shape[1], self._attn_impl(), hidden.dtype)
+                # built on the device of the stage's first layer (model-parallel splits move hidden states)
+                fwd.masks[stage] = stage_mask(table.kv_valid.to(hidden.device), hidden.shape[1], self._attn_impl(), hidden.dtype)
                 pos = kwargs.get("position_embeddings")
                 fwd.positions[stage] = gather_positions(pos, table.orig) if fwd.prefill else pos
             kwargs["attention_mask"] = fwd.masks[stage]
