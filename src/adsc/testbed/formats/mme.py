@@ -23,8 +23,9 @@ YN = " Please answer yes or no."
 
 
 def image_id(index: int) -> str:
-    """Images cycle through the subtasks; each subtask numbers its own images from 0001."""
-    return f"{SUBTASKS[index % len(SUBTASKS)]}/{index // len(SUBTASKS) + 1:04d}"
+    """Images (index from 1) cycle through the subtasks; each subtask numbers its own from 0001."""
+    k = index - 1
+    return f"{SUBTASKS[k % len(SUBTASKS)]}/{k // len(SUBTASKS) + 1:04d}"
 
 
 def write(root: Path, items: list[tuple[Scene, list[QA]]]) -> None:
