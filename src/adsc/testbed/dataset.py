@@ -48,6 +48,8 @@ LAYOUT = {
 
 @dataclass
 class TestbedConfig:
+    __test__ = False  # not a pytest test class despite the name
+
     seed: int = 0
     num_images: int = 100  # per benchmark
     num_train: int = 1000
