@@ -25,7 +25,7 @@ from torch import nn
 from ..adapters import Adapter, unwrap
 from ..config import CompressionConfig
 from .selectors import Selector, StageInput
-from .state import SequenceState, StageTable, gather_positions, gather_slots, scatter_back, stage_mask
+from .state import SequenceState, StageTable, gather_slots, scatter_back, stage_mask
 from .trace import Trace
 
 STATE_ATTR = "_adsc_state"
@@ -38,6 +38,14 @@ def _grows_per_layer(cache) -> bool:
     return isinstance(cache, DynamicCache) and not any(getattr(layer, "is_sliding", False) for layer in cache.layers)
 
 
+def _resolve_schedule(config: CompressionConfig, num_layers: int):
+    if config.method in ("adsc", "random"):
+        return config.schedule(num_layers)
+    from ..baselines import schedule_for  # baselines solve their own layers and counts
+
+    return schedule_for(config, num_layers)
+
+
 class _Forward:
     """What one forward pass needs beyond the sequence state; built masks are reused per stage."""
 
@@ -45,6 +53,7 @@ class _Forward:
         self.seq, self.prefill, self.q_len = seq, prefill, q_len
         self.masks: dict[int, object] = {}
         self.positions: dict[int, tuple] = {}
+        self.before: dict[int, tuple] = {}  # stage -> (hidden, layer, kwargs) of the layer before it
 
 
 class CompressionHandle:
@@ -66,6 +75,9 @@ class CompressionHandle:
         for idx in range(self.stage_layers[0] if self.stage_layers else self.num_layers, self.num_layers):
             hook = self._make_layer_hook(idx)
             self._hooks.append(self.layers[idx].register_forward_pre_hook(hook, with_kwargs=True))
+        # after the layer hooks, so a probe on a stage layer sees that stage's inputs
+        for idx in sorted({s - 1 for s in self.stage_layers if s >= 1}):
+            self._hooks.append(self.layers[idx].register_forward_pre_hook(self._make_probe(idx), with_kwargs=True))
         self._hooks.append(self.layers[-1].register_forward_hook(self._on_last_layer))
         setattr(self._base, "_adsc_handle", self)
 
@@ -75,7 +87,7 @@ class CompressionHandle:
 
         The pruning layers must stay the same: hooks are installed for them.
         """
-        schedule = config.schedule(self.num_layers)
+        schedule = _resolve_schedule(config, self.num_layers)
         if hasattr(self, "stage_layers") and schedule.stage_layers != self.stage_layers:
             raise ValueError("set_config cannot move pruning layers; remove() and compress() again")
         self.config, self.schedule = config, schedule
@@ -169,9 +181,12 @@ class CompressionHandle:
             table = fwd.seq.stages[stage]
             if stage not in fwd.masks:
                 # built on the device of the stage's first layer (model-parallel splits move hidden states)
-                fwd.masks[stage] = stage_mask(table.kv_valid.to(hidden.device), hidden.shape[1], self._attn_impl(), hidden.dtype)
+                bias = None if table.kv_bias is None else table.kv_bias.to(hidden.device)
+                fwd.masks[stage] = stage_mask(
+                    table.kv_valid.to(hidden.device), hidden.shape[1], self._attn_impl(), hidden.dtype, bias
+                )
                 pos = kwargs.get("position_embeddings")
-                fwd.positions[stage] = gather_positions(pos, table.orig) if fwd.prefill else pos
+                fwd.positions[stage] = self.selector.stage_positions(fwd.seq, stage, pos, fwd.prefill)
             kwargs["attention_mask"] = fwd.masks[stage]
             kwargs["position_embeddings"] = fwd.positions[stage]
             kwargs["position_ids"] = None  # gapped positions would look like packed sequences to FA2
@@ -182,11 +197,25 @@ class CompressionHandle:
 
         return hook
 
+    def _make_probe(self, layer_idx: int):
+        stages = [s for s, first in enumerate(self.stage_layers) if first - 1 == layer_idx]
+
+        def probe(module, args, kwargs):
+            fwd = self._forward
+            if fwd is None or not fwd.prefill or not self.selector.reads_layer_before:
+                return None
+            hidden = args[0] if args else kwargs["hidden_states"]
+            for stage in stages:
+                fwd.before[stage] = (hidden, module, dict(kwargs))
+            return None
+
+        return probe
+
     def _enter_stage(self, fwd: _Forward, stage: int, hidden, layer, kwargs) -> torch.Tensor:
         seq = fwd.seq
         if len(seq.stages) == stage:  # a gradient-checkpointing replay finds the table already built
             previous = seq.stages[stage - 1] if stage else None
-            step = StageInput(stage, hidden, previous, layer, kwargs)
+            step = StageInput(stage, hidden, previous, layer, kwargs, fwd.before.pop(stage, None))
             keep = seq.input_valid & ~seq.vision | self.selector.keep_vision(seq, step)
             if previous is not None:
                 keep &= previous.valid.new_zeros(keep.shape).scatter(1, previous.orig, previous.valid)
@@ -194,7 +223,7 @@ class CompressionHandle:
             cache = kwargs.get("past_key_values")
             if cache is not None and stage == 0:
                 setattr(cache, STATE_ATTR, seq)
-        return gather_slots(hidden, seq.stages[stage].src_slot)
+        return self.selector.stage_hidden(seq, stage, hidden, gather_slots(hidden, seq.stages[stage].src_slot))
 
     def _on_last_layer(self, module, args, output):
         fwd = self._forward

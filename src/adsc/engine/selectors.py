@@ -15,7 +15,7 @@ from torch import nn
 
 from ..schedule import counts_from_ratio
 from ..selection import nested_selection
-from .state import SequenceState, StageTable
+from .state import SequenceState, StageTable, gather_positions
 
 
 @dataclass
@@ -25,11 +25,28 @@ class StageInput:
     previous: StageTable | None  # None: the full prefill sequence
     layer: nn.Module
     layer_kwargs: dict
+    # (hidden, layer, kwargs) of the decoder layer just before the stage layer, recorded during
+    # prefill only for selectors with ``reads_layer_before`` (FastV reads that layer's attention)
+    before: tuple | None = None
 
 
 class Selector:
+    reads_layer_before: bool = False
+
     def keep_vision(self, seq: SequenceState, step: StageInput) -> torch.Tensor:
         raise NotImplementedError
+
+    def stage_hidden(self, seq: SequenceState, stage: int, hidden: torch.Tensor, gathered: torch.Tensor) -> torch.Tensor:
+        """Hidden states of the new stage's slots; ``gathered`` holds the survivors unchanged.
+
+        Merging selectors (ToMe) override this; it must be a pure function of what
+        ``keep_vision`` stored, since a gradient-checkpointing replay calls it again.
+        """
+        return gathered
+
+    def stage_positions(self, seq: SequenceState, stage: int, position_embeddings, prefill: bool):
+        """Rotary (cos, sin) of the stage's slots (prefill) or of the new tokens (decode)."""
+        return gather_positions(position_embeddings, seq.stages[stage].orig) if prefill else position_embeddings
 
 
 class UniformSelector(Selector):

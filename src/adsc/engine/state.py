@@ -26,6 +26,8 @@ class StageTable:
     src_slot: torch.Tensor  # (B, T_s) slot of the same token in the previous stage's sequence
     slot_of: torch.Tensor  # (B, T) slot of each original index in this stage (0 when absent)
     kv_valid: torch.Tensor  # (B, C) validity of every cached key of this stage; grows in decode
+    # (B, C) additive attention-logit bias per cached key (ToMe's log(size)); None = no bias
+    kv_bias: torch.Tensor | None = None
 
     @classmethod
     def from_keep(cls, keep: torch.Tensor, prev: "StageTable | None") -> "StageTable":
@@ -52,6 +54,7 @@ class SequenceState:
     stage_layers: tuple[int, ...]
     stages: list[StageTable] = field(default_factory=list)
     generated: int = 0
+    extra: dict = field(default_factory=dict)  # selectors' per-sequence scratch (merge plans, ...)
 
     @property
     def batch(self) -> int:
@@ -65,29 +68,40 @@ class SequenceState:
         """Record decode-step tokens: they are kept by every stage."""
         for table in self.stages:
             table.kv_valid = torch.cat([table.kv_valid, new_valid.to(table.kv_valid.device)], dim=1)
+            if table.kv_bias is not None:  # decoded tokens are single tokens: bias 0
+                table.kv_bias = torch.cat([table.kv_bias, table.kv_bias.new_zeros(new_valid.shape)], dim=1)
         self.generated += new_valid.shape[1]
 
 
-def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype):
+def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype, kv_bias: torch.Tensor | None = None):
     """Attention mask for ``q_len`` new queries over a stage's ``C`` keys, in ``impl``'s format.
 
     Causal in slot order, keys restricted to valid slots. Every query may see itself so that
-    padding slots never form an all-masked row (their outputs are never read).
+    padding slots never form an all-masked row (their outputs are never read). ``kv_bias``
+    (B, C) is added to the logits of each key; it needs an additive float mask (eager, sdpa).
     """
     batch, kv_len = kv_valid.shape
     all_valid = bool(kv_valid.all())
     if impl.startswith("flash"):
+        if kv_bias is not None:
+            raise ValueError(
+                "a per-key attention bias (ToMe's proportional attention) needs attn_implementation 'eager' or "
+                "'sdpa'; FlashAttention takes no additive mask. Use options={'proportional_attention': False}"
+            )
         return None if all_valid else kv_valid.to(torch.int32)
-    if impl == "sdpa" and all_valid and (q_len == kv_len or q_len == 1):
+    if impl == "sdpa" and all_valid and kv_bias is None and (q_len == kv_len or q_len == 1):
         return None  # SDPA's own is_causal path (fast kernels); correct for these two shapes
     device = kv_valid.device
     q_pos = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
     k_pos = torch.arange(kv_len, device=device)[None, :]
     allowed = (kv_valid[:, None, :] & (k_pos <= q_pos)) | (k_pos == q_pos)
     allowed = allowed[:, None]  # (B, 1, q, kv)
-    if impl == "eager":
+    if impl == "eager" or kv_bias is not None:
         zero = torch.zeros((), dtype=dtype, device=device)
-        return torch.where(allowed, zero, torch.finfo(dtype).min)
+        mask = torch.where(allowed, zero, torch.finfo(dtype).min)
+        if kv_bias is not None:  # bias >= 0 on allowed keys only, so min + bias never overflows
+            mask = mask + torch.where(allowed, kv_bias[:, None, None, :].to(device, dtype), zero)
+        return mask
     return allowed
 
 
