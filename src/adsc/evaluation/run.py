@@ -158,18 +158,21 @@ def merge_and_score(output_dir: str, benchmarks, data_root: str, shards: int, li
                 agg = timing.setdefault(b, {"generated": 0, "resumed": 0, "seconds": 0.0, "new_tokens": 0})
                 for k in agg:
                     agg[k] += t[k]
-    header, _ = read_predictions(shard_path(predictions_path(output_dir, benchmarks[0]), (0, shards)))
-    name = header.get("fingerprint", {}).get("model")
-    return _finish(output_dir, loaded, shards, name, summary, timing, None, label, extra={"limit": limit})
+    name = None
+    for bench_name, bench in loaded.items():
+        path = predictions_path(output_dir, bench_name)
+        merge_shards(path, shards, [s.id for s in bench.samples])
+        name = name or read_predictions(path)[0].get("fingerprint", {}).get("model")
+    return _finish(output_dir, loaded, shards, name, summary, timing, None, label, extra={"limit": limit}, merged=True)
 
 
-def _finish(output_dir, loaded, shards, model_name, summary, timing, batch_size, label, extra) -> dict:
+def _finish(output_dir, loaded, shards, model_name, summary, timing, batch_size, label, extra, merged=False) -> dict:
     results = {"model": model_name, "label": label or summary.get("method"), **summary, "batch_size": batch_size,
                "shards": shards, **extra, "benchmarks": {}, "timing": timing,
                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     for bench_name, bench in loaded.items():
         path = predictions_path(output_dir, bench_name)
-        if shards > 1:
+        if shards > 1 and not merged:
             merge_shards(path, shards, [s.id for s in bench.samples])
         results["benchmarks"][bench_name] = score_benchmark(bench, path, bool(extra.get("limit")), output_dir)
     results["wall_seconds"] = sum(t.get("seconds", 0.0) for t in timing.values())
