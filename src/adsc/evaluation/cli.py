@@ -71,6 +71,25 @@ def parse_shard(text: str | None):
     return (i, n)
 
 
+def _distributed(device):
+    """Join the process group accelerate launch / torchrun set up (RANK, WORLD_SIZE, LOCAL_RANK).
+
+    torch.distributed directly rather than accelerate's state, which treats CPU processes
+    without its own config as independent single runs.
+    """
+    import torch
+    import torch.distributed as dist
+
+    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = device or f"cuda:{local}"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.barrier, dist.get_rank() == 0, device or "cpu"
+
+
 def run(args) -> int:
     from .run import evaluate, merge_and_score
 
@@ -90,11 +109,7 @@ def run(args) -> int:
     shard = parse_shard(args.shard)
     barrier, is_main, device = None, True, args.device
     if args.shard is None and shard is not None:  # launched by accelerate / torchrun: one slice per process
-        from accelerate import PartialState
-
-        state = PartialState()
-        barrier, is_main = state.wait_for_everyone, state.is_main_process
-        device = device or str(state.device)
+        barrier, is_main, device = _distributed(device)
     if device is None:
         import torch
 
@@ -108,6 +123,11 @@ def run(args) -> int:
         template=args.template, pad_square=False if args.no_pad_square else None, overwrite=args.overwrite,
         progress=not args.quiet, benchmark_options=options, label=args.label, is_main=is_main, barrier=barrier,
     )
+    if barrier is not None:
+        import torch.distributed as dist
+
+        dist.barrier()  # the others wait for the main process's merge before leaving the group
+        dist.destroy_process_group()
     if results is None:
         if is_main and barrier is None:
             print(f"shard {shard[0]}/{shard[1]} done; when all are, run: adsc eval --merge --shards {shard[1]} "

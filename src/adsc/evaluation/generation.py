@@ -94,25 +94,35 @@ class Generator:
         from PIL import Image
 
         with Image.open(path) as im:
-            image = im.convert("RGB")
+            return self.load_image_obj(im)
+
+    def load_image_obj(self, image):
+        image = image.convert("RGB")
         return pad_to_square(image, self.fill) if self.pad_square else image
 
-    @torch.no_grad()
     def __call__(self, samples) -> tuple[list[str], list[str], int]:
         """Answers (stripped), the prompts used, and the number of new tokens generated."""
         prompts = [self.prompt(s.text, s.image is not None) for s in samples]
         images = [self.load_image(s.image) for s in samples if s.image is not None]
+        texts, n_new = self.generate(prompts, images, max(s.max_new_tokens for s in samples))
+        return texts, prompts, n_new
+
+    def encode(self, prompts: list[str], images: list):
+        """Processor inputs on the model's device; images in the order of their <image> markers."""
         inputs = self.processor(images=images or None, text=prompts, return_tensors="pt", padding=True)
         inputs = inputs.to(self.model.device)
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         if self.vision_tokens_per_image is None and images and self.image_token_id is not None:
             self.vision_tokens_per_image = int((inputs["input_ids"] == self.image_token_id).sum()) // len(images)
+        return inputs
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], images: list, max_new_tokens: int) -> tuple[list[str], int]:
+        inputs = self.encode(prompts, images)
         out = self.model.generate(
-            **inputs, do_sample=False, num_beams=1, max_new_tokens=max(s.max_new_tokens for s in samples),
-            pad_token_id=self.tokenizer.pad_token_id,
+            **inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
         )
         new = out[:, inputs["input_ids"].shape[1]:]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        n_new = int((new != self.tokenizer.pad_token_id).sum())
-        return [t.strip() for t in texts], prompts, n_new
+        return [t.strip() for t in texts], int((new != self.tokenizer.pad_token_id).sum())

@@ -102,7 +102,9 @@ def evaluate(model, processor, benchmarks, data_root: str, output_dir: str, comp
     import adsc
 
     os.makedirs(output_dir, exist_ok=True)
-    handle = adsc.compress(model, compression) if compression is not None else None
+    # A model the caller compressed already is evaluated as it is (and left compressed).
+    own = compression is not None
+    handle = adsc.compress(model, compression) if own else adsc.get_handle(model)
     try:
         generator = Generator(model, processor, template=template, pad_square=pad_square)
         comp = handle.config.to_dict() if handle else None
@@ -124,16 +126,17 @@ def evaluate(model, processor, benchmarks, data_root: str, output_dir: str, comp
             loaded[bench_name] = bench
         summary = compression_summary(handle, generator)
     finally:
-        if handle is not None:
+        if own:
             handle.remove()
     sharded = shard is not None and shard[1] > 1
     if sharded:
         _write_json(os.path.join(output_dir, f"shard{shard[0]}of{shard[1]}.timing.json"), {"timing": timing, **summary})
         if barrier is None:
             return None  # separate processes: `adsc eval --merge` scores once all shards are done
-        barrier()
+        barrier()  # every process has written its shard: the main one merges and scores
         if not is_main:
             return None
+        return merge_and_score(output_dir, list(loaded), data_root, shard[1], limit, benchmark_options, label)
     return _finish(output_dir, loaded, shard[1] if sharded else 1, name, summary, timing, batch_size, label,
                    extra={"max_new_tokens": max_new_tokens, "limit": limit, "generation": generator.describe()})
 
