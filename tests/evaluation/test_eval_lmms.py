@@ -79,3 +79,12 @@ def test_generate_until_and_loglikelihood(fake_lmms_eval, tiny_model_dir):
 def test_stop_strings():
     assert adapter._stop("yes\n\nmore", ["\n\n"]) == "yes"
     assert adapter._stop("yes", None) == "yes"
+
+
+def test_real_lmms_eval_on_a_local_task(tiny_model_dir, tmp_path, monkeypatch):
+    """Runs only where lmms-eval is importable (it is an optional extra)."""
+    pytest.importorskip("lmms_eval.evaluator")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(adapter, "_CLASS", None)
+    out = adapter.run_toy(tiny_model_dir, str(tmp_path), {"layers": [2, 4], "drop_ratio": 0.5, "vision_tokens": 36})
+    assert "exact_match,none" in out["results"]["adsc_toy_yesno"]

@@ -154,3 +154,84 @@ def _make_class(lmms):
             raise NotImplementedError("multi-round generation is not supported by the adsc adapter")
 
     return ADSCLmms
+
+
+# ------------------------------------------------------------------ offline demo
+_TOY_YAML = """task: adsc_toy_yesno
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_visual: !function adsc_toy_utils.doc_to_visual
+doc_to_text: !function adsc_toy_utils.doc_to_text
+doc_to_target: answer
+generation_kwargs:
+  max_new_tokens: 4
+  until: ["\\n\\n"]
+process_results: !function adsc_toy_utils.process_results
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+"""
+_TOY_UTILS = '''from PIL import Image
+
+
+def doc_to_visual(doc):
+    return [Image.open(doc["image"]).convert("RGB")]
+
+
+def doc_to_text(doc):
+    return doc["question"] + "\\nAnswer the question using a single word or phrase."
+
+
+def process_results(doc, results):
+    return {"exact_match": float(results[0].strip().lower() == doc["answer"])}
+'''
+
+
+def write_toy_task(directory: str, n: int = 6) -> str:
+    """A small local lmms-eval task (jsonl + images + YAML) that needs no network."""
+    import json
+    import os
+
+    from PIL import Image
+
+    os.makedirs(directory, exist_ok=True)
+    data = os.path.join(os.path.abspath(directory), "toy.jsonl")
+    with open(data, "w") as fh:
+        for i in range(n):
+            red = i % 2 == 0
+            image = os.path.join(os.path.abspath(directory), f"img{i}.png")
+            Image.new("RGB", (40, 30), (220, 20, 20) if red else (20, 20, 220)).save(image)
+            fh.write(json.dumps({"image": image, "question": "is the image red?", "answer": "yes" if red else "no"}) + "\n")
+    with open(os.path.join(directory, "adsc_toy_yesno.yaml"), "w") as fh:
+        fh.write(_TOY_YAML.format(data=data))
+    with open(os.path.join(directory, "adsc_toy_utils.py"), "w") as fh:
+        fh.write(_TOY_UTILS)
+    return directory
+
+
+def run_toy(model_path: str, directory: str, compression=None) -> dict:
+    """Build the toy task, evaluate a (compressed) model on it with lmms-eval, return its results."""
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+
+    write_toy_task(directory)
+    lm = build(pretrained=model_path, compression=compression, batch_size=2, device="cpu", dtype="float32")
+    return simple_evaluate(model=lm, tasks=["adsc_toy_yesno"], task_manager=TaskManager(include_path=directory))
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="lmms-eval on a small local task with a (compressed) model")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--task-dir", required=True)
+    parser.add_argument("--compression", help="CompressionConfig JSON file")
+    a = parser.parse_args()
+    out = run_toy(a.model, a.task_dir, a.compression)
+    print(json.dumps(out["results"], indent=2, default=str))
