@@ -1,0 +1,41 @@
+"""GQA testdev-balanced: exact match, as LLaVA's convert_gqa_for_eval.py + the official eval.py."""
+
+from __future__ import annotations
+
+from .base import SHORT_ANSWER, Benchmark, DataError, Sample
+
+
+def gqa_answer(text: str) -> str:
+    # convert_gqa_for_eval.py: text.rstrip('.').lower() -- no other normalisation.
+    return text.rstrip(".").lower()
+
+
+class GQA(Benchmark):
+    name = "gqa"
+    files_help = "gqa/testdev_balanced_questions.json and gqa/images/<imageId>.jpg"
+
+    def __init__(self, root: str, questions: str = "testdev_balanced_questions.json"):
+        super().__init__(root)
+        data = self.load_json("gqa", questions)
+        self.answers: dict[str, str] = {}
+        self.balanced: set[str] = set()
+        for qid, q in data.items():
+            for key in ("imageId", "question"):
+                if key not in q:
+                    raise DataError(f"gqa: question {qid!r} has no {key!r}")
+            self.samples.append(Sample(str(qid), self.path("gqa", "images", f"{q['imageId']}.jpg"), q["question"] + SHORT_ANSWER))
+            self.answers[str(qid)] = q.get("answer")
+            if q.get("isBalanced", False):
+                self.balanced.add(str(qid))
+
+    def score(self, predictions: dict[str, str]) -> dict:
+        """Accuracy over the balanced questions; unbalanced ones are run but do not count."""
+        preds = self.predictions_for(predictions)
+        scored = [s.id for s in self.samples if s.id in self.balanced]
+        if not scored:
+            raise DataError("gqa: no balanced question (isBalanced) among the samples")
+        for qid in scored:
+            if self.answers[qid] is None:
+                raise DataError(f"gqa: question {qid!r} has no 'answer' (a test split cannot be scored locally)")
+        correct = sum(gqa_answer(preds[q]) == self.answers[q] for q in scored)
+        return {"accuracy": 100.0 * correct / len(scored), "correct": correct, "n": len(scored)}

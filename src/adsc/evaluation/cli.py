@@ -1,0 +1,149 @@
+"""Evaluate a model (optionally compressed) on the six benchmarks under the LLaVA-1.5 protocol.
+
+    adsc eval --model llava-hf/llava-1.5-7b-hf --benchmarks gqa,mme,pope,sqa,textvqa,vqav2 \\
+        --data-root eval --output-dir runs/adsc192 --layers 2 8 16 24 --budget 192
+
+Predictions go to OUTPUT_DIR/<benchmark>.predictions.jsonl as they are produced; rerunning the
+same command resumes. ``--shard i/n`` runs one slice (merge with ``--merge --shards n``);
+under ``accelerate launch`` every process takes its slice and the main one scores.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .benchmarks import BENCHMARKS, ORDER, DataError
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", help="hub id or local directory (LLaVA-1.5 / Qwen2-VL / any image-text-to-text model)")
+    p.add_argument("--benchmarks", default=",".join(ORDER), help=f"comma-separated, from {','.join(BENCHMARKS)}")
+    p.add_argument("--data-root", required=True, help="folder holding gqa/ mme/ pope/ scienceqa/ textvqa/ vqav2/ (see README)")
+    p.add_argument("--output-dir", required=True, help="predictions, results.json (one folder per run)")
+    g = p.add_argument_group("compression (none = the full model)")
+    g.add_argument("--compression", help="a CompressionConfig JSON file or a directory holding adsc_config.json")
+    g.add_argument("--method", default=None, help="adsc | random | fastv | pyramiddrop | tome (default adsc)")
+    g.add_argument("--layers", type=int, nargs="+", help="pruning layers (0-indexed)")
+    g.add_argument("--budget", type=float, help="average vision tokens over all decoder layers (192/128/64)")
+    g.add_argument("--drop-ratio", type=float, help="share of remaining vision tokens dropped per pruning layer")
+    g.add_argument("--vision-tokens", type=int, help="reference tokens per image the budget refers to (576)")
+    p.add_argument("--label", help="row name in `adsc report` (default: the method, or 'full')")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, help="override the protocol's 128 (ScienceQA 1024)")
+    p.add_argument("--limit", type=int, help="first N questions of each benchmark (a quick look; scores are partial)")
+    p.add_argument("--shard", help="i/n: run the i-th of n slices (0-based); under accelerate launch it is automatic")
+    p.add_argument("--merge", action="store_true", help="merge the shards of a finished sharded run and score (no model)")
+    p.add_argument("--shards", type=int, help="with --merge: the n of the shards")
+    p.add_argument("--vqav2-split", default="val", choices=["val", "test-dev"], help="test-dev writes an EvalAI submission")
+    p.add_argument("--template", default="auto", help="'auto' (the processor's chat template) or a string with {text}")
+    p.add_argument("--no-pad-square", action="store_true", help="do not pad images to square (LLaVA-1.5 pads)")
+    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32")
+    p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
+    p.add_argument("--attn", help="attention implementation: eager | sdpa | flash_attention_2")
+    p.add_argument("--overwrite", action="store_true", help="discard existing predictions instead of resuming")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def compression_from_args(args):
+    import adsc
+
+    inline = {k: getattr(args, k) for k in ("method", "layers", "budget", "drop_ratio", "vision_tokens") if getattr(args, k) is not None}
+    if args.compression:
+        config = adsc.CompressionConfig.from_pretrained(args.compression)
+        return config.replace(**inline) if inline else config
+    if not inline:
+        return None
+    if "budget" not in inline and "drop_ratio" not in inline:
+        raise ValueError("compression needs --budget or --drop-ratio (or --compression FILE)")
+    return adsc.CompressionConfig(**inline)
+
+
+def parse_shard(text: str | None):
+    if text is None:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like 0/4, got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {text}: need 0 <= i < n")
+    return (i, n)
+
+
+def _distributed(device):
+    """Join the process group accelerate launch / torchrun set up (RANK, WORLD_SIZE, LOCAL_RANK).
+
+    torch.distributed directly rather than accelerate's state, which treats CPU processes
+    without its own config as independent single runs.
+    """
+    import torch
+    import torch.distributed as dist
+
+    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = device or f"cuda:{local}"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.barrier, dist.get_rank() == 0, device or "cpu"
+
+
+def run(args) -> int:
+    from .run import evaluate, merge_and_score
+
+    names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    unknown = [b for b in names if b not in BENCHMARKS]
+    if unknown:
+        raise DataError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    options = {"vqav2": {"split": args.vqav2_split}}
+    if args.merge:
+        if not args.shards:
+            raise ValueError("--merge needs --shards N")
+        results = merge_and_score(args.output_dir, names, args.data_root, args.shards, args.limit, options, args.label)
+        return _print(results, args.output_dir)
+    if not args.model:
+        raise ValueError("--model is required (hub id or local directory)")
+    compression = compression_from_args(args)
+    shard = parse_shard(args.shard)
+    barrier, is_main, device = None, True, args.device
+    if args.shard is None and shard is not None:  # launched by accelerate / torchrun: one slice per process
+        barrier, is_main, device = _distributed(device)
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from .generation import load_model
+
+    model, processor = load_model(args.model, args.dtype, device, args.attn)
+    results = evaluate(
+        model, processor, names, args.data_root, args.output_dir, compression=compression, model_name=args.model,
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit, shard=shard,
+        template=args.template, pad_square=False if args.no_pad_square else None, overwrite=args.overwrite,
+        progress=not args.quiet, benchmark_options=options, label=args.label, is_main=is_main, barrier=barrier,
+    )
+    if barrier is not None:
+        import torch.distributed as dist
+
+        dist.barrier()  # the others wait for the main process's merge before leaving the group
+        dist.destroy_process_group()
+    if results is None:
+        if is_main and barrier is None:
+            print(f"shard {shard[0]}/{shard[1]} done; when all are, run: adsc eval --merge --shards {shard[1]} "
+                  f"--output-dir {args.output_dir} --data-root {args.data_root} --benchmarks {args.benchmarks}")
+        return 0
+    return _print(results, args.output_dir)
+
+
+def _print(results: dict, output_dir: str) -> int:
+    from .benchmarks import HEADLINES
+
+    print(f"model {results['model']}  method {results.get('method')}  vision tokens {results.get('tokens')}")
+    for name, r in results["benchmarks"].items():
+        title, metric, _ = HEADLINES[name]
+        value = "submission " + r["submission"] if r.get("submission") else f"{r['headline']:.2f}"
+        print(f"  {title:<8} {metric:<13} {value}   (n={r['n']})")
+    print(f"results: {os.path.join(output_dir, 'results.json')}")
+    return 0
+
