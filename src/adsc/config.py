@@ -99,6 +99,8 @@ class CompressionConfig:
     def schedule(self, num_layers: int) -> Schedule:
         """Resolve against a decoder depth: checks the layers and solves a budget into a ratio."""
         self.validate(num_layers)
+        if not self.layers:  # no pruning layers: compression off, whatever the ratio or budget says
+            return Schedule(num_layers, self.vision_tokens, (), (), 0.0)
         if self.drop_ratio is not None:
             return schedule_from_ratio(num_layers, self.vision_tokens, self.stage_layers(), self.drop_ratio)
         try:

@@ -85,3 +85,8 @@ def test_token_count_mismatch_is_reported():
     with pytest.raises(ValueError, match="not a multiple of 36"):
         model(input_ids=ids, pixel_values=torch.randn(1, 3, 48, 48))
     handle.remove()
+
+
+def test_no_pruning_layers_means_no_compression_for_any_budget():
+    sched = CompressionConfig(layers=(), budget=64).schedule(32)
+    assert sched.tokens_per_layer() == [576] * 32 and sched.stage_layers == ()
