@@ -76,8 +76,12 @@ def _check_resume(cfg: TrainConfig, out: str, checkpoint: str | None) -> None:
         )
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train; returns the run summary (also written to ``<output_dir>/train_summary.json``)."""
+def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
+    """Train; returns the run summary (also written to ``<output_dir>/train_summary.json``).
+
+    ``callbacks``: extra transformers ``TrainerCallback`` objects (``adsc.get_handle(model)`` inside
+    one gives the compression handle).
+    """
     from transformers import TrainingArguments, set_seed
 
     _setup_logging()
@@ -159,7 +163,7 @@ def train(cfg: TrainConfig) -> dict:
     )
     trainer = ADSCTrainer(
         model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=processor,
-        callbacks=[curriculum], projector_lr=cfg.projector_learning_rate, curriculum=curriculum,
+        callbacks=[curriculum, *(callbacks or [])], projector_lr=cfg.projector_learning_rate, curriculum=curriculum,
         max_bad_share=cfg.max_bad_share, dataset_size=len(dataset),
     )
     if checkpoint is not None:
