@@ -12,7 +12,11 @@ SHAPES = ("circle", "square")
 def save_tiny_model(directory: str, layers: int = 6) -> str:
     from adsc.tiny import tiny_llava, tiny_llava_processor
 
-    tiny_llava(layers=layers, image_size=48, patch=8).save_pretrained(directory)
+    model = tiny_llava(layers=layers, image_size=48, patch=8)
+    # Stand-in for a pretrained output layer: at random init the logits span about +-1, a range no
+    # adapter on the decoder can widen, so LoRA could not fit anything (full fine-tuning could).
+    model.lm_head.weight.data.mul_(10)
+    model.save_pretrained(directory)
     tiny_llava_processor(image_size=48, patch=8).save_pretrained(directory)
     return directory
 
