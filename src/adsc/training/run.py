@@ -159,6 +159,8 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         ddp_find_unused_parameters=True,
         report_to=cfg.report_to,
         deepspeed=cfg.deepspeed,
+        # several processes without a GPU (CPU tests, gloo): accelerate only goes multi-CPU when told so
+        use_cpu=world > 1 and not torch.cuda.is_available(),
         **cfg.extra,
     )
     trainer = ADSCTrainer(
