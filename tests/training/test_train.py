@@ -120,3 +120,31 @@ def test_finished_run_is_not_trained_again(run):
     cfg, summary, _ = run
     again = train(cfg)
     assert again["steps"] == summary["steps"]
+
+
+def test_full_fine_tuning_trains_and_loads(tmp_path):
+    model_dir = save_tiny_model(str(tmp_path / "model"))
+    data, images = make_dataset(str(tmp_path), n=4)
+    cfg = TrainConfig(
+        model=model_dir, data=data, image_folder=images, output_dir=str(tmp_path / "out"), mode="full",
+        layers=(2, 4), budget=20, curriculum="direct", global_batch_size=2, per_device_batch_size=2, max_steps=2,
+        num_workers=0, save_steps=100, gradient_checkpointing=False,
+    )
+    assert train(cfg)["steps"] == 2
+    model = load_trained(cfg.output_dir)
+    assert type(model).__name__ == "LlavaForConditionalGeneration" and adsc.get_handle(model).config.budget == 20
+
+
+def test_too_many_bad_images_stop_the_run():
+    from types import SimpleNamespace
+
+    from adsc.training.trainer import COUNTERS, ADSCTrainer, TooManyBadSamples
+
+    t = ADSCTrainer.__new__(ADSCTrainer)  # only the counting logic, no model
+    t.args = SimpleNamespace(world_size=1)
+    t.counters, t.first_bad, t.max_bad_share, t.dataset_size = dict.fromkeys(COUNTERS, 0), None, 0.1, 20
+    meta = {"ids": ["a"], "skipped": [("x1", "missing_image")], "tokens": 5, "answer_tokens": 1}
+    t._count(meta)  # 1 bad of 20 allowed up to 2
+    t._count({**meta, "skipped": [("x2", "unreadable_image")]})
+    with pytest.raises(TooManyBadSamples, match="record x1 .*missing image.*--max-bad-share"):
+        t._count({**meta, "skipped": [("x3", "missing_image")]})
