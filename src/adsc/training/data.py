@@ -1,0 +1,197 @@
+"""Turn records into (input_ids, labels, image inputs), and batches of them.
+
+Over-long samples (the rule, also in docs/training.md): a sample longer than ``max_length``
+tokens loses whole trailing rounds (question + answer) until it fits; tokens are never cut,
+so image tokens and answers stay whole. If even the first round does not fit, the sample is
+skipped and counted as ``too_long``.
+
+Samples whose image is missing or unreadable are skipped with a warning and counted; the
+collator drops them from the batch. Skips travel with the batch (``adsc_meta``) because the
+dataset may run in DataLoader worker processes, where counters would be lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from torch.utils.data import Dataset
+
+from .prompts import render_chat_template, render_vicuna_v1, supervised_mask
+from .records import IMAGE_TAG, Record
+
+logger = logging.getLogger("adsc.training")
+IGNORE = -100
+META = "adsc_meta"
+
+
+class Encoder:
+    """Record -> {"input_ids", "labels", image inputs}, or a skip reason."""
+
+    def __init__(self, processor, template: str, max_length: int, image_folder: str | None, pad_to_square: bool):
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.template = template
+        self.max_length = max_length
+        self.image_folder = image_folder
+        self.pad_to_square = pad_to_square
+        self.image_token = getattr(processor, "image_token", IMAGE_TAG)
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+
+    # ------------------------------------------------------------------ text
+    def render(self, rounds, has_image: bool):
+        if self.template == "vicuna_v1":
+            if self.image_token != IMAGE_TAG:
+                rounds = [(q.replace(IMAGE_TAG, self.image_token), a) for q, a in rounds]
+            return render_vicuna_v1(rounds)
+        return render_chat_template(self.processor, rounds, IMAGE_TAG, has_image)
+
+    def tokenize(self, rendered):
+        enc = self.tokenizer(rendered.text, return_offsets_mapping=True, add_special_tokens=self.template == "vicuna_v1")
+        mask = supervised_mask(enc["offset_mapping"], rendered.answers)
+        labels = [t if m else IGNORE for t, m in zip(enc["input_ids"], mask)]
+        return enc["input_ids"], labels
+
+    # ------------------------------------------------------------------ images
+    def load_image(self, record: Record):
+        """The PIL image, or (reason, detail) when it cannot be used."""
+        from PIL import Image
+
+        path = record.image if self.image_folder is None else os.path.join(self.image_folder, record.image)
+        if not os.path.isfile(path):
+            return ("missing_image", path)
+        try:
+            with Image.open(path) as img:
+                img.load()  # decode now: a truncated file must fail here, not inside the model
+                image = img.convert("RGB")
+        except Exception as err:  # PIL raises many types for broken files
+            return ("unreadable_image", f"{path}: {type(err).__name__}: {err}")
+        if self.pad_to_square:
+            image = expand_to_square(image, self.processor.image_processor.image_mean)
+        return image
+
+    # ------------------------------------------------------------------ both
+    def __call__(self, record: Record) -> dict:
+        image = None
+        if record.image is not None:
+            image = self.load_image(record)
+            if isinstance(image, tuple):
+                reason, detail = image
+                logger.warning("skipping record %s: %s (%s)", record.id, reason.replace("_", " "), detail)
+                return {"id": record.id, "skip": reason}
+        rounds = list(record.rounds)
+        has_image = image is not None
+        rendered = self.render(rounds, has_image)
+        ids, labels = self.tokenize(rendered)
+        extra, grown = None, 0
+        if has_image:
+            extra = self._process(rendered.text, image)
+            grown = extra["input_ids"].shape[-1] - len(ids)  # tokens the image adds; independent of the text
+        if len(ids) + grown > self.max_length:
+            while len(ids) + grown > self.max_length and len(rounds) > 1:
+                rounds.pop()  # the documented rule: drop whole trailing rounds, never cut tokens
+                rendered = self.render(rounds, has_image)
+                ids, labels = self.tokenize(rendered)
+            if len(ids) + grown > self.max_length:
+                return {"id": record.id, "skip": "too_long"}
+            if has_image:
+                extra = self._process(rendered.text, image)
+        if all(x == IGNORE for x in labels):
+            return {"id": record.id, "skip": "no_answer_tokens"}
+        out = {"id": record.id}
+        if has_image:
+            ids, labels = self._expand(ids, labels, extra.pop("input_ids")[0].tolist(), record.id)
+            out.update({k: v for k, v in extra.items() if isinstance(v, torch.Tensor) and k != "attention_mask"})
+        out["input_ids"], out["labels"] = torch.tensor(ids), torch.tensor(labels)
+        return out
+
+    def _process(self, text, image):
+        specials = self.template == "vicuna_v1"  # chat templates write their own BOS into the text
+        return self.processor(text=[text], images=[image], return_tensors="pt", add_special_tokens=specials)
+
+    def _expand(self, ids, labels, expanded, rid):
+        """Labels for the processor's ids, where each image token became a run of image tokens."""
+        out, j, img = [], 0, self.image_token_id
+        for t, lab in zip(ids, labels):
+            if t == img:
+                start = j
+                while j < len(expanded) and expanded[j] == img:
+                    j += 1
+                if j == start:
+                    break
+                out += [IGNORE] * (j - start)
+            else:
+                if j >= len(expanded) or expanded[j] != t:
+                    break
+                out.append(lab)
+                j += 1
+        if len(out) != len(expanded) or j != len(expanded):
+            raise RuntimeError(f"record {rid}: the processor's token ids do not match the tokenizer's around the image")
+        return expanded, out
+
+
+def expand_to_square(image, mean):
+    """LLaVA-1.5's "pad" aspect ratio: centre the image on a square of the CLIP mean colour."""
+    from PIL import Image
+
+    w, h = image.size
+    if w == h:
+        return image
+    side = max(w, h)
+    canvas = Image.new(image.mode, (side, side), tuple(int(round(m * 255)) for m in mean))
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+class InstructDataset(Dataset):
+    def __init__(self, records: list[Record], encoder: Encoder):
+        self.records, self.encoder = records, encoder
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, index):
+        return self.encoder(self.records[index])
+
+
+class Collator:
+    """Right-pads input_ids (pad id) and labels (-100); concatenates image tensors along dim 0.
+
+    Concatenation fits LLaVA (pixel_values per image) and Qwen2-VL (patches + image_grid_thw).
+    An all-skipped batch becomes one padding token with no labels, so that every process still
+    runs forward and backward (a process that skips them would stall DDP's gradient all-reduce).
+    """
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items: list[dict]) -> dict:
+        meta = {"ids": [], "skipped": [], "tokens": 0, "answer_tokens": 0}
+        good = []
+        for item in items:
+            if "skip" in item:
+                meta["skipped"].append((item["id"], item["skip"]))
+            else:
+                good.append(item)
+                meta["ids"].append(item["id"])
+        if not good:
+            good = [{"input_ids": torch.tensor([self.pad_id]), "labels": torch.tensor([IGNORE])}]
+        length = max(len(x["input_ids"]) for x in good)
+        batch = {
+            "input_ids": torch.full((len(good), length), self.pad_id, dtype=torch.long),
+            "labels": torch.full((len(good), length), IGNORE, dtype=torch.long),
+            "attention_mask": torch.zeros((len(good), length), dtype=torch.long),
+        }
+        for i, x in enumerate(good):
+            n = len(x["input_ids"])
+            batch["input_ids"][i, :n] = x["input_ids"]
+            batch["labels"][i, :n] = x["labels"]
+            batch["attention_mask"][i, :n] = 1
+        keys = sorted({k for x in good for k in x} - {"id", "input_ids", "labels"})
+        for key in keys:
+            batch[key] = torch.cat([x[key] for x in good if key in x], dim=0)
+        meta["tokens"] = int(batch["attention_mask"].sum()) if meta["ids"] else 0
+        meta["answer_tokens"] = int((batch["labels"] != IGNORE).sum())
+        batch[META] = meta
+        return batch

@@ -1,0 +1,223 @@
+"""``train(config)``: the whole run, from a model id and a JSON file to a trained output folder.
+
+Rerunning the same command resumes: the last complete checkpoint in the output folder is picked
+up, with its step, optimizer, random state and data position; the curriculum phase follows from
+the step. A finished run (``train_summary.json`` present) is not trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+import torch
+
+from ..api import compress
+from ..config import CompressionConfig
+from .checkpoints import clean_litter, last_checkpoint
+from .config import TrainConfig
+from .curriculum import CurriculumCallback, phase_starts
+from .data import Collator, Encoder, InstructDataset
+from .export import save_output
+from .model import count_parameters, default_bf16, load_model, load_processor, prepare
+from .records import load_json, parse_records
+from .trainer import ADSCTrainer
+
+logger = logging.getLogger("adsc.training")
+RUN_ARGS = "adsc_train_args.json"
+SUMMARY = "train_summary.json"
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _setup_logging() -> None:
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[adsc] %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if _rank() == 0 else logging.WARNING)  # skip warnings stay visible on every rank
+    logger.propagate = False
+
+
+def _write_json_atomic(path: str, data) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def vision_tokens_of(model) -> int:
+    """Vision tokens per image the budget refers to: LLaVA's patch grid (576 for LLaVA-1.5)."""
+    vc = getattr(model.config, "vision_config", None)
+    if getattr(model.config, "model_type", "") == "llava" and vc is not None:
+        return (vc.image_size // vc.patch_size) ** 2
+    return 576  # other models: the paper's reference image; pass --vision-tokens to change it
+
+
+def _check_resume(cfg: TrainConfig, out: str, checkpoint: str | None) -> None:
+    path = os.path.join(out, RUN_ARGS)
+    if checkpoint is None or not os.path.isfile(path):
+        return
+    with open(path) as fh:
+        saved = json.load(fh)
+    diff = cfg.order_mismatch(saved)
+    if diff:
+        raise ValueError(
+            f"{out} holds checkpoints of a run with different {', '.join(diff)}; resuming would change the data "
+            "order or the curriculum. Rerun with the original settings, or use a new --output-dir."
+        )
+
+
+def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
+    """Train; returns the run summary (also written to ``<output_dir>/train_summary.json``).
+
+    ``callbacks``: extra transformers ``TrainerCallback`` objects (``adsc.get_handle(model)`` inside
+    one gives the compression handle).
+    """
+    from transformers import TrainingArguments, set_seed
+
+    _setup_logging()
+    out = cfg.output_dir
+    summary_path = os.path.join(out, SUMMARY)
+    if os.path.isfile(summary_path):
+        logger.info("%s is a finished run (%s exists); nothing to do", out, SUMMARY)
+        with open(summary_path) as fh:
+            return json.load(fh)
+    os.makedirs(out, exist_ok=True)
+    checkpoint = last_checkpoint(out)
+    _check_resume(cfg, out, checkpoint)
+    if _rank() == 0:
+        clean_litter(out)
+        _write_json_atomic(os.path.join(out, RUN_ARGS), cfg.to_dict())
+    set_seed(cfg.seed)  # LoRA initialisation: the same on every rerun, so a fresh start is reproducible too
+
+    bf16 = default_bf16() if cfg.bf16 is None else cfg.bf16
+    model = load_model(cfg.model, bf16, cfg.attn_implementation)
+    processor = load_processor(cfg.model)
+    is_llava = model.config.model_type == "llava"
+    template = cfg.template if cfg.template != "auto" else ("vicuna_v1" if is_llava else "chat_template")
+    if template == "chat_template" and not getattr(processor, "chat_template", None):
+        raise ValueError(f"{cfg.model} has no chat template; pass --template vicuna_v1")
+    records, malformed = parse_records(load_json(cfg.data), cfg.skip_malformed)
+    if not records:
+        raise ValueError(f"{cfg.data} holds no usable records")
+    pad_square = is_llava if cfg.pad_to_square is None else cfg.pad_to_square
+    encoder = Encoder(processor, template, cfg.max_length, cfg.image_folder, pad_square)
+    dataset = InstructDataset(records, encoder)
+    pad_id = processor.tokenizer.pad_token_id
+    collator = Collator(pad_id if pad_id is not None else 0)
+
+    comp = CompressionConfig(
+        layers=cfg.layers, budget=cfg.budget, vision_tokens=cfg.vision_tokens or vision_tokens_of(model),
+        pattern=cfg.pattern, drop_position=cfg.drop_position,
+    )
+    model = prepare(model, cfg.mode, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+    handle = compress(model, comp)
+    curriculum = CurriculumCallback(handle, comp, cfg.phase_budgets(), cfg.phase_fractions, cfg.phase_steps)
+    curriculum.check(handle.num_layers)
+    trainable, total = count_parameters(model)
+    logger.info("model %s (%s): %d of %d parameters train; template %s", cfg.model, cfg.mode, trainable, total, template)
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_step = cfg.per_device_batch_size * world
+    if cfg.global_batch_size % per_step:
+        raise ValueError(
+            f"global batch {cfg.global_batch_size} is not a multiple of per-device batch {cfg.per_device_batch_size} "
+            f"x {world} processes"
+        )
+    args = TrainingArguments(
+        output_dir=out,
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=cfg.global_batch_size // per_step,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a share of the total steps in transformers 5
+        lr_scheduler_type=cfg.lr_scheduler,
+        max_grad_norm=cfg.max_grad_norm,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        bf16=bf16,
+        **_checkpointing_args(TrainingArguments, cfg.gradient_checkpointing),
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        remove_unused_columns=False,  # the collator's batch is already model input
+        dataloader_num_workers=cfg.num_workers,
+        # a batch without images leaves the projector without gradients; DDP must tolerate that
+        ddp_find_unused_parameters=True,
+        report_to=cfg.report_to,
+        deepspeed=cfg.deepspeed,
+        # several processes without a GPU (CPU tests, gloo): accelerate only goes multi-CPU when told so
+        use_cpu=world > 1 and not torch.cuda.is_available(),
+        **cfg.extra,
+    )
+    trainer = ADSCTrainer(
+        model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=processor,
+        callbacks=[curriculum, *(callbacks or [])], projector_lr=cfg.projector_learning_rate, curriculum=curriculum,
+        max_bad_share=cfg.max_bad_share, dataset_size=len(dataset),
+    )
+    if checkpoint is not None:
+        logger.info("resuming from %s", checkpoint)
+        trainer.restore_counters(checkpoint)
+    start = time.time()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    counters = _sum_over_processes(trainer.counters)
+
+    save_output(trainer, out, comp, cfg, merge=cfg.merge)
+    state = trainer.state
+    starts = phase_starts(state.max_steps, len(curriculum.budgets), cfg.phase_fractions, cfg.phase_steps)
+    summary = {
+        "steps": state.global_step,
+        "max_steps": state.max_steps,
+        "resumed_from": checkpoint,
+        "processes": world,
+        "samples_seen": counters["samples"],
+        "samples_trained": counters["samples"] - counters["skipped"],
+        "tokens": counters["tokens"],
+        "answer_tokens": counters["answer_tokens"],
+        "skipped": {k: counters[k] for k in ("missing_image", "unreadable_image", "too_long", "no_answer_tokens") if counters[k]},
+        "malformed_records_left_out": len(malformed),
+        "curriculum": {"kind": cfg.curriculum, "phase_starts": starts, "budgets": curriculum.budgets},
+        "final_loss": next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None),
+        "train_loss": result.training_loss,
+        "seconds_this_process": round(time.time() - start, 2),
+        "log_history": state.log_history,
+    }
+    if trainer.args.should_save:
+        _write_json_atomic(summary_path, summary)  # written last: its presence means "finished"
+    trainer.accelerator.wait_for_everyone()
+    logger.info(
+        "done: %d steps, %d samples trained, %d tokens, skipped %s; output in %s",
+        summary["steps"], summary["samples_trained"], summary["tokens"], summary["skipped"] or "none", out,
+    )
+    return summary
+
+
+def _checkpointing_args(cls, enabled: bool) -> dict:
+    """transformers 5.2x renamed gradient_checkpointing to activation_checkpointing; use what exists."""
+    name = "activation_checkpointing" if "activation_checkpointing" in cls.__dataclass_fields__ else "gradient_checkpointing"
+    # non-reentrant checkpointing needs no inputs that require grad (frozen embeddings under LoRA)
+    return {name: enabled, f"{name}_kwargs": {"use_reentrant": False}}
+
+
+def _sum_over_processes(counters: dict) -> dict:
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return dict(counters)
+    keys = sorted(counters)
+    t = torch.tensor([counters[k] for k in keys], dtype=torch.float64)
+    if torch.distributed.get_backend() == "nccl":
+        t = t.cuda()
+    torch.distributed.all_reduce(t)
+    return {k: int(v) for k, v in zip(keys, t.tolist())}
