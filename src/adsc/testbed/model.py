@@ -47,13 +47,25 @@ def vocabulary(train_json: str | Path) -> list[str]:
     return sorted(words)
 
 
+# llava-hf's LLaVA-1.5 prompt ("USER: <image>\n{question} ASSISTANT: {answer}</s>") as a chat template,
+# so that training (--template chat_template) and evaluation ("auto") format prompts identically.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}USER: "
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %} "
+    "{% else %}ASSISTANT: {% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "</s>{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
 def build_processor(words: list[str]):
     from transformers import LlavaProcessor
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     images = CLIPImageProcessorPil(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
     return LlavaProcessor(image_processor=images, tokenizer=tiny_tokenizer(words), patch_size=PATCH,
-                          vision_feature_select_strategy="default", num_additional_image_tokens=1)
+                          vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                          chat_template=CHAT_TEMPLATE)
 
 
 def build_model(vocab_size: int, layers: int = 8, hidden: int = 128, vision_hidden: int = 96, vision_layers: int = 3,
