@@ -2,7 +2,7 @@
 
 One FLOP is one multiply or one add, so a matmul of (m x k) by (k x n) costs 2*m*k*n -- the
 convention of ``torch.utils.flop_counter`` and of DeepSpeed's profiler. Only matrix products are
-counted (linears, the patch convolution, attention scores and values, the rotary outer product):
+counted (linears, the patch convolution, attention scores and values):
 norms, activations and softmax are < 0.1 % of a 7B forward and neither counter sees them.
 
 What each counter sees is a *convention*, not physics, so every choice is a field of
@@ -25,7 +25,6 @@ class Conventions:
     # "all" (a plain forward: every original position; adsc scatters survivors back), or
     # "survivors" (an implementation that leaves the pruned tokens out of the final hidden states).
     lm_head: str = "last"
-    count_rotary: bool = True  # HF computes rotary angles with a small matmul that torch counts
     vision: bool = True  # vision tower + projector included
     kv_dtype_bytes: int = 2  # fp16/bf16 cache
     kv_copies: int = 1  # 2: old and new cache alive together during a decode step (tuple caches)
@@ -61,18 +60,16 @@ class Account:
     projector_flops: int = 0
     lm_head_prefill: int = 0
     lm_head_decode: int = 0
-    rotary_prefill: int = 0
-    rotary_decode: int = 0
     prefill_logits_bytes: int = 0
     cat_transient_bytes: int = 0
 
     @property
     def prefill_flops(self) -> int:
-        return self.vision_flops + self.projector_flops + self.lm_head_prefill + self.rotary_prefill + sum(l.prefill_flops for l in self.layers)
+        return self.vision_flops + self.projector_flops + self.lm_head_prefill + sum(l.prefill_flops for l in self.layers)
 
     @property
     def decode_flops(self) -> int:
-        return self.lm_head_decode + self.rotary_decode + sum(l.decode_flops for l in self.layers)
+        return self.lm_head_decode + sum(l.decode_flops for l in self.layers)
 
     @property
     def total_flops(self) -> int:
@@ -106,7 +103,6 @@ class Account:
                 "total": self.total_flops, "prefill": self.prefill_flops, "decode": self.decode_flops,
                 "vision_tower": self.vision_flops, "projector": self.projector_flops,
                 "lm_head_prefill": self.lm_head_prefill, "lm_head_decode": self.lm_head_decode,
-                "rotary": self.rotary_prefill + self.rotary_decode,
             },
             "kv_bytes": self.kv_bytes,
             "peak_bytes": self.peak_bytes,
@@ -185,7 +181,4 @@ def account(
     acc.lm_head_prefill = batch * head * lm_head_prefill_tokens
     acc.lm_head_decode = batch * head * steps
     acc.prefill_logits_bytes = batch * lm_head_prefill_tokens * t.vocab * conv.logits_bytes
-    if conv.count_rotary:  # (head_dim/2 x 1) @ (1 x T) per forward, shared by all layers
-        acc.rotary_prefill = batch * t.head_dim * full_len
-        acc.rotary_decode = batch * t.head_dim * steps
     return acc

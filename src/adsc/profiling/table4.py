@@ -40,7 +40,7 @@ class Assumptions:
     new_tokens: int = 33  # generated tokens: 1 from the prefill + 32 decode forwards
     layers: tuple[int, ...] = (2, 8, 16, 24)  # pruning layers, first layer on the reduced set
     conventions: Conventions = Conventions(
-        attention="rect", lm_head="survivors", count_rotary=False, vision=True,
+        attention="rect", lm_head="survivors", vision=True,
         kv_dtype_bytes=4, kv_copies=1, logits_bytes=4, cat_transient=True,
     )
     megabyte: int = 10**6
