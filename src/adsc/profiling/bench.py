@@ -33,12 +33,14 @@ def add_arguments(p) -> None:
     p.add_argument("--methods", nargs="+", default=list(METHODS), help="compression methods; unavailable ones are skipped with a note")
     p.add_argument("--budgets", type=float, nargs="+", default=[192.0, 128.0, 64.0])
     p.add_argument("--layers", type=int, nargs="+", help="pruning layers (default: 2 8 16 24 scaled to the depth)")
-    p.add_argument("--new-tokens", type=int, default=16, help="generated tokens per end-to-end run")
-    p.add_argument("--trials", type=int, default=5)
+    p.add_argument("--new-tokens", type=int, default=8, help="generated tokens per end-to-end run")
+    p.add_argument("--trials", type=int, default=4)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: 1 on CPU, 1 32 on CUDA)")
     p.add_argument("--attn", nargs="+", help="attention kernels (default: sdpa on CPU; sdpa flash_attention_2 on CUDA)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    # 1 thread by default: on a shared 2-core machine, 2 threads contend with other processes
+    # and their spin-waits made a prefill 4x slower and 3x noisier than one thread.
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     p.add_argument("--memory-budget-gb", type=float, default=80.0, help="GPU: memory budget for the largest-batch estimate")
     p.add_argument("--out", default=None, help="results folder (default results/bench_cpu or results/bench_gpu)")
     p.add_argument("--no-plot", action="store_true")
