@@ -24,7 +24,7 @@ from .flops import Conventions, account
 from .measure import text_tokens
 from .shapes import shape_from_config
 
-METHODS = ("adsc", "random", "fastv", "pyramiddrop", "tome")
+METHODS = ("adsc", "fastv", "pyramiddrop", "tome")  # "random" on request: same FLOPs as adsc
 
 
 def add_arguments(p) -> None:
@@ -36,6 +36,7 @@ def add_arguments(p) -> None:
     p.add_argument("--new-tokens", type=int, default=8, help="generated tokens per end-to-end run")
     p.add_argument("--trials", type=int, default=4)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--prefill-reps", type=int, default=2, help="prefills per round; the fastest counts (drops interference spikes)")
     p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: 1 on CPU, 1 32 on CUDA)")
     p.add_argument("--attn", nargs="+", help="attention kernels (default: sdpa on CPU; sdpa flash_attention_2 on CUDA)")
     # 1 thread by default: on a shared 2-core machine, 2 threads contend with other processes
@@ -135,24 +136,32 @@ def _sync(gpu: bool) -> None:
         torch.cuda.synchronize()
 
 
-def _once(model, inputs, config, new_tokens, gpu) -> dict:
+def _timed(fn, gpu: bool):
+    """(primary seconds, wall seconds, result). On CPU the primary clock is this process's CPU
+    time: with one thread it is the compute time, and unlike wall time it does not count the
+    time other processes on a shared machine hold the core. On GPU: wall time after a sync."""
+    _sync(gpu)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = fn()
+    _sync(gpu)
+    wall = time.perf_counter() - wall0
+    return (wall if gpu else time.process_time() - cpu0), wall, result
+
+
+def _once(model, inputs, config, args, gpu) -> dict:
+    """One round of one configuration: the best of ``prefill_reps`` prefills, then one generate."""
     handle = compress(model, config) if config is not None else None
     try:
         with torch.no_grad():
-            _sync(gpu)
-            t0 = time.perf_counter()
-            model(**inputs, use_cache=True, logits_to_keep=1)  # prefill as generate runs it
-            _sync(gpu)
-            t1 = time.perf_counter()
+            prefills = [_timed(lambda: model(**inputs, use_cache=True, logits_to_keep=1), gpu) for _ in range(args.prefill_reps)]
             if gpu:
                 torch.cuda.reset_peak_memory_stats()
                 base = torch.cuda.memory_allocated()
-            t2 = time.perf_counter()
-            out = model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                                 return_dict_in_generate=True)
-            _sync(gpu)
-            t3 = time.perf_counter()
-        row = {"prefill_s": t1 - t0, "e2e_s": t3 - t2, "kv_bytes": cache_bytes(out.past_key_values)}
+            e2e, e2e_wall, out = _timed(lambda: model.generate(
+                **inputs, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False,
+                return_dict_in_generate=True), gpu)
+        row = {"prefill_s": min(p[0] for p in prefills), "prefill_wall_s": min(p[1] for p in prefills),
+               "e2e_s": e2e, "e2e_wall_s": e2e_wall, "kv_bytes": cache_bytes(out.past_key_values)}
         if gpu:
             row["peak_bytes"] = torch.cuda.max_memory_allocated() - base
         if handle is not None and handle.last_trace is not None:
@@ -167,24 +176,37 @@ def _measure(model, inputs, configs, args, gpu) -> list[dict]:
     samples = {label: [] for label, _ in configs}
     for _ in range(args.warmup):
         for label, config in configs:
-            _once(model, inputs, config, args.new_tokens, gpu)
+            _once(model, inputs, config, args, gpu)
     for trial in range(args.trials):
         shift = trial % len(configs)  # rotate the order: no configuration always runs first or last
         for label, config in configs[shift:] + configs[:shift]:
-            samples[label].append(_once(model, inputs, config, args.new_tokens, gpu))
+            samples[label].append(_once(model, inputs, config, args, gpu))
     batch = inputs["input_ids"].shape[0]
+    full = samples[configs[0][0]]
     rows = []
     for label, config in configs:
         runs = samples[label]
-        decode = [max(r["e2e_s"] - r["prefill_s"], 1e-9) for r in runs]
+        # decode = generate minus its prefill; floored so a noisy round cannot divide by ~0
+        decode = [max(r["e2e_s"] - r["prefill_s"], 0.05 * r["e2e_s"]) for r in runs]
+        full_decode = [max(r["e2e_s"] - r["prefill_s"], 0.05 * r["e2e_s"]) for r in full]
         row = {
             "config": label, "method": "full" if config is None else config.method,
             "budget": None if config is None else config.budget,
+            "clock": "wall" if gpu else "process_cpu",
             "prefill_s": _stats([r["prefill_s"] for r in runs]),
             "e2e_s": _stats([r["e2e_s"] for r in runs]),
+            "prefill_wall_s": _stats([r["prefill_wall_s"] for r in runs]),
+            "e2e_wall_s": _stats([r["e2e_wall_s"] for r in runs]),
             "decode_tokens_per_s": _stats([batch * (args.new_tokens - 1) / d for d in decode]),
             "kv_bytes": runs[-1]["kv_bytes"],
             "vision_per_layer": runs[-1].get("vision_per_layer"),
+            # paired ratios: each round against the full model of the same round, then the median
+            "ratio": {
+                "prefill_time": statistics.median(r["prefill_s"] / f["prefill_s"] for r, f in zip(runs, full)),
+                "e2e_time": statistics.median(r["e2e_s"] / f["e2e_s"] for r, f in zip(runs, full)),
+                "decode_tps": statistics.median(fd / d for d, fd in zip(decode, full_decode)),
+                "prefill_wall_time": statistics.median(r["prefill_wall_s"] / f["prefill_wall_s"] for r, f in zip(runs, full)),
+            },
         }
         if gpu:
             row["peak_bytes"] = max(r["peak_bytes"] for r in runs)
@@ -210,13 +232,8 @@ def _add_flops(rows, shape, inputs, new_tokens, batch, dtype) -> None:
 def _add_ratios(rows) -> None:
     full = rows[0]
     for row in rows:
-        row["ratio"] = {
-            "prefill_time": row["prefill_s"]["median"] / full["prefill_s"]["median"],
-            "e2e_time": row["e2e_s"]["median"] / full["e2e_s"]["median"],
-            "decode_tps": row["decode_tokens_per_s"]["median"] / full["decode_tokens_per_s"]["median"],
-            "prefill_flops": row["flops_prefill"] / full["flops_prefill"],
-            "kv": row["kv_bytes"] / full["kv_bytes"],
-        }
+        row["ratio"]["prefill_flops"] = row["flops_prefill"] / full["flops_prefill"]
+        row["ratio"]["kv"] = row["kv_bytes"] / full["kv_bytes"]
         if "peak_bytes" in row:
             row["ratio"]["peak_memory"] = row["peak_bytes"] / full["peak_bytes"]
 

@@ -21,9 +21,10 @@ PROMPT = (
 SHAPES = {
     # LLaVA-1.5-7B exactly (Llama-2-7B + CLIP ViT-L/14-336)
     "7b": dict(text=(4096, 32, 32, 32, 11008, 32064), vision=(1024, 24, 16, 4096)),
-    # CPU: same token counts and vocabulary, 8x narrower and 2.7x shallower LLM, small CLIP tower;
-    # the LLM's MLP keeps Llama's 11008/4096 width ratio so its share of FLOPs is realistic
-    "cpu": dict(text=(512, 12, 8, 8, 1376, 32064), vision=(256, 4, 4, 1024)),
+    # CPU: same token counts and vocabulary, ~11x narrower and 2.7x shallower LLM, small CLIP tower;
+    # the LLM's MLP keeps Llama's 11008/4096 width ratio so its share of FLOPs is realistic.
+    # Sized so that full + no-op + 4 methods x 3 budgets run in about 2-3 minutes on one core.
+    "cpu": dict(text=(384, 12, 6, 6, 1032, 32064), vision=(256, 4, 4, 1024)),
     # tests: seconds, still 576 vision tokens
     "tiny": dict(text=(64, 8, 4, 4, 176, 1024), vision=(32, 2, 2, 64)),
 }

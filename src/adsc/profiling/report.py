@@ -20,22 +20,29 @@ def markdown(result: dict) -> str:
         f"{env['cpu_count']} cores, load average at start {tuple(round(x, 1) for x in env.get('load_average', ()))}, {env['date']}  ",
         f"pruning layers {env['pruning_layers']}, {env['new_tokens']} generated tokens, {env['warmup']} warm-up + "
         f"{env['trials']} trials per configuration (rotating order); times are medians, (spread) = (max - min) / median; "
-        f"wall time {env.get('wall_s', '?')} s",
+        f"ratios are medians of per-round ratios against the full model of the same round; run took {env.get('wall_s', '?')} s wall",
+        "",
+        "Clock: " + ("wall time after torch.cuda.synchronize()." if "gpu" in env else
+                     "this process's CPU time (one torch thread, so it is compute time; wall time, which also counts the "
+                     "time other processes held the core, is in its own column and ratio)."),
         "",
     ]
     for run in result["runs"]:
         lines += [
             f"## {run['attn']}, batch {run['batch']}",
             "",
-            "| config | prefill ms | end-to-end ms | decode tok/s | KV MB | prefill time / full | prefill FLOPs / full | e2e time / full | decode tok/s / full | KV / full |"
+            "| config | prefill ms | prefill wall ms | end-to-end ms | decode tok/s | KV MB | prefill time / full | prefill FLOPs / full "
+            "| time/FLOPs | prefill wall / full | e2e time / full | decode tok/s / full | KV / full |"
             + (" peak MB | max batch |" if "peak_bytes" in run["rows"][0] else ""),
-            "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if "peak_bytes" in run["rows"][0] else ""),
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if "peak_bytes" in run["rows"][0] else ""),
         ]
         for r in run["rows"]:
             q = r["ratio"]
-            line = (f"| {r['config']} | {_ms(r['prefill_s'])} | {_ms(r['e2e_s'])} | {r['decode_tokens_per_s']['median']:.1f} "
-                    f"({100 * r['decode_tokens_per_s']['spread']:.0f} %) | {r['kv_bytes'] / 1e6:.2f} | {q['prefill_time']:.3f} | "
-                    f"{q['prefill_flops']:.3f} | {q['e2e_time']:.3f} | {q['decode_tps']:.2f} | {q['kv']:.3f} |")
+            line = (f"| {r['config']} | {_ms(r['prefill_s'])} | {_ms(r['prefill_wall_s'])} | {_ms(r['e2e_s'])} | "
+                    f"{r['decode_tokens_per_s']['median']:.1f} ({100 * r['decode_tokens_per_s']['spread']:.0f} %) | "
+                    f"{r['kv_bytes'] / 1e6:.2f} | {q['prefill_time']:.3f} | {q['prefill_flops']:.3f} | "
+                    f"{q['prefill_time'] / q['prefill_flops']:.2f} | {q['prefill_wall_time']:.3f} | {q['e2e_time']:.3f} | "
+                    f"{q['decode_tps']:.2f} | {q['kv']:.3f} |")
             if "peak_bytes" in r:
                 line += f" {r['peak_bytes'] / 1e6:.0f} | {r.get('max_batch_in_budget')} |"
             lines.append(line)
