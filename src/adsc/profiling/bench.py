@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
     p.add_argument("--budgets", type=float, nargs="+", default=[192.0, 128.0, 64.0])
     p.add_argument("--layers", type=int, nargs="+", help="pruning layers (default: 2 8 16 24 scaled to the depth)")
     p.add_argument("--new-tokens", type=int, default=8, help="generated tokens per end-to-end run")
-    p.add_argument("--trials", type=int, default=4)
+    p.add_argument("--trials", type=int, default=6)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--prefill-reps", type=int, default=2, help="prefills per round; the fastest counts (drops interference spikes)")
     p.add_argument("--batch", type=int, nargs="+", help="batch sizes (default: 1 on CPU, 1 32 on CUDA)")
@@ -207,6 +207,9 @@ def _measure(model, inputs, configs, args, gpu) -> list[dict]:
                 "decode_tps": statistics.median(fd / d for d, fd in zip(decode, full_decode)),
                 "prefill_wall_time": statistics.median(r["prefill_wall_s"] / f["prefill_wall_s"] for r, f in zip(runs, full)),
             },
+            # the per-round prefill ratios' range: the resolution of the medians above
+            "prefill_time_ratio_range": [min(r["prefill_s"] / f["prefill_s"] for r, f in zip(runs, full)),
+                                         max(r["prefill_s"] / f["prefill_s"] for r, f in zip(runs, full))],
         }
         if gpu:
             row["peak_bytes"] = max(r["peak_bytes"] for r in runs)
@@ -262,7 +265,9 @@ def _targets(result, gpu) -> list[dict]:
                 out.append({"target": f"prefill time ratio at 192 within 1.15x of the FLOPs ratio ({tag})", "value": gap, "met": gap <= 1.15})
             if noop:
                 over = noop["ratio"]["prefill_time"] - 1
-                out.append({"target": f"overhead of a compression that drops nothing <= 3 % (prefill, {tag})", "value": over, "met": over <= 0.03})
+                lo, hi = noop["prefill_time_ratio_range"]
+                out.append({"target": f"overhead of a compression that drops nothing <= 3 % (prefill, {tag})", "value": over, "met": over <= 0.03,
+                            "note": f"per-round ratios {lo:.3f}..{hi:.3f}: the noise floor of this machine"})
                 over_e2e = noop["ratio"]["e2e_time"] - 1
                 out.append({"target": f"overhead of a compression that drops nothing <= 3 % (end-to-end, {tag})", "value": over_e2e, "met": over_e2e <= 0.03})
         else:

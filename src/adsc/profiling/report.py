@@ -52,7 +52,8 @@ def markdown(result: dict) -> str:
     lines += ["## targets", ""]
     for t in result["targets"]:
         value = f"{100 * t['value']:+.1f} %" if "overhead" in t["target"] else f"{t['value']:.3f}"
-        lines.append(f"- {'MET' if t['met'] else 'MISSED'}: {t['target']}: {value}")
+        note = f" ({t['note']})" if t.get("note") else ""
+        lines.append(f"- {'MET' if t['met'] else 'MISSED'}: {t['target']}: {value}{note}")
     return "\n".join(lines) + "\n"
 
 
