@@ -33,7 +33,7 @@ def add_arguments(p) -> None:
     p.add_argument("--methods", nargs="+", default=list(METHODS), help="compression methods; unavailable ones are skipped with a note")
     p.add_argument("--budgets", type=float, nargs="+", default=[192.0, 128.0, 64.0])
     p.add_argument("--layers", type=int, nargs="+", help="pruning layers (default: 2 8 16 24 scaled to the depth)")
-    p.add_argument("--new-tokens", type=int, default=8, help="generated tokens per end-to-end run")
+    p.add_argument("--new-tokens", type=int, help="generated tokens per end-to-end run (default: 8 on CPU, 32 on CUDA)")
     p.add_argument("--trials", type=int, default=6)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--prefill-reps", type=int, default=2, help="prefills per round; the fastest counts (drops interference spikes)")
@@ -54,6 +54,7 @@ def run(args) -> int:
         return 2
     gpu = args.device == "cuda"
     size = args.size or ("7b" if gpu else "cpu")
+    args.new_tokens = args.new_tokens or (32 if gpu else 8)
     dtype = torch.bfloat16 if gpu else torch.float32
     batches = args.batch or ([1, 32] if gpu else [1])
     kernels = args.attn or (["sdpa"] + (["flash_attention_2"] if gpu and _has_flash() else []) if gpu else ["sdpa"])
