@@ -1,0 +1,103 @@
+"""Analytical FLOPs and KV-cache bytes of a multimodal LLM with and without compression (``adsc profile``).
+
+Examples:
+    adsc profile --model llava-1.5-7b --budget 192 --text-tokens 64 --new-tokens 32
+    adsc profile --model qwen2-vl-7b --ratio 0.5 --layers 2 8 16 --per-layer --json
+    adsc profile --reproduce-table4 --out results/table4
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..config import CompressionConfig
+from .flops import Account, Conventions, account
+from .shapes import PRESETS, preset
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", default="llava-1.5-7b", choices=sorted(PRESETS), help="shape preset (public config values)")
+    p.add_argument("--layers", type=int, nargs="+", default=[2, 8, 16, 24], help="pruning layers (0-indexed)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--budget", type=float, help="average vision tokens over all layers (default 192)")
+    g.add_argument("--ratio", type=float, help="drop ratio at every pruning layer")
+    g.add_argument("--full", action="store_true", help="no compression only")
+    p.add_argument("--text-tokens", type=int, default=64, help="prompt tokens that are not image tokens")
+    p.add_argument("--new-tokens", type=int, default=32, help="generated tokens (1 from prefill + decode steps)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--attention", choices=["rect", "causal"], default="rect", help="count attention as rectangles or causal triangles")
+    p.add_argument("--lm-head", choices=["last", "all", "survivors"], default="last", help="prefill positions the LM head runs on")
+    p.add_argument("--kv-bytes", type=int, default=2, help="bytes per cached element (2 = fp16/bf16)")
+    p.add_argument("--per-layer", action="store_true", help="print one row per decoder layer")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--reproduce-table4", action="store_true", help="the paper's Table IV beside ours, with the assumptions")
+    p.add_argument("--out", help="also write the output (table + JSON) into this folder")
+
+
+def run(args) -> int:
+    if args.reproduce_table4:
+        return _table4(args)
+    shape = preset(args.model)
+    conv = Conventions(attention=args.attention, lm_head=args.lm_head, kv_dtype_bytes=args.kv_bytes)
+    full = account(shape, None, args.text_tokens, args.new_tokens, args.batch, conv)
+    results = {"full": full}
+    schedule = None
+    if not args.full:
+        kw = {"drop_ratio": args.ratio} if args.ratio is not None else {"budget": args.budget or 192.0}
+        config = CompressionConfig(layers=tuple(args.layers), vision_tokens=shape.vision_tokens, **kw)
+        schedule = config.schedule(shape.text.layers)
+        results["adsc"] = account(shape, schedule.tokens_per_layer(), args.text_tokens, args.new_tokens, args.batch, conv)
+    if args.json:
+        data = {k: v.to_dict() for k, v in results.items()}
+        if schedule is not None:
+            data["schedule"] = {"stage_layers": list(schedule.stage_layers), "keep_counts": list(schedule.keep_counts),
+                                "ratio": schedule.ratio, "average": schedule.average}
+        text = json.dumps(data, indent=2)
+    else:
+        text = _report(results, schedule, args.per_layer)
+    print(text)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "profile.json" if args.json else "profile.txt"), "w") as fh:
+            fh.write(text + "\n")
+    return 0
+
+
+def _report(results: dict[str, Account], schedule, per_layer: bool) -> str:
+    full = results["full"]
+    lines = [f"{full.shape.name}: {full.shape.vision_tokens} vision + {full.text_tokens} text tokens, "
+             f"{full.new_tokens} generated, batch {full.batch}; {full.conventions.describe()}"]
+    if schedule is not None:
+        lines.append(f"schedule: stage layers {list(schedule.stage_layers)}, keep {list(schedule.keep_counts)}, "
+                     f"ratio {schedule.ratio}, average {schedule.average:.2f} vision tokens/layer")
+    lines += ["", "| | total TFLOPs | prefill | decode | vision+proj | LM head | KV MB (end) | rel FLOPs | rel KV |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, acc in results.items():
+        lines.append(
+            f"| {name} | {acc.total_flops / 1e12:.4f} | {acc.prefill_flops / 1e12:.4f} | {acc.decode_flops / 1e12:.4f} "
+            f"| {(acc.vision_flops + acc.projector_flops) / 1e12:.4f} | {(acc.lm_head_prefill + acc.lm_head_decode) / 1e12:.4f} "
+            f"| {acc.kv_bytes / 1e6:.1f} | {acc.total_flops / full.total_flops:.3f} | {acc.kv_bytes / full.kv_bytes:.3f} |"
+        )
+    if per_layer:
+        for name, acc in results.items():
+            lines += ["", f"{name}, per decoder layer:", "layer  tokens  vision  prefill_GFLOPs  decode_GFLOPs  kv_MB"]
+            for row in acc.layers:
+                lines.append(f"{row.layer:>5}  {row.prompt_tokens:>6}  {row.vision_tokens:>6}  {row.prefill_flops / 1e9:>14.2f}  "
+                             f"{row.decode_flops / 1e9:>13.2f}  {row.kv_bytes / 1e6:>5.2f}")
+    return "\n".join(lines)
+
+
+def _table4(args) -> int:
+    from .table4 import format_table, reproduce, to_json
+
+    rows = reproduce()
+    table = format_table(rows)
+    print(json.dumps(to_json(rows), indent=2) if args.json else table)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "table4.md"), "w") as fh:
+            fh.write(table + "\n")
+        with open(os.path.join(args.out, "table4.json"), "w") as fh:
+            json.dump(to_json(rows), fh, indent=2)
+    worst = max(max(abs(r["tflops_error"]), abs(r["kv_error"])) for r in rows)
+    return 0 if worst <= 0.03 else 1

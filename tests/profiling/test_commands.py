@@ -1,0 +1,49 @@
+"""The commands run (tiny settings); no timing is asserted anywhere."""
+
+import json
+
+import pytest
+import torch
+
+from adsc.cli import main
+
+
+def test_profile_table_and_json(capsys):
+    assert main(["profile", "--budget", "128", "--per-layer"]) == 0
+    out = capsys.readouterr().out
+    assert "| adsc |" in out and "per decoder layer" in out
+    assert main(["profile", "--model", "qwen2-vl-7b", "--ratio", "0.5", "--layers", "2", "8", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["schedule"]["keep_counts"] == [128, 64]
+    assert data["adsc"]["flops"]["total"] < data["full"]["flops"]["total"]
+
+
+def test_profile_rejects_unreachable_budget(capsys):
+    assert main(["profile", "--layers", "16", "--budget", "64"]) == 2
+    assert "cannot be reached" in capsys.readouterr().err
+
+
+def test_reproduce_table4_writes_results(tmp_path, capsys):
+    assert main(["profile", "--reproduce-table4", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "9.85" in out and "784.3" in out and "within the 3 % tolerance" in out
+    rows = json.loads((tmp_path / "table4.json").read_text())["rows"]
+    assert len(rows) == 4
+
+
+def test_bench_runs_on_cpu(tmp_path, capsys):
+    args = ["bench", "--size", "tiny", "--trials", "1", "--warmup", "0", "--new-tokens", "2", "--threads", "1",
+            "--methods", "adsc", "no-such-method", "--budgets", "192", "--out", str(tmp_path)]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = result["runs"][0]["rows"]
+    assert [r["config"] for r in rows] == ["full", "noop", "adsc@192"]
+    assert rows[2]["ratio"]["kv"] < 1 and rows[2]["kv_bytes"] == rows[2]["kv_bytes_analytical"]
+    assert any(s["config"] == "no-such-method@192" for s in result["skipped"])
+    assert (tmp_path / "results.md").exists() and (tmp_path / "results.png").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
+def test_bench_gpu_mode_refuses_without_cuda(capsys):
+    assert main(["bench", "--device", "cuda"]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
