@@ -4,7 +4,8 @@ Architecture (all from transformers configs, nothing downloaded):
 - vision: a CLIP ViT, 168 px / patch 14 -> a 12 x 12 grid of 144 tokens (the same budget ratios as
   576: 48 / 32 / 16 tokens are 1/3, 2/9, 1/9), "default" feature selection (CLS dropped);
 - projector: LLaVA-1.5's two-layer GELU MLP;
-- language model: a Llama decoder deep enough for several pruning stages (8 layers).
+- language model: a Llama decoder deep enough for several pruning stages (12 layers: layer 0 always
+  sees all 144 tokens, so an average of 16 = 1/9 needs more than 9 layers).
 The tokenizer is word-level over the testbed's closed vocabulary, so a word is one token.
 """
 
@@ -68,7 +69,7 @@ def build_processor(words: list[str]):
                           chat_template=CHAT_TEMPLATE)
 
 
-def build_model(vocab_size: int, layers: int = 8, hidden: int = 128, vision_hidden: int = 96, vision_layers: int = 3,
+def build_model(vocab_size: int, layers: int = 12, hidden: int = 128, vision_hidden: int = 96, vision_layers: int = 3,
                 seed: int = 0, attn: str = "sdpa"):
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 

@@ -22,7 +22,7 @@ TRAIN_JSON = "train/llava_instruct_synthetic.json"
 
 
 def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 300, qa_steps: int = 3000,
-             batch_size: int = 32, lr: float = 1e-3, seed: int = 0, layers: int = 8, hidden: int = 128,
+             batch_size: int = 32, lr: float = 1e-3, seed: int = 0, layers: int = 12, hidden: int = 128,
              save_steps: int = 200) -> dict:
     data_root, out = Path(data_root), Path(out)
     init = out / "init"
