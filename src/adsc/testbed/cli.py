@@ -1,9 +1,9 @@
-"""The synthetic testbed (``adsc experiment``). For now: ``--generate-only`` writes a dataset.
+"""The synthetic testbed (``adsc experiment``): the paper's claims, end to end, on a CPU.
 
+    adsc experiment --preset quick                 # < 10 min on 2 cores, from the committed checkpoint
+    adsc experiment --preset full --out results/testbed
     adsc experiment --generate-only --out data/testbed --seed 0 --num-images 100 --num-train 1000
-
-The end-to-end experiment (train, compress, evaluate, report) lands once the training and
-evaluation packages do; the dataset it will run on is already in the official formats.
+    adsc experiment --pretrain --out runs/testbed_pretrain   # remake checkpoints/testbed (long)
 """
 
 from __future__ import annotations
@@ -12,8 +12,13 @@ from .world import GridSpec, SceneConfig
 
 
 def add_arguments(p) -> None:
+    p.add_argument("--preset", choices=["smoke", "quick", "full"], default="quick", help="experiment size")
+    p.add_argument("--checkpoint", help="pretrained testbed model (default: the committed checkpoints/testbed)")
     p.add_argument("--generate-only", action="store_true", help="write the synthetic dataset and stop")
-    p.add_argument("--out", default="testbed_data", help="output folder (benchmark folders + train/)")
+    p.add_argument("--pretrain", action="store_true", help="pretrain the testbed model from scratch into --out")
+    p.add_argument("--warmup-steps", type=int, default=600, help="--pretrain: dense vision warm-up steps")
+    p.add_argument("--qa-steps", type=int, default=800, help="--pretrain: full-token QA training steps")
+    p.add_argument("--out", default=None, help="output folder (default: runs/testbed_<preset>, or testbed_data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-images", type=int, default=100, help="test images per benchmark")
     p.add_argument("--num-train", type=int, default=1000, help="training images (665K-format records)")
@@ -42,10 +47,13 @@ def config_from_args(args):
 
 
 def run(args) -> int:
+    if args.pretrain:
+        return _pretrain(args)
     if not args.generate_only:
-        raise ValueError("the end-to-end experiment is not implemented yet; use --generate-only")
+        return _experiment(args)
     from .dataset import generate
 
+    args.out = args.out or "testbed_data"
     cfg = config_from_args(args)
     manifest = generate(args.out, cfg)
     g = manifest["grid"]
@@ -53,4 +61,33 @@ def run(args) -> int:
           f"{g['tokens_per_side']}x{g['tokens_per_side']} = {g['vision_tokens']} vision tokens, seed {cfg.seed}")
     for name, c in manifest["counts"].items():
         print(f"  {name:<10} " + ", ".join(f"{v} {k}" for k, v in c.items()))
+    return 0
+
+
+def _experiment(args) -> int:
+    from .experiment import CHECKPOINT, PRESETS, Experiment
+
+    preset = PRESETS[args.preset]
+    out = args.out or f"runs/testbed_{preset.name}"
+    for note in preset.notes:
+        print(note)
+    summary = Experiment(out, preset, args.checkpoint or CHECKPOINT, seed=args.seed).run()
+    print((__import__("pathlib").Path(out) / "report.md").read_text())
+    print(f"report: {out}/report.md, {out}/report.json, {out}/figure2.png ({summary['seconds'] / 60:.1f} min)")
+    return 0
+
+
+def _pretrain(args) -> int:
+    from .dataset import generate
+    from .pretrain import pretrain
+
+    out = args.out or "runs/testbed_pretrain"
+    data = f"{out}/data"
+    args.image_size, args.patch_size = 168, 14
+    if args.num_train == 1000:
+        args.num_train = 3000
+    generate(data, config_from_args(args))
+    summary = pretrain(data, out, warmup_steps=args.warmup_steps, qa_steps=args.qa_steps, seed=args.seed)
+    print(f"pretrained model in {out}/qa ({summary['steps']} steps, final loss {summary['final_loss']:.3f}); "
+          "copy model.safetensors, config.json and the processor files to checkpoints/testbed to use it")
     return 0

@@ -22,6 +22,9 @@ class Sample:
     max_new_tokens: int = 128
 
 
+IMAGE_EXTS = (".jpg", ".png", ".jpeg")
+
+
 class Benchmark:
     """Reads the official files under ``root`` on construction and checks them.
 
@@ -39,6 +42,14 @@ class Benchmark:
     # -------------------------------------------------------------- helpers for subclasses
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
+
+    def image(self, *parts: str) -> str:
+        """Path of an image; the official names say .jpg, converted or synthetic sets may use .png."""
+        p = self.path(*parts)
+        if os.path.exists(p):
+            return p
+        stem = os.path.splitext(p)[0]
+        return next((stem + ext for ext in IMAGE_EXTS if os.path.exists(stem + ext)), p)
 
     def require(self, *parts: str) -> str:
         p = self.path(*parts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .base import SHORT_ANSWER, Benchmark, DataError, Sample
 
 
@@ -12,18 +14,20 @@ def gqa_answer(text: str) -> str:
 
 class GQA(Benchmark):
     name = "gqa"
-    files_help = "gqa/testdev_balanced_questions.json and gqa/images/<imageId>.jpg"
+    files_help = "gqa/testdev_balanced_questions.json and gqa/images/<imageId>.jpg (or LLaVA's gqa/data/... layout)"
 
     def __init__(self, root: str, questions: str = "testdev_balanced_questions.json"):
         super().__init__(root)
-        data = self.load_json("gqa", questions)
+        # LLaVA's playground keeps GQA one level down, in gqa/data/
+        base = ("gqa",) if os.path.exists(self.path("gqa", questions)) or not os.path.isdir(self.path("gqa", "data")) else ("gqa", "data")
+        data = self.load_json(*base, questions)
         self.answers: dict[str, str] = {}
         self.balanced: set[str] = set()
         for qid, q in data.items():
             for key in ("imageId", "question"):
                 if key not in q:
                     raise DataError(f"gqa: question {qid!r} has no {key!r}")
-            self.samples.append(Sample(str(qid), self.path("gqa", "images", f"{q['imageId']}.jpg"), q["question"] + SHORT_ANSWER))
+            self.samples.append(Sample(str(qid), self.image(*base, "images", f"{q['imageId']}.jpg"), q["question"] + SHORT_ANSWER))
             self.answers[str(qid)] = q.get("answer")
             if q.get("isBalanced", False):
                 self.balanced.add(str(qid))

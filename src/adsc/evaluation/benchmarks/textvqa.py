@@ -39,7 +39,7 @@ class TextVQA(Benchmark):
             self._from_rosetta(data)
 
     def _image(self, image_id: str) -> str:
-        return self.path("textvqa", "train_images", f"{image_id}.jpg")
+        return self.image("textvqa", "train_images", f"{image_id}.jpg")
 
     def _from_llava(self, data: list[dict]) -> None:
         # eval_textvqa.py joins on (image id, lowercased question); the image file name carries

@@ -39,7 +39,7 @@ class VQAv2(Benchmark):
             qid = str(q["question_id"])
             if split == "val" and qid not in self.answers:
                 raise DataError(f"vqav2: question id {qid} has no entry in {ANNOTATIONS}")
-            image = self.path("vqav2", folder, f"{prefix}_{int(q['image_id']):012d}.jpg")
+            image = self.image("vqav2", folder, f"{prefix}_{int(q['image_id']):012d}.jpg")
             self.samples.append(Sample(qid, image, q["question"] + SHORT_ANSWER))
 
     def score(self, predictions: dict[str, str]) -> dict:

@@ -1,0 +1,181 @@
+"""The synthetic-testbed experiment: the paper's Tables I-IV and Figure 2 on a CPU-sized model.
+
+Starts from the committed pretrained checkpoint (``checkpoints/testbed``), never from scratch.
+Every step writes its own folder under ``out/runs`` and is skipped when finished, so a killed
+experiment resumes (``adsc.training.train`` and ``adsc.evaluation.evaluate`` both resume too).
+
+Controls the issue asks for:
+- every fine-tune with dropping has a twin trained for the same steps on the same data with no
+  dropping; "recovery" is the gap between the twins at the same budget;
+- untrained uniform dropping is run at several spatial phases and reported as mean and spread.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import CompressionConfig
+
+CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "testbed"
+BENCHMARKS = ("gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2")
+EVAL_NAMES = {"scienceqa": "sqa"}  # generator folder name -> evaluation package name
+VISION_TOKENS = 144  # 12 x 12
+ADSC_LAYERS = (1, 3, 6, 9)  # (2, 8, 16, 24) of 32 scaled to 12 layers
+BASELINE_LAYERS = {"fastv": (1,), "pyramiddrop": (1, 3, 6, 9), "tome": (1,), "random": ADSC_LAYERS}
+
+
+@dataclass
+class Preset:
+    name: str
+    eval_images: int  # test images generated per benchmark
+    limit: int  # questions scored per benchmark
+    train_images: int  # fine-tuning images (665K-format records, several per image)
+    budgets: tuple[float, ...]
+    baselines: tuple[str, ...]
+    train_steps: int
+    phases: tuple[float, ...]  # spatial phases of untrained uniform dropping
+    ablations: bool  # Table II (LoRA vs full) and Table III (curricula)
+    batch_size: int = 16
+    lora_r: int = 16
+    lr: float = 5e-4
+    notes: list[str] = field(default_factory=list)
+
+
+PRESETS = {
+    "smoke": Preset("smoke", 8, 4, 16, (16.0,), ("fastv", "random"), 2, (0.5,), False, batch_size=4,
+                    notes=["smoke: a wiring check for the tests, its numbers mean nothing"]),
+    "quick": Preset("quick", 40, 60, 400, (16.0,), ("tome", "fastv", "pyramiddrop", "random"), 60, (0.0, 0.5), False,
+                    notes=["quick: one budget (16 = 1/9 of 144), 60 questions per benchmark, 60 fine-tuning steps, "
+                           "no Table II/III ablations; run --preset full for the real experiment"]),
+    "full": Preset("full", 100, 200, 1500, (48.0, 32.0, 16.0), ("tome", "fastv", "pyramiddrop", "random"), 300,
+                   (0.0, 0.25, 0.5, 0.75), True),
+}
+
+
+def _budget_label(b: float) -> str:
+    return f"{int(b)}"
+
+
+class Experiment:
+    def __init__(self, out: str | Path, preset: Preset, checkpoint: str | Path = CHECKPOINT, seed: int = 0, progress=True):
+        self.out, self.preset, self.checkpoint, self.seed = Path(out), preset, Path(checkpoint), seed
+        self.data = self.out / "data"
+        self.runs = self.out / "runs"
+        self.progress = progress
+        if not (self.checkpoint / "model.safetensors").exists():
+            raise FileNotFoundError(
+                f"no pretrained testbed model at {self.checkpoint}; it is committed in checkpoints/testbed "
+                "(or make one with `adsc experiment --pretrain`)"
+            )
+
+    # ------------------------------------------------------------------ data
+    def generate(self) -> None:
+        if (self.data / "manifest.json").exists():
+            return
+        from .dataset import TestbedConfig, generate
+        from .world import GridSpec
+
+        cfg = TestbedConfig(seed=self.seed, num_images=self.preset.eval_images, num_train=self.preset.train_images,
+                            spec=GridSpec(168, 14, 2))
+        generate(self.data, cfg)
+
+    # ------------------------------------------------------------------ models
+    def _pretrained(self):
+        from ..evaluation.generation import load_model
+
+        model, processor = load_model(str(self.checkpoint), dtype="float32")
+        _enable_cache(model)
+        return model, processor
+
+    def evaluate(self, label: str, model, processor, compression: CompressionConfig | None) -> dict:
+        from ..evaluation.run import evaluate
+
+        target = self.runs / label
+        if (target / "results.json").exists():
+            return json.loads((target / "results.json").read_text())
+        names = [EVAL_NAMES.get(b, b) for b in BENCHMARKS]
+        return evaluate(model, processor, names, str(self.data), str(target), compression=compression,
+                        model_name=label, batch_size=16, max_new_tokens=8, limit=self.preset.limit,
+                        progress=self.progress, label=label)
+
+    def finetune(self, label: str, *, budget: float, layers=ADSC_LAYERS, curriculum: str = "reverse", mode: str = "lora"):
+        from ..training import TrainConfig, load_trained, train
+
+        p = self.preset
+        target = self.runs / f"train-{label}"
+        cfg = TrainConfig(
+            model=str(self.checkpoint), data=str(self.data / "train" / "llava_instruct_synthetic.json"),
+            image_folder=str(self.data / "train"), output_dir=str(target), mode=mode, lora_r=p.lora_r,
+            lora_alpha=2 * p.lora_r, lora_dropout=0.0, lr=p.lr, projector_lr=p.lr, global_batch_size=p.batch_size,
+            per_device_batch_size=p.batch_size, max_steps=p.train_steps, max_length=512, layers=tuple(layers),
+            budget=budget, vision_tokens=VISION_TOKENS, curriculum=curriculum, template="chat_template",
+            pad_to_square=False, gradient_checkpointing=False, bf16=False, num_workers=0,
+            save_steps=max(10, p.train_steps // 3), save_total_limit=1, seed=self.seed, logging_steps=10,
+        )
+        train(cfg)
+        model = load_trained(str(target), compressed=False)
+        _enable_cache(model)
+        from transformers import AutoProcessor
+
+        return model, AutoProcessor.from_pretrained(str(target))
+
+    # ------------------------------------------------------------------ the experiment
+    def run(self) -> dict:
+        start = time.time()
+        self.generate()
+        p, results = self.preset, {}
+        model, processor = self._pretrained()
+        results["full"] = self.evaluate("full", model, processor, None)
+        for b in p.budgets:
+            tag = _budget_label(b)
+            for method in p.baselines:
+                cfg = CompressionConfig(method=method, layers=BASELINE_LAYERS[method], budget=b, vision_tokens=VISION_TOKENS)
+                results[f"{method}@{tag}"] = self.evaluate(f"{method}@{tag}", model, processor, cfg)
+            for phase in p.phases:
+                cfg = CompressionConfig(layers=ADSC_LAYERS, budget=b, vision_tokens=VISION_TOKENS, phase=phase)
+                results[f"adsc-untrained-phase{phase}@{tag}"] = self.evaluate(
+                    f"adsc-untrained-phase{phase}@{tag}", model, processor, cfg)
+        del model
+        for b in p.budgets:
+            tag = _budget_label(b)
+            cfg = CompressionConfig(layers=ADSC_LAYERS, budget=b, vision_tokens=VISION_TOKENS)
+            m, proc = self.finetune(f"adsc-reverse@{tag}", budget=b)
+            results[f"adsc-trained@{tag}"] = self.evaluate(f"adsc-trained@{tag}", m, proc, cfg)
+            # the twin: same steps, same data, nothing dropped during training
+            m, proc = self.finetune(f"twin@{tag}", budget=b, layers=(), curriculum="direct")
+            results[f"twin-full@{tag}"] = self.evaluate(f"twin-full@{tag}", m, proc, None)
+            results[f"twin-adsc@{tag}"] = self.evaluate(f"twin-adsc@{tag}", m, proc, cfg)
+        if p.ablations:
+            b = p.budgets[-1]
+            tag = _budget_label(b)
+            cfg = CompressionConfig(layers=ADSC_LAYERS, budget=b, vision_tokens=VISION_TOKENS)
+            for curriculum in ("direct", "standard"):
+                m, proc = self.finetune(f"adsc-{curriculum}@{tag}", budget=b, curriculum=curriculum)
+                results[f"adsc-{curriculum}@{tag}"] = self.evaluate(f"adsc-{curriculum}@{tag}", m, proc, cfg)
+            m, proc = self.finetune(f"adsc-fullft@{tag}", budget=b, mode="full")
+            results[f"adsc-fullft@{tag}"] = self.evaluate(f"adsc-fullft@{tag}", m, proc, cfg)
+        from .report import write_report
+
+        summary = write_report(self.out, self.preset, results, seconds=time.time() - start, seed=self.seed,
+                               checkpoint=self.checkpoint)
+        return summary
+
+
+def _enable_cache(model) -> None:
+    """Training saves configs with use_cache=False; generation wants the (compressed) cache."""
+    for cfg in {id(c): c for c in (model.config, model.config.get_text_config())}.values():
+        cfg.use_cache = True
+
+
+
+def spread(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
+            "stdev": statistics.pstdev(values) if len(values) > 1 else 0.0}
+
+
