@@ -123,7 +123,9 @@ def _configs(model, methods, budgets, layers) -> tuple[list[tuple[str, Compressi
         for budget in budgets:
             label = f"{method}@{budget:g}"
             try:  # a baseline that has not landed, or rejects these settings, is reported and skipped
-                config = CompressionConfig(method=method, layers=layers, budget=budget)
+                # FastV and ToMe start once, at the first pruning layer (FastV's K; ToMe merges from there on)
+                method_layers = layers[:1] if method in ("fastv", "tome") else layers
+                config = CompressionConfig(method=method, layers=method_layers, budget=budget)
                 compress(model, config).remove()
             except Exception as err:  # noqa: BLE001 -- any failure of a method must not stop the others
                 skipped.append({"config": label, "reason": f"{type(err).__name__}: {err}".splitlines()[0][:200]})
