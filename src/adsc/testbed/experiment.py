@@ -48,7 +48,7 @@ class Preset:
 
 
 PRESETS = {
-    "smoke": Preset("smoke", 8, 4, 16, (16.0,), ("fastv", "random"), 2, (0.5,), False, batch_size=4,
+    "smoke": Preset("smoke", 6, 2, 12, (16.0,), ("fastv",), 1, (0.5,), False, batch_size=4,
                     notes=["smoke: a wiring check for the tests, its numbers mean nothing"]),
     "quick": Preset("quick", 40, 60, 400, (16.0,), ("tome", "fastv", "pyramiddrop", "random"), 60, (0.0, 0.5), False,
                     notes=["quick: one budget (16 = 1/9 of 144), 60 questions per benchmark, 60 fine-tuning steps, "
