@@ -36,13 +36,14 @@ def _rank() -> int:
 
 
 def _setup_logging() -> None:
-    if logger.handlers:
+    logger.setLevel(logging.INFO if _rank() == 0 else logging.WARNING)  # skip warnings stay visible on every rank
+    # Print through our own handler only when the application configured no logging; otherwise
+    # propagate to its handlers (and to pytest's capture) instead of printing twice.
+    if logger.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[adsc] %(message)s"))
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO if _rank() == 0 else logging.WARNING)  # skip warnings stay visible on every rank
-    logger.propagate = False
 
 
 def _write_json_atomic(path: str, data) -> None:
