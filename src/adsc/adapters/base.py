@@ -53,19 +53,17 @@ class Adapter:
 
 def token_runs(row: torch.Tensor, token_ids: tuple[int, ...]) -> list[tuple[int, int, int]]:
     """(start, length, token_id) of every maximal run of any of ``token_ids`` in a 1-D id row."""
-    runs = []
-    hit = torch.zeros_like(row, dtype=torch.bool)
-    for tid in token_ids:
-        hit |= row == tid
+    hit = torch.isin(row, torch.tensor(token_ids, device=row.device))
     if not hit.any():
-        return runs
-    pos = hit.nonzero().flatten().tolist()
-    start = prev = pos[0]
-    for p in pos[1:] + [None]:
-        if p is not None and p == prev + 1 and row[p] == row[prev]:
-            prev = p
+        return []
+    ids = row.tolist()  # one transfer; the scan below is plain Python on a few hundred ints
+    runs = []
+    start = None
+    for p in hit.nonzero().flatten().tolist() + [None]:
+        if start is not None and p == end + 1 and ids[p] == ids[start]:
+            end = p
             continue
-        runs.append((start, prev - start + 1, int(row[start])))
-        if p is not None:
-            start = prev = p
+        if start is not None:
+            runs.append((start, end - start + 1, ids[start]))
+        start = end = p
     return runs

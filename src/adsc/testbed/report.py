@@ -65,7 +65,8 @@ def write_report(out: Path, preset, results: dict, seconds: float, seed: int, ch
     recovery = {}
     for b in preset.budgets:
         tag = f"{int(b)}"
-        for method in preset.baselines:
+        ran = [m for m in preset.baselines if f"{m}@{tag}" in results]
+        for method in ran:
             rows.append((method, b, _scores(results[f"{method}@{tag}"])))
             fig_rows.append((method, b, _scores(results[f"{method}@{tag}"])))
         phase_runs = [results[f"adsc-untrained-phase{ph}@{tag}"] for ph in preset.phases]
@@ -77,7 +78,7 @@ def write_report(out: Path, preset, results: dict, seconds: float, seed: int, ch
         fig_rows += [("ADSC untrained", b, untrained), ("ADSC trained", b, _scores(results[f"adsc-trained@{tag}"]))]
         trained = _rel(_scores(results[f"adsc-trained@{tag}"]), base)
         twin = _rel(_scores(results[f"twin-adsc@{tag}"]), base)
-        best_baseline = max(preset.baselines, key=lambda m: _rel(_scores(results[f"{m}@{tag}"]), base))
+        best_baseline = max(ran, key=lambda m: _rel(_scores(results[f"{m}@{tag}"]), base))
         recovery[tag] = {
             "adsc_trained_rel": trained, "twin_adsc_rel": twin, "recovery_points": trained - twin,
             "twin_full_rel": _rel(_scores(results[f"twin-full@{tag}"]), base),
@@ -108,6 +109,10 @@ def write_report(out: Path, preset, results: dict, seconds: float, seed: int, ch
                ("reverse 0.8-0.9-1.0", f"adsc-trained@{tag}"))]
         lines += ["", "## Table II analogue (training regime)", "", table(t2, base, benches),
                   "", "## Table III analogue (curriculum)", "", table(t3, base, benches)]
+    if results.get("skipped"):
+        lines += ["", "Not run (the method cannot reach that budget on this 12-layer model):", ""]
+        lines += [f"- {label}: {reason}" for label, reason in results["skipped"].items()]
+    summary["skipped"] = results.get("skipped", {})
     t4, t4rows = table4(checkpoint, preset.budgets)
     lines += ["", "## Table IV analogue (analytical, this model)", "", t4, "", "## Figure 2", "", "![figure 2](figure2.png)", ""]
     findings = []
