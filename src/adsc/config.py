@@ -22,6 +22,11 @@ class ConfigError(ValueError):
     """A compression setting that cannot work; the message names the fix."""
 
 
+def unknown_keys(cls, data: dict) -> list[str]:
+    """Keys of ``data`` that are not fields of the dataclass ``cls`` (for from_dict checks)."""
+    return sorted(set(data) - {f.name for f in fields(cls)})
+
+
 @dataclass
 class CompressionConfig:
     """Where and how much to compress the vision tokens inside the language model.
@@ -116,10 +121,9 @@ class CompressionConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "CompressionConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = unknown_keys(cls, data)
         if unknown:
-            raise ConfigError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
+            raise ConfigError(f"unknown config keys {unknown}; known keys are {sorted(f.name for f in fields(cls))}")
         return cls(**data)
 
     def save_pretrained(self, directory: str | os.PathLike) -> str:

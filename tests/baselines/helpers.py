@@ -173,3 +173,10 @@ def naive_tome(metric, hidden, size, r):
         size[b] = total
     survivors = [i for i in range(n) if i not in {a for a, _ in pairs}]
     return pairs, hidden, size, survivors
+
+
+def assert_matches_reference(trace, seen, logits, ref, layers: int = 6) -> None:
+    """The engine kept exactly the reference's positions at every layer, and the logits agree."""
+    for layer in range(layers):
+        assert torch.equal(trace.positions(layer, 0), seen[layer]), layer
+    torch.testing.assert_close(logits, ref, atol=1e-4, rtol=1e-4)

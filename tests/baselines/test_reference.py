@@ -6,7 +6,7 @@ import torch
 import adsc
 from adsc.tiny import IMAGE_TOKEN
 
-from .helpers import N_IMG, keep_top_reference, llava, llava_row, pixels, reference_forward
+from .helpers import N_IMG, assert_matches_reference, keep_top_reference, llava, llava_row, pixels, reference_forward
 
 ROW = torch.tensor([llava_row()])
 PIX = pixels(1)
@@ -64,9 +64,7 @@ def test_pyramiddrop_matches_eager_reference(positions, attn_impl):
                     return keep_top_reference(h, idx, size, attn[l][0].mean(0)[-1], ROW[0] == IMAGE_TOKEN, counts[layers.index(l)])
 
             ref, seen = reference_forward(llava("eager"), ROW, PIX, reduce, renumber=positions == "renumber")
-        for layer in range(6):
-            assert torch.equal(trace.positions(layer, 0), seen[layer]), layer
-        torch.testing.assert_close(logits, ref, atol=1e-4, rtol=1e-4)
+        assert_matches_reference(trace, seen, logits, ref)
     finally:
         handle.remove()
 

@@ -8,7 +8,7 @@ from adsc.baselines import bipartite_match
 from adsc.baselines.scores import key_metric
 from adsc.tiny import IMAGE_TOKEN
 
-from .helpers import N_IMG, llava, llava_row, naive_tome, pixels, reference_forward
+from .helpers import N_IMG, assert_matches_reference, llava, llava_row, naive_tome, pixels, reference_forward
 
 ROW = torch.tensor([llava_row()])
 PIX = pixels(1)
@@ -59,9 +59,7 @@ def test_tome_in_the_engine_equals_naive_merging(attn_impl, proportional):
             trace = handle.last_trace  # read before the reference runs the (same, eager) model
             reduce = _tome_reference(sched.keep_counts, sched.stage_layers, proportional)
             ref, seen = reference_forward(llava("eager"), ROW, PIX, reduce, proportional=proportional)
-        for layer in range(6):
-            assert torch.equal(trace.positions(layer, 0), seen[layer]), layer
-        torch.testing.assert_close(logits, ref, atol=1e-4, rtol=1e-4)
+        assert_matches_reference(trace, seen, logits, ref)
     finally:
         handle.remove()
 

@@ -121,11 +121,6 @@ class CompressionHandle:
         cache = kwargs.get("past_key_values")
         if mask is not None and mask.dim() != 2:
             raise ValueError("adsc needs a 2-D attention_mask (batch, length); custom 4-D masks are not supported")
-        if cache is not None and not _grows_per_layer(cache):
-            raise ValueError(
-                f"adsc needs a DynamicCache: compressed layers cache fewer tokens than layer 0, which a "
-                f"{type(cache).__name__} cannot hold; drop cache_implementation / pass DynamicCache()"
-            )
         if cache is not None and cache.get_seq_length() > 0:
             self._resume(cache, input_ids, kwargs.get("inputs_embeds"), mask)
         else:
@@ -133,6 +128,12 @@ class CompressionHandle:
         return None
 
     def _start(self, module, input_ids, mask, kwargs):
+        cache = kwargs.get("past_key_values")
+        if cache is not None and not _grows_per_layer(cache):  # checked once per prefill, not per decode step
+            raise ValueError(
+                f"adsc needs a DynamicCache: compressed layers cache fewer tokens than layer 0, which a "
+                f"{type(cache).__name__} cannot hold; drop cache_implementation / pass DynamicCache()"
+            )
         if input_ids is None:
             raise ValueError("adsc reads vision-token positions from input_ids: pass input_ids, not inputs_embeds")
         spans = self.adapter.vision_spans(self._base, input_ids, kwargs)

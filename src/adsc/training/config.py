@@ -8,7 +8,9 @@ global batch 128, one epoch, 3 % warmup, cosine decay, bf16, max length 2048.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
+
+from ..config import unknown_keys
 
 CURRICULA = {
     # multiples of the target budget, one per phase, in training order (paper Table III)
@@ -130,8 +132,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = unknown_keys(cls, data)
         if unknown:
             raise ValueError(f"unknown training settings {unknown}")
         return cls(**data)
