@@ -1,10 +1,11 @@
-# Two commands a newcomer needs: `make demo` (the main job) and `make test` (the suite).
+# Two commands a newcomer needs: `make experiment` (the main job: the synthetic testbed's quick
+# preset, from the committed checkpoint) and `make test` (the suite). `make demo` is the engine demo.
 # Both install what they need first. torch is pinned to the CPU build that lies on the
 # development machines' disk, installed before anything that could pull a CUDA build.
 PY ?= python3
 STAMP := .setup.stamp
 
-.PHONY: setup demo test
+.PHONY: setup experiment demo test
 
 $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
@@ -12,6 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+experiment: $(STAMP)
+	$(PY) -m adsc experiment --preset quick
 
 demo: $(STAMP)
 	$(PY) -m adsc demo

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from adsc.testbed.questions import gqa, mme, pope, sqa, textvqa, vqav2
+from adsc.testbed.questions import caption, gqa, mme, pope, sqa, textvqa, vqav2
 from adsc.testbed.world import CATEGORIES, VOCAB
 
 from .scenes import scene_one, scene_two
@@ -228,3 +228,22 @@ def test_sqa_templates_hand_checked():
 
 def test_world_categories():
     assert len(CATEGORIES) == 36 and len(set(CATEGORIES)) == 36
+
+
+def test_caption_lists_categories_in_fixed_order_with_counts():
+    (qa,) = caption.caption_questions(scene_one())
+    assert qa.question == "What objects are in the image?"
+    assert qa.answer == "one red circle, one red square, one blue square, one green triangle"
+    two = scene_one()
+    two.objects[3].color, two.objects[3].shape = "red", "circle"
+    assert caption.listing(two) == "two red circles, one red square, one blue square"
+
+
+def test_filtered_listings_name_present_attributes_only():
+    for i in SEEDS:
+        full, by_color, by_shape = caption.caption_questions(scene_one(), rng(i))
+        color = by_color.question.split()[1]
+        shape = by_shape.question.split()[1]
+        assert by_color.answer == caption.listing_of(scene_one().matching(color=color)) != ""
+        assert all(color in part for part in by_color.answer.split(", "))
+        assert by_shape.answer and shape in {"circles", "squares", "triangles"}

@@ -17,7 +17,8 @@ def add_arguments(p) -> None:
     p.add_argument("--generate-only", action="store_true", help="write the synthetic dataset and stop")
     p.add_argument("--pretrain", action="store_true", help="pretrain the testbed model from scratch into --out")
     p.add_argument("--warmup-steps", type=int, default=600, help="--pretrain: dense vision warm-up steps")
-    p.add_argument("--qa-steps", type=int, default=800, help="--pretrain: full-token QA training steps")
+    p.add_argument("--align-steps", type=int, default=300, help="--pretrain: object-listing alignment steps")
+    p.add_argument("--qa-steps", type=int, default=1000, help="--pretrain: full-token QA training steps")
     p.add_argument("--out", default=None, help="output folder (default: runs/testbed_<preset>, or testbed_data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-images", type=int, default=100, help="test images per benchmark")
@@ -87,7 +88,14 @@ def _pretrain(args) -> int:
     if args.num_train == 1000:
         args.num_train = 3000
     generate(data, config_from_args(args))
-    summary = pretrain(data, out, warmup_steps=args.warmup_steps, qa_steps=args.qa_steps, seed=args.seed)
+    # held-out scenes (another seed) for the image-dependence control written next to the model
+    args.seed, args.num_train, args.num_images, seed = args.seed + 1, 200, 2, args.seed
+    generate(f"{out}/heldout", config_from_args(args))
+    summary = pretrain(data, out, warmup_steps=args.warmup_steps, align_steps=args.align_steps, qa_steps=args.qa_steps, seed=seed,
+                       heldout=f"{out}/heldout")
+    from .probe import table
+
+    print(table(summary["probe"]))
     print(f"pretrained model in {out}/qa ({summary['steps']} steps, final loss {summary['final_loss']:.3f}); "
           "copy model.safetensors, config.json and the processor files to checkpoints/testbed to use it")
     return 0

@@ -17,7 +17,7 @@ import numpy as np
 from .formats import gqa as f_gqa, instruct, mme as f_mme, pope as f_pope, scienceqa as f_sqa
 from .formats import textvqa as f_textvqa, vqav2 as f_vqav2
 from .formats.io import write_json, write_jsonl
-from .questions import gqa, mme, pope, sqa, textvqa, vqav2
+from .questions import caption, gqa, mme, pope, sqa, textvqa, vqav2
 from .questions.common import QA
 from .scene import Scene, sample_scene
 from .world import GridSpec, SceneConfig, World, default_world
@@ -25,7 +25,7 @@ from .world import GridSpec, SceneConfig, World, default_world
 BENCHMARKS = ("gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2")
 FORMATS = {"gqa": f_gqa, "mme": f_mme, "pope": f_pope, "scienceqa": f_sqa, "textvqa": f_textvqa, "vqav2": f_vqav2}
 STREAMS = {"train": 0, **{name: i + 1 for i, name in enumerate(BENCHMARKS)}}
-VERSION = 1
+VERSION = 3  # 2: one question per training record, object listings; 3: filtered listings
 
 # Where each benchmark's files land, for the evaluation readers (also written to manifest.json).
 LAYOUT = {
@@ -42,7 +42,8 @@ LAYOUT = {
     "vqav2": {"question_file": "vqav2/llava_vqav2_mscoco_val2014.jsonl", "image_folder": "vqav2/val2014",
               "annotations": "vqav2/v2_mscoco_val2014_annotations.json",
               "questions": "vqav2/v2_OpenEnded_mscoco_val2014_questions.json"},
-    "train": {"data_path": "train/llava_instruct_synthetic.json", "image_folder": "train"},
+    "train": {"data_path": "train/llava_instruct_synthetic.json", "image_folder": "train",
+              "caption_path": "train/llava_caption_synthetic.json"},
 }
 
 
@@ -51,11 +52,15 @@ class TestbedConfig:
     __test__ = False  # not a pytest test class despite the name
 
     seed: int = 0
-    num_images: int = 100  # per benchmark
+    num_images: int | dict[str, int] = 100  # per benchmark: one count for all, or {benchmark: count}
     num_train: int = 1000
     spec: GridSpec = field(default_factory=GridSpec)
     scene: SceneConfig = field(default_factory=SceneConfig)
     benchmarks: tuple[str, ...] = BENCHMARKS
+
+
+def images_for(cfg: TestbedConfig, bench: str) -> int:
+    return cfg.num_images[bench] if isinstance(cfg.num_images, dict) else cfg.num_images
 
 
 def _rng(seed: int, stream: str, attempt: int, purpose: int) -> np.random.Generator:
@@ -92,7 +97,7 @@ def _draw(cfg: TestbedConfig, world: World, stream: str, attempt: int) -> Scene:
 def build_benchmark(bench: str, cfg: TestbedConfig, world: World) -> list[tuple[Scene, list[QA]]]:
     """num_images scenes that can carry the benchmark's questions (others are skipped)."""
     if bench == "pope":  # negatives need the category statistics of the whole image set first
-        scenes = [_draw(cfg, world, bench, a) for a in range(cfg.num_images)]
+        scenes = [_draw(cfg, world, bench, a) for a in range(images_for(cfg, bench))]
         stats = pope.CategoryStats.from_scenes(scenes)
         items = []
         for a, scene in enumerate(scenes):
@@ -100,8 +105,8 @@ def build_benchmark(bench: str, cfg: TestbedConfig, world: World) -> list[tuple[
             items.append((scene, pope.pope_questions(scene, stats, _rng(cfg.seed, bench, a, 1))))
         return items
     items, attempt = [], 0
-    while len(items) < cfg.num_images:
-        if attempt > 20 * cfg.num_images + 100:
+    while len(items) < images_for(cfg, bench):
+        if attempt > 20 * images_for(cfg, bench) + 100:
             raise RuntimeError(f"{bench}: scenes too sparse to carry its questions; loosen SceneConfig")
         scene = _draw(cfg, world, bench, attempt)
         image_id = FORMATS[bench].image_id(len(items) + 1)
@@ -137,6 +142,7 @@ def build_train(cfg: TestbedConfig, world: World, taken: set[str]) -> list[tuple
             else:
                 qas = questions_for(bench, scene, rng, cfg)
             by_family[bench] = qas
+        by_family["caption"] = caption.caption_questions(scene, rng)  # training only: listings (alignment)
         items.append((scene, by_family))
     return items
 

@@ -13,6 +13,7 @@ Controls the issue asks for:
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,8 +34,7 @@ BASELINE_LAYERS = {"fastv": (1,), "pyramiddrop": (1, 3, 6, 9), "tome": (1,), "ra
 @dataclass
 class Preset:
     name: str
-    eval_images: int  # test images generated per benchmark
-    limit: int  # questions scored per benchmark
+    questions: int  # about this many test questions per benchmark, all of them scored
     train_images: int  # fine-tuning images (665K-format records, several per image)
     budgets: tuple[float, ...]
     baselines: tuple[str, ...]
@@ -48,14 +48,26 @@ class Preset:
 
 
 PRESETS = {
-    "smoke": Preset("smoke", 6, 2, 12, (16.0,), ("fastv",), 1, (0.5,), False, batch_size=4,
+    "smoke": Preset("smoke", 4, 12, (16.0,), ("fastv",), 1, (0.5,), False, batch_size=4,
                     notes=["smoke: a wiring check for the tests, its numbers mean nothing"]),
-    "quick": Preset("quick", 40, 60, 400, (16.0,), ("tome", "fastv", "pyramiddrop", "random"), 60, (0.0, 0.5), False,
+    "quick": Preset("quick", 60, 400, (16.0,), ("tome", "fastv", "pyramiddrop", "random"), 60, (0.0, 0.5), False,
                     notes=["quick: one budget (16 = 1/9 of 144), 60 questions per benchmark, 60 fine-tuning steps, "
                            "no Table II/III ablations; run --preset full for the real experiment"]),
-    "full": Preset("full", 100, 200, 1500, (48.0, 32.0, 16.0), ("tome", "fastv", "pyramiddrop", "random"), 300,
+    "full": Preset("full", 300, 1500, (48.0, 32.0, 16.0), ("tome", "fastv", "pyramiddrop", "random"), 300,
                    (0.0, 0.25, 0.5, 0.75), True),
 }
+
+
+# Questions the generator writes per test image (POPE: 3 splits x 3 pairs); images are sized from
+# these so every split and subtask is in the set -- a prefix of the files would keep POPE's first
+# split and MME's first subtask only.
+QUESTIONS_PER_IMAGE = {"gqa": 4, "mme": 2, "pope": 18, "scienceqa": 1, "textvqa": 1.8, "vqav2": 3}
+
+
+def eval_images(questions: int) -> dict[str, int]:
+    n = {b: max(1, math.ceil(questions / q)) for b, q in QUESTIONS_PER_IMAGE.items()}
+    n["mme"] = 5 * math.ceil(n["mme"] / 5)  # images cycle through MME's five subtasks: equal shares
+    return n
 
 
 def _budget_label(b: float) -> str:
@@ -81,7 +93,7 @@ class Experiment:
         from .dataset import TestbedConfig, generate
         from .world import GridSpec
 
-        cfg = TestbedConfig(seed=self.seed, num_images=self.preset.eval_images, num_train=self.preset.train_images,
+        cfg = TestbedConfig(seed=self.seed, num_images=eval_images(self.preset.questions), num_train=self.preset.train_images,
                             spec=GridSpec(168, 14, 2))
         generate(self.data, cfg)
 
@@ -101,7 +113,7 @@ class Experiment:
             return json.loads((target / "results.json").read_text())
         names = [EVAL_NAMES.get(b, b) for b in BENCHMARKS]
         return evaluate(model, processor, names, str(self.data), str(target), compression=compression,
-                        model_name=label, batch_size=16, max_new_tokens=8, limit=self.preset.limit,
+                        model_name=label, batch_size=16, max_new_tokens=8,
                         progress=self.progress, label=label)
 
     def finetune(self, label: str, *, budget: float, layers=ADSC_LAYERS, curriculum: str = "reverse", mode: str = "lora"):

@@ -1,12 +1,19 @@
 """Pretraining the testbed's "pretrained MLLM" from scratch, at full vision tokens.
 
-Two stages, each skipped when its output exists (a killed run resumes where it stopped):
+Three stages, each skipped when its output exists (a killed run resumes where it stopped):
 1. ``init/``: vocabulary, processor, random model, then the dense vision warm-up (warmup.py):
    the analogue of starting LLaVA from a trained CLIP.
-2. ``qa/``: full fine-tuning of projector + language model (vision tower frozen, as in LLaVA)
-   on the generated 665K-format conversations with ``adsc.training`` -- the same Trainer path
-   users run -- with no pruning layers, i.e. at full tokens.
-The result is ``qa/`` (model.safetensors + processor), small enough to commit.
+2. ``align/``: object listings (questions/caption.py), the analogue of LLaVA's caption stage:
+   a target that depends on the image alone, so the language model learns to read vision tokens
+   before it meets questions whose answers need question and image together.
+3. ``qa/``: all training records (the six families plus the listings), as LLaVA's 665K mix;
+   with ``more_steps``, ``qa2/`` continues it on the same data with a fresh schedule (how the
+   committed model was made: the learning rate restarts, which stage 3 alone cannot do).
+Stages 2 and 3 train projector + language model (vision tower frozen, as in LLaVA) with
+``adsc.training`` -- the same Trainer path users run -- with no pruning layers, i.e. at full tokens.
+The result is ``qa/`` (model.safetensors + processor), small enough to commit. With ``heldout``
+(a generated dataset the model never trained on), ``qa/probe.json`` records the image-dependence
+control (probe.py): answer loss with matched, shuffled and blank images.
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ from .model import GRID, PATCH, build_model, build_processor, vocabulary
 from .warmup import PatchData, warm_up_vision
 
 TRAIN_JSON = "train/llava_instruct_synthetic.json"
+CAPTION_JSON = "train/llava_caption_synthetic.json"
 
 
-def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 300, qa_steps: int = 3000,
-             batch_size: int = 32, lr: float = 1e-3, seed: int = 0, layers: int = 12, hidden: int = 128,
-             save_steps: int = 200) -> dict:
+def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600, align_steps: int = 300,
+             qa_steps: int = 1000, batch_size: int = 32, lr: float = 1e-3, seed: int = 0, layers: int = 12,
+             hidden: int = 128, save_steps: int = 100, heldout: str | Path | None = None, more_steps: int = 0) -> dict:
     data_root, out = Path(data_root), Path(out)
     init = out / "init"
     if not (init / "model.safetensors").exists():
@@ -39,12 +47,33 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 300,
 
     from ..training import TrainConfig, train
 
-    cfg = TrainConfig(
-        model=str(init), data=str(data_root / TRAIN_JSON), image_folder=str(data_root / "train"), output_dir=str(out / "qa"),
-        mode="full", lr=lr, projector_lr=lr, warmup_ratio=0.03, global_batch_size=batch_size,
-        per_device_batch_size=batch_size, max_steps=qa_steps, max_length=512,
-        layers=(), budget=float(GRID * GRID), curriculum="direct",  # no pruning layers: full tokens
-        template="chat_template", pad_to_square=False, gradient_checkpointing=False, bf16=False,
-        num_workers=0, logging_steps=20, save_steps=save_steps, save_total_limit=1, seed=seed,
-    )
-    return train(cfg)
+    def stage(model: Path, data: str, output: Path, steps: int) -> dict:
+        if (output / "model.safetensors").exists():
+            return json.loads((output / "pretrain_stage.json").read_text())
+        cfg = TrainConfig(
+            model=str(model), data=str(data_root / data), image_folder=str(data_root / "train"), output_dir=str(output),
+            mode="full", lr=lr, projector_lr=lr, warmup_ratio=0.03, global_batch_size=batch_size,
+            per_device_batch_size=batch_size, max_steps=steps, max_length=512,
+            layers=(), budget=float(GRID * GRID), curriculum="direct",  # no pruning layers: full tokens
+            template="chat_template", pad_to_square=False, gradient_checkpointing=False, bf16=False,
+            num_workers=0, logging_steps=20, save_steps=save_steps, save_total_limit=1, seed=seed,
+        )
+        summary = train(cfg)
+        (output / "pretrain_stage.json").write_text(json.dumps(summary, indent=1, default=str))
+        return summary
+
+    summary = {"align": stage(init, CAPTION_JSON, out / "align", align_steps) if align_steps else None}
+    summary.update(stage(out / "align" if align_steps else init, TRAIN_JSON, out / "qa", qa_steps))
+    final = out / "qa"
+    if more_steps:
+        summary["qa2"] = stage(final, TRAIN_JSON, out / "qa2", more_steps)
+        final = out / "qa2"
+    summary["final"] = str(final)
+    if heldout is not None:
+        from ..evaluation.generation import load_model
+        from .probe import image_dependence
+
+        model, processor = load_model(str(final), dtype="float32")
+        summary["probe"] = image_dependence(model, processor, str(Path(heldout) / TRAIN_JSON), str(Path(heldout) / "train"))
+        (final / "probe.json").write_text(json.dumps(summary["probe"], indent=1))
+    return summary

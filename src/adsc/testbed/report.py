@@ -55,6 +55,37 @@ def table4(checkpoint: Path, budgets, text_tokens: int = 40, new_tokens: int = 2
     return "\n".join(lines) + note, rows
 
 
+EASY = "POPE accuracy (3 splits) and MME existence / color accuracy: one category lookup each"
+
+
+def issue_checks(full: dict, recovery: dict, preset) -> list[dict]:
+    """The two properties that make the testbed meaningful, measured on this run's own test set.
+
+    1. The pretrained model sees: >= 90 % on the easy families (single category lookups).
+    2. The tasks need detail: untrained uniform dropping at the smallest budget (1/9) costs
+       >= 10 points of relative score (mean over phases; the best phase is shown too).
+    """
+    out = []
+    b = full.get("benchmarks", {})
+    easy = []
+    if "pope" in b:
+        easy.append(("POPE accuracy", b["pope"]["scores"]["accuracy_mean"]))
+    for task in ("existence", "color"):
+        sub = b.get("mme", {}).get("scores", {}).get("subtasks", {}).get(task)
+        if sub:
+            easy.append((f"MME {task} accuracy", sub["acc"]))
+    for name, value in easy:
+        out.append({"check": f"full model: {name}", "measured": value, "target": ">= 90", "met": value >= 90})
+    tag = f"{int(min(preset.budgets))}"
+    if tag in recovery:
+        u = recovery[tag]["untrained_phase_rel"]
+        for label, rel in (("mean over phases", u["mean"]), ("luckiest phase", u["max"])):
+            cost = 100 - rel
+            out.append({"check": f"untrained ADSC at {tag} tokens costs (rel. points, {label})", "measured": cost,
+                        "target": ">= 10", "met": cost >= 10})
+    return out
+
+
 def write_report(out: Path, preset, results: dict, seconds: float, seed: int, checkpoint: Path) -> dict:
     from .experiment import ADSC_LAYERS
 
@@ -115,6 +146,11 @@ def write_report(out: Path, preset, results: dict, seconds: float, seed: int, ch
     summary["skipped"] = results.get("skipped", {})
     t4, t4rows = table4(checkpoint, preset.budgets)
     lines += ["", "## Table IV analogue (analytical, this model)", "", t4, "", "## Figure 2", "", "![figure 2](figure2.png)", ""]
+    checks = issue_checks(results["full"], recovery, preset)
+    summary["checks"] = checks
+    lines += ["## Checks the testbed must pass (issue 7)", "", "| check | measured | target | |", "|---|---|---|---|"]
+    lines += [f"| {c['check']} | {c['measured']:.1f} | {c['target']} | {'met' if c['met'] else '**not met**'} |" for c in checks]
+    lines += [""]
     findings = []
     for tag, r in recovery.items():
         verdict = "beats" if r["adsc_trained_rel"] > r["best_baseline_rel"] else "does NOT beat"

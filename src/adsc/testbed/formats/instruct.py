@@ -1,12 +1,19 @@
 """Training data in the LLaVA-Instruct-665K format (llava_v1_5_mix665k.json).
 
 train/llava_instruct_synthetic.json  [{"id", "image": "images/<id>.png", "conversations": [
-                                        {"from": "human", "value": "<image>\\n<prompt>"}, {"from": "gpt", "value": ...}, ...]}]
+                                        {"from": "human", "value": "<image>\\n<prompt>"}, {"from": "gpt", "value": ...}]}]
+train/llava_caption_synthetic.json    the "caption" records alone: the alignment stage's data, as
+                                      LLaVA's stage 1 has its own caption file (blip_laion_cc_sbu_558k.json)
 train/images/<id>.png                 paths in "image" are relative to train/, as 665K's are to its image folder
 
-One record per (image, family), several turns each, like 665K's VQAv2/GQA records. Every prompt
-is word for word the one the matching evaluation file gives the model, suffixes included, so a
-model trained here is evaluated on the distribution it saw.
+One record per question (id ``<image>-<family>-<k>``), unlike 665K's multi-turn VQAv2/GQA records.
+Why: a small model trained from scratch takes any shortcut the text offers, and several questions
+about one image leak each other's answers -- POPE and MME alternate Yes/No, an MME pair differs in
+one detail, "how many red stars?" answers "is there a red star?". The first testbed model learnt
+exactly that (training loss 0.001 with the images shuffled across the batch) and answered "Yes" to
+every single-question evaluation prompt. With one question per record, the image is the only
+source of the answer. Every prompt is word for word the one the matching evaluation file gives the
+model, suffixes included, so a model trained here is evaluated on the distribution it saw.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from .io import save_image, write_json
 
 
 def prompt(qa: QA) -> str:
+    if qa.family == "caption":  # an open description, like 665K's detail records: no short-answer suffix
+        return qa.question
     if qa.family == "textvqa":
         return textvqa.prompt(qa)
     if qa.family == "sqa":
@@ -27,12 +36,9 @@ def prompt(qa: QA) -> str:
     return qa.question + SHORT_SUFFIX
 
 
-def record(record_id: str, image: str, qas: list[QA]) -> dict:
-    conv = []
-    for i, qa in enumerate(qas):
-        conv.append({"from": "human", "value": ("<image>\n" if i == 0 else "") + prompt(qa)})
-        conv.append({"from": "gpt", "value": qa.answer})
-    return {"id": record_id, "image": image, "conversations": conv}
+def record(record_id: str, image: str, qa: QA) -> dict:
+    return {"id": record_id, "image": image, "conversations": [
+        {"from": "human", "value": "<image>\n" + prompt(qa)}, {"from": "gpt", "value": qa.answer}]}
 
 
 def write(root: Path, items: list[tuple[Scene, dict[str, list[QA]]]]) -> int:
@@ -41,7 +47,8 @@ def write(root: Path, items: list[tuple[Scene, dict[str, list[QA]]]]) -> int:
     for scene, by_family in items:
         save_image(scene, base / "images" / f"{scene.image_id}.png")
         for family, qas in by_family.items():
-            if qas:
-                records.append(record(f"{scene.image_id}-{family}", f"images/{scene.image_id}.png", qas))
+            for k, qa in enumerate(qas):
+                records.append(record(f"{scene.image_id}-{family}-{k}", f"images/{scene.image_id}.png", qa))
     write_json(base / "llava_instruct_synthetic.json", records)
+    write_json(base / "llava_caption_synthetic.json", [r for r in records if r["id"].split("-")[1] == "caption"])
     return len(records)

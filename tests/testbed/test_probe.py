@@ -1,0 +1,40 @@
+"""The image-dependence control (adsc.testbed.probe) on the committed checkpoint."""
+
+import json
+
+import pytest
+
+from adsc.evaluation.generation import load_model
+from adsc.testbed import GridSpec, TestbedConfig, generate
+from adsc.testbed.experiment import CHECKPOINT
+from adsc.testbed.probe import CONDITIONS, image_dependence, table
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("heldout")
+    generate(root, TestbedConfig(seed=5, num_images=1, num_train=6, spec=GridSpec(168, 14, 2)))
+    model, processor = load_model(str(CHECKPOINT), dtype="float32")
+    return root, model, processor
+
+
+def test_three_conditions_on_the_same_records(setup):
+    root, model, processor = setup
+    result = image_dependence(model, processor, str(root / "train/llava_instruct_synthetic.json"), str(root / "train"),
+                              n=8, batch_size=4)
+    assert set(result) == set(CONDITIONS)
+    for v in result.values():
+        assert v["loss"] > 0 and 0 <= v["answer_acc"] <= 1
+    assert "| shuffled |" in table(result)
+
+
+def test_shuffling_one_image_changes_nothing(setup, tmp_path):
+    # every record points at the same picture: rolling the batch's images is then the identity
+    root, model, processor = setup
+    records = json.loads((root / "train/llava_instruct_synthetic.json").read_text())[:6]
+    for r in records:
+        r["image"] = records[0]["image"]
+    data = tmp_path / "same.json"
+    data.write_text(json.dumps(records))
+    result = image_dependence(model, processor, str(data), str(root / "train"), n=6, batch_size=6)
+    assert result["matched"] == result["shuffled"]
