@@ -6,7 +6,8 @@ experiment resumes (``adsc.training.train`` and ``adsc.evaluation.evaluate`` bot
 
 Controls the issue asks for:
 - every fine-tune with dropping has a twin trained for the same steps on the same data with no
-  dropping; "recovery" is the gap between the twins at the same budget;
+  dropping (one twin serves all budgets: with nothing dropped the budget plays no part);
+  "recovery" is the gap between the twins at the same budget;
 - untrained uniform dropping is run at several spatial phases and reported as mean and spread.
 """
 
@@ -157,15 +158,17 @@ class Experiment:
                 results[f"adsc-untrained-phase{phase}@{tag}"] = self.evaluate(
                     f"adsc-untrained-phase{phase}@{tag}", model, processor, cfg)
         del model
+        # The twin: same steps, same data, same seed, nothing dropped during training. With nothing
+        # dropped the budget plays no part, so one twin serves every budget.
+        twin, twin_proc = self.finetune("twin", budget=VISION_TOKENS, layers=(), curriculum="direct")
+        results["twin-full"] = self.evaluate("twin-full", twin, twin_proc, None)
         for b in p.budgets:
             tag = _budget_label(b)
             cfg = CompressionConfig(layers=ADSC_LAYERS, budget=b, vision_tokens=VISION_TOKENS)
+            results[f"twin-adsc@{tag}"] = self.evaluate(f"twin-adsc@{tag}", twin, twin_proc, cfg)
             m, proc = self.finetune(f"adsc-reverse@{tag}", budget=b)
             results[f"adsc-trained@{tag}"] = self.evaluate(f"adsc-trained@{tag}", m, proc, cfg)
-            # the twin: same steps, same data, nothing dropped during training
-            m, proc = self.finetune(f"twin@{tag}", budget=b, layers=(), curriculum="direct")
-            results[f"twin-full@{tag}"] = self.evaluate(f"twin-full@{tag}", m, proc, None)
-            results[f"twin-adsc@{tag}"] = self.evaluate(f"twin-adsc@{tag}", m, proc, cfg)
+        del twin
         if p.ablations:
             b = p.budgets[-1]
             tag = _budget_label(b)

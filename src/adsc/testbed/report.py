@@ -112,11 +112,11 @@ def write_report(out: Path, preset, results: dict, seconds: float, seed: int, ch
         best_baseline = max(ran, key=lambda m: _rel(_scores(results[f"{m}@{tag}"]), base))
         recovery[tag] = {
             "adsc_trained_rel": trained, "twin_adsc_rel": twin, "recovery_points": trained - twin,
-            "twin_full_rel": _rel(_scores(results[f"twin-full@{tag}"]), base),
+            "twin_full_rel": _rel(_scores(results["twin-full"]), base),
             "untrained_phase_rel": {"mean": statistics.fmean(phase_rel), "min": min(phase_rel), "max": max(phase_rel)},
             "best_baseline": best_baseline, "best_baseline_rel": _rel(_scores(results[f"{best_baseline}@{tag}"]), base),
         }
-    rows.append(("twin at full tokens (control)", 144, _scores(results[f"twin-full@{int(preset.budgets[-1])}"])))
+    rows.append(("twin at full tokens (control)", 144, _scores(results["twin-full"])))
     benches = [b for b in BENCHES if b in base]
     lines = [f"# Synthetic testbed: preset `{preset.name}`, seed {seed}", ""]
     lines += [f"> {n}" for n in preset.notes]
