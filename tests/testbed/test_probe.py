@@ -25,6 +25,7 @@ def test_three_conditions_on_the_same_records(setup):
     assert set(result) == set(CONDITIONS)
     for v in result.values():
         assert v["loss"] > 0 and 0 <= v["answer_acc"] <= 1
+        assert sum(1 for _ in v["families"]) >= 2 and all(f["loss"] > 0 for f in v["families"].values())
     assert "| shuffled |" in table(result)
 
 

@@ -24,7 +24,9 @@ CONDITIONS = ("matched", "shuffled", "blank")
 @torch.no_grad()
 def image_dependence(model, processor, data: str, image_folder: str, n: int = 256, batch_size: int = 32,
                      seed: int = 0, template: str = "chat_template") -> dict:
-    """{condition: {"loss", "answer_acc"}} over ``n`` records drawn (seeded) from ``data``.
+    """{condition: {"loss", "answer_acc", "families": {family: {"loss", "answer_acc"}}}} over ``n``
+    records drawn (seeded) from ``data``; the family is the second field of a testbed record id
+    (``<image>-<family>-<k>``), "other" for other ids.
 
     ``answer_acc`` is the share of records whose every answer token is the model's argmax.
     """
@@ -38,10 +40,14 @@ def image_dependence(model, processor, data: str, image_folder: str, n: int = 25
     blank = Image.new("RGB", (8, 8), (128, 128, 128))
     grey = processor.image_processor(images=[blank], return_tensors="pt")["pixel_values"]
     model.eval()
-    totals = {c: {"loss": 0.0, "tokens": 0, "right": 0, "records": 0} for c in CONDITIONS}
+    totals: dict = {}
     for start in range(0, len(records), batch_size):
-        batch = collate([encoder(r) for r in records[start:start + batch_size]])
+        chunk = records[start:start + batch_size]
+        batch = collate([encoder(r) for r in chunk])
         batch.pop("adsc_meta")
+        if batch["input_ids"].shape[0] != len(chunk):
+            raise ValueError(f"records {[r.id for r in chunk]}: some could not be encoded (missing image or too long)")
+        families = [r.id.split("-")[1] if r.id.count("-") >= 2 else "other" for r in chunk]
         labels = batch.pop("labels")
         for cond in CONDITIONS:
             pixels = batch["pixel_values"]
@@ -52,18 +58,30 @@ def image_dependence(model, processor, data: str, image_folder: str, n: int = 25
             logits = model(**{**batch, "pixel_values": pixels}).logits[:, :-1].float()
             target = labels[:, 1:]
             mask = target != IGNORE
-            loss = torch.nn.functional.cross_entropy(logits[mask], target[mask], reduction="sum")
+            token_loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
             right = ((logits.argmax(-1) == target) | ~mask).all(-1)
-            t = totals[cond]
-            t["loss"] += loss.item()
-            t["tokens"] += int(mask.sum())
-            t["right"] += int(right.sum())
-            t["records"] += len(right)
-    return {c: {"loss": t["loss"] / max(t["tokens"], 1), "answer_acc": t["right"] / max(t["records"], 1)}
-            for c, t in totals.items()}
+            for i, family in enumerate(families):
+                for key in ((cond, "*"), (cond, family)):
+                    t = totals.setdefault(key, {"loss": 0.0, "tokens": 0, "right": 0, "records": 0})
+                    t["loss"] += float((token_loss[i] * mask[i]).sum())
+                    t["tokens"] += int(mask[i].sum())
+                    t["right"] += int(right[i])
+                    t["records"] += 1
+
+    def summary(t):
+        return {"loss": t["loss"] / max(t["tokens"], 1), "answer_acc": t["right"] / max(t["records"], 1)}
+
+    return {c: {**summary(totals[(c, "*")]),
+                "families": {f: summary(t) for (cc, f), t in sorted(totals.items()) if cc == c and f != "*"}}
+            for c in CONDITIONS}
 
 
 def table(result: dict) -> str:
-    rows = ["| images | answer loss | answers right |", "|---|---|---|"]
-    rows += [f"| {c} | {v['loss']:.3f} | {100 * v['answer_acc']:.1f} % |" for c, v in result.items()]
-    return "\n".join(rows)
+    """Loss / answers right per condition, for all records and per family."""
+    families = list(result["matched"].get("families", {}))
+    head = "| images | all | " + " | ".join(families) + " |"
+    rows = [head, "|---" * (2 + len(families)) + "|"]
+    for c, v in result.items():
+        cells = [v] + [v["families"][f] for f in families]
+        rows.append(f"| {c} | " + " | ".join(f"{x['loss']:.3f} / {100 * x['answer_acc']:.0f} %" for x in cells) + " |")
+    return "\n".join(rows) + "\n\n(answer loss per token / share of records answered right, teacher-forced)"
