@@ -3,7 +3,9 @@
 import json
 import os
 
-from adsc.testbed.experiment import CHECKPOINT, PRESETS, Experiment
+import pytest
+
+from adsc.testbed.experiment import CHECKPOINT, PRESETS, Experiment, with_overrides
 
 
 def test_committed_checkpoint_is_small_and_loadable():
@@ -26,3 +28,13 @@ def test_smoke_experiment_writes_every_table_and_resumes(tmp_path):
     # every step is skipped when rerun: same numbers, nothing retrained
     again = Experiment(out, PRESETS["smoke"], progress=False).run()
     assert again["table1_rows"] == data["table1_rows"]
+
+
+def test_overrides_are_said_in_the_notes():
+    full = PRESETS["full"]
+    assert with_overrides(full, questions=None, train_steps=None) is full
+    small = with_overrides(full, questions=100, train_steps=150)
+    assert (small.questions, small.train_steps, small.budgets) == (100, 150, full.budgets)
+    assert small.notes[-1] == "full with overrides: questions 300 -> 100, train_steps 300 -> 150"
+    with pytest.raises(ValueError, match="only questions and train_steps"):
+        with_overrides(full, train_steps=0)

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from adsc.testbed.questions import caption, gqa, mme, pope, sqa, textvqa, vqav2
+from adsc.testbed.questions import caption, drill, gqa, mme, pope, sqa, textvqa, vqav2
 from adsc.testbed.world import CATEGORIES, VOCAB
 
 from .scenes import scene_one, scene_two
@@ -247,3 +247,23 @@ def test_filtered_listings_name_present_attributes_only():
         assert by_color.answer == caption.listing_of(scene_one().matching(color=color)) != ""
         assert all(color in part for part in by_color.answer.split(", "))
         assert by_shape.answer and shape in {"circles", "squares", "triangles"}
+
+
+def test_drill_answers_are_existence_and_turns_leak_nothing():
+    s = scene_one()  # red circle, red square, blue square, green triangle
+    present = {"category": {"red circle", "red square", "blue square", "green triangle"},
+               "shape": {"circle", "square", "triangle"}, "color": {"red", "blue", "green"}}
+    answers = []
+    for i in SEEDS:
+        qas = drill.drill_questions(s, hand_stats(), rng(i))
+        assert 1 <= len(qas) <= 10 and len({q.question for q in qas}) == len(qas)  # no subject asked twice
+        for q in qas:
+            m = re.fullmatch(r"Is there an? (.+?)( object)? in (this|the) image\?", q.question)
+            assert m, q.question
+            assert q.answer == ("Yes" if m.group(1) in present[q.kind] else "No"), q.question
+            assert (q.kind == "color") == bool(m.group(2))
+        answers.append("".join(q.answer[0] for q in qas))
+    flat = "".join(answers)
+    assert 0.35 < flat.count("Y") / len(flat) < 0.65
+    assert len(set(answers)) > 30  # a coin per turn, not a fixed alternation or a fixed count per record
+    assert len({a.count("Y") for a in answers}) > 3

@@ -31,6 +31,13 @@ from .trace import Trace
 STATE_ATTR = "_adsc_state"
 
 
+def cache_kwarg(kwargs: dict):
+    """The KV cache a forward was given: transformers >= 5.24 passes it as ``cache``, older ones as
+    ``past_key_values`` (still accepted until 5.40)."""
+    cache = kwargs.get("cache")
+    return kwargs.get("past_key_values") if cache is None else cache
+
+
 def _grows_per_layer(cache) -> bool:
     """True for caches whose layers concatenate independently (DynamicCache and its subclasses)."""
     from transformers import DynamicCache
@@ -118,7 +125,7 @@ class CompressionHandle:
             return None
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         mask = kwargs.get("attention_mask")
-        cache = kwargs.get("past_key_values")
+        cache = cache_kwarg(kwargs)
         if mask is not None and mask.dim() != 2:
             raise ValueError("adsc needs a 2-D attention_mask (batch, length); custom 4-D masks are not supported")
         if cache is not None and cache.get_seq_length() > 0:
@@ -128,7 +135,7 @@ class CompressionHandle:
         return None
 
     def _start(self, module, input_ids, mask, kwargs):
-        cache = kwargs.get("past_key_values")
+        cache = cache_kwarg(kwargs)
         if cache is not None and not _grows_per_layer(cache):  # checked once per prefill, not per decode step
             raise ValueError(
                 f"adsc needs a DynamicCache: compressed layers cache fewer tokens than layer 0, which a "
@@ -221,7 +228,7 @@ class CompressionHandle:
             if previous is not None:
                 keep &= previous.valid.new_zeros(keep.shape).scatter(1, previous.orig, previous.valid)
             seq.stages.append(StageTable.from_keep(keep, previous))
-            cache = kwargs.get("past_key_values")
+            cache = cache_kwarg(kwargs)
             if cache is not None and stage == 0:
                 setattr(cache, STATE_ATTR, seq)
         return self.selector.stage_hidden(seq, stage, hidden, gather_slots(hidden, seq.stages[stage].src_slot))

@@ -13,11 +13,14 @@ from .world import GridSpec, SceneConfig
 
 def add_arguments(p) -> None:
     p.add_argument("--preset", choices=["smoke", "quick", "full"], default="quick", help="experiment size")
+    p.add_argument("--questions", type=int, help="override the preset's test questions per benchmark")
+    p.add_argument("--train-steps", type=int, help="override the preset's fine-tuning steps")
     p.add_argument("--checkpoint", help="pretrained testbed model (default: the committed checkpoints/testbed)")
     p.add_argument("--generate-only", action="store_true", help="write the synthetic dataset and stop")
     p.add_argument("--pretrain", action="store_true", help="pretrain the testbed model from scratch into --out")
     p.add_argument("--warmup-steps", type=int, default=600, help="--pretrain: dense vision warm-up steps")
     p.add_argument("--align-steps", type=int, default=300, help="--pretrain: object-listing alignment steps")
+    p.add_argument("--drill-steps", type=int, default=0, help="--pretrain: multi-turn existence-drill steps (optional stage)")
     p.add_argument("--qa-steps", type=int, default=1000, help="--pretrain: full-token QA training steps")
     p.add_argument("--out", default=None, help="output folder (default: runs/testbed_<preset>, or testbed_data)")
     p.add_argument("--seed", type=int, default=0)
@@ -66,9 +69,10 @@ def run(args) -> int:
 
 
 def _experiment(args) -> int:
-    from .experiment import CHECKPOINT, PRESETS, Experiment
+    from .experiment import CHECKPOINT, PRESETS, Experiment, with_overrides
 
     preset = PRESETS[args.preset]
+    preset = with_overrides(preset, questions=args.questions, train_steps=args.train_steps)
     out = args.out or f"runs/testbed_{preset.name}"
     for note in preset.notes:
         print(note)
@@ -91,7 +95,7 @@ def _pretrain(args) -> int:
     # held-out scenes (another seed) for the image-dependence control written next to the model
     args.seed, args.num_train, args.num_images, seed = args.seed + 1, 200, 2, args.seed
     generate(f"{out}/heldout", config_from_args(args))
-    summary = pretrain(data, out, warmup_steps=args.warmup_steps, align_steps=args.align_steps, qa_steps=args.qa_steps, seed=seed,
+    summary = pretrain(data, out, warmup_steps=args.warmup_steps, align_steps=args.align_steps, drill_steps=args.drill_steps, qa_steps=args.qa_steps, seed=seed,
                        heldout=f"{out}/heldout")
     from .probe import table
 

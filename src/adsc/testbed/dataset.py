@@ -17,7 +17,7 @@ import numpy as np
 from .formats import gqa as f_gqa, instruct, mme as f_mme, pope as f_pope, scienceqa as f_sqa
 from .formats import textvqa as f_textvqa, vqav2 as f_vqav2
 from .formats.io import write_json, write_jsonl
-from .questions import caption, gqa, mme, pope, sqa, textvqa, vqav2
+from .questions import caption, drill, gqa, mme, pope, sqa, textvqa, vqav2
 from .questions.common import QA
 from .scene import Scene, sample_scene
 from .world import GridSpec, SceneConfig, World, default_world
@@ -25,7 +25,7 @@ from .world import GridSpec, SceneConfig, World, default_world
 BENCHMARKS = ("gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2")
 FORMATS = {"gqa": f_gqa, "mme": f_mme, "pope": f_pope, "scienceqa": f_sqa, "textvqa": f_textvqa, "vqav2": f_vqav2}
 STREAMS = {"train": 0, **{name: i + 1 for i, name in enumerate(BENCHMARKS)}}
-VERSION = 3  # 2: one question per training record, object listings; 3: filtered listings
+VERSION = 4  # 2: one question per training record, object listings; 3: filtered listings; 4: existence drills (own file)
 
 # Where each benchmark's files land, for the evaluation readers (also written to manifest.json).
 LAYOUT = {
@@ -43,7 +43,7 @@ LAYOUT = {
               "annotations": "vqav2/v2_mscoco_val2014_annotations.json",
               "questions": "vqav2/v2_OpenEnded_mscoco_val2014_questions.json"},
     "train": {"data_path": "train/llava_instruct_synthetic.json", "image_folder": "train",
-              "caption_path": "train/llava_caption_synthetic.json"},
+              "caption_path": "train/llava_caption_synthetic.json", "drill_path": "train/llava_drill_synthetic.json"},
 }
 
 
@@ -143,6 +143,7 @@ def build_train(cfg: TestbedConfig, world: World, taken: set[str]) -> list[tuple
                 qas = questions_for(bench, scene, rng, cfg)
             by_family[bench] = qas
         by_family["caption"] = caption.caption_questions(scene, rng)  # training only: listings (alignment)
+        by_family["drill"] = drill.drill_questions(scene, stats, rng)  # training only: multi-turn existence drill
         items.append((scene, by_family))
     return items
 

@@ -17,7 +17,7 @@ import json
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -57,6 +57,19 @@ PRESETS = {
     "full": Preset("full", 300, 1500, (48.0, 32.0, 16.0), ("tome", "fastv", "pyramiddrop", "random"), 300,
                    (0.0, 0.25, 0.5, 0.75), True),
 }
+
+
+def with_overrides(preset: Preset, **overrides) -> Preset:
+    """The preset with some fields replaced (None: keep); the change is added to its notes, which the
+    report prints, so a reduced run is never mistaken for the preset as defined."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not overrides:
+        return preset
+    bad = {k: v for k, v in overrides.items() if k not in ("questions", "train_steps") or v < 1}
+    if bad:
+        raise ValueError(f"cannot override {bad}: only questions and train_steps, each >= 1")
+    said = ", ".join(f"{k} {getattr(preset, k)} -> {v}" for k, v in overrides.items())
+    return replace(preset, **overrides, notes=[*preset.notes, f"{preset.name} with overrides: {said}"])
 
 
 # Questions the generator writes per test image (POPE: 3 splits x 3 pairs); images are sized from

@@ -4,9 +4,13 @@ train/llava_instruct_synthetic.json  [{"id", "image": "images/<id>.png", "conver
                                         {"from": "human", "value": "<image>\\n<prompt>"}, {"from": "gpt", "value": ...}]}]
 train/llava_caption_synthetic.json    the "caption" records alone: the alignment stage's data, as
                                       LLaVA's stage 1 has its own caption file (blip_laion_cc_sbu_558k.json)
+train/llava_drill_synthetic.json      the "drill" records alone: multi-turn existence drills (questions/drill.py),
+                                      the data of pretraining's optional drill stage
 train/images/<id>.png                 paths in "image" are relative to train/, as 665K's are to its image folder
 
 One record per question (id ``<image>-<family>-<k>``), unlike 665K's multi-turn VQAv2/GQA records.
+(The existence drills, ``<image>-drill-0``, are multi-turn, drawn so that their turns leak nothing,
+and live in their own file, outside the mix.)
 Why: a small model trained from scratch takes any shortcut the text offers, and several questions
 about one image leak each other's answers -- POPE and MME alternate Yes/No, an MME pair differs in
 one detail, "how many red stars?" answers "is there a red star?". The first testbed model learnt
@@ -36,19 +40,27 @@ def prompt(qa: QA) -> str:
     return qa.question + SHORT_SUFFIX
 
 
-def record(record_id: str, image: str, qa: QA) -> dict:
-    return {"id": record_id, "image": image, "conversations": [
-        {"from": "human", "value": "<image>\n" + prompt(qa)}, {"from": "gpt", "value": qa.answer}]}
+def record(record_id: str, image: str, *qas: QA) -> dict:
+    """One record; several QAs become a multi-turn conversation (the image token in the first turn only)."""
+    turns = []
+    for i, qa in enumerate(qas):
+        turns += [{"from": "human", "value": ("<image>\n" if i == 0 else "") + prompt(qa)}, {"from": "gpt", "value": qa.answer}]
+    return {"id": record_id, "image": image, "conversations": turns}
 
 
 def write(root: Path, items: list[tuple[Scene, dict[str, list[QA]]]]) -> int:
     base = root / "train"
-    records = []
+    records, drills = [], []
     for scene, by_family in items:
         save_image(scene, base / "images" / f"{scene.image_id}.png")
         for family, qas in by_family.items():
+            if family == "drill":  # built leak-free to be asked together (questions/drill.py)
+                if qas:
+                    drills.append(record(f"{scene.image_id}-drill-0", f"images/{scene.image_id}.png", *qas))
+                continue
             for k, qa in enumerate(qas):
                 records.append(record(f"{scene.image_id}-{family}-{k}", f"images/{scene.image_id}.png", qa))
     write_json(base / "llava_instruct_synthetic.json", records)
     write_json(base / "llava_caption_synthetic.json", [r for r in records if r["id"].split("-")[1] == "caption"])
+    write_json(base / "llava_drill_synthetic.json", drills)  # not in the mix: only the optional drill stage reads it
     return len(records)
