@@ -38,3 +38,11 @@ def test_overrides_are_said_in_the_notes():
     assert small.notes[-1] == "full with overrides: questions 300 -> 100, train_steps 300 -> 150"
     with pytest.raises(ValueError, match="only questions and train_steps"):
         with_overrides(full, train_steps=0)
+
+
+def test_relative_scores_leave_out_benchmarks_the_full_model_does_not_score_on():
+    from adsc.testbed.report import rel_base
+
+    kept, left_out = rel_base({"gqa": 47.5, "mme": 342.0, "textvqa": 1.8, "pope": 65.4})
+    assert kept == {"gqa": 47.5, "mme": 342.0, "pope": 65.4} and left_out == ["textvqa"]
+    assert rel_base({"mme": 150.0})[1] == ["mme"]

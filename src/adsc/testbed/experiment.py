@@ -193,8 +193,12 @@ class Experiment:
             results[f"adsc-fullft@{tag}"] = self.evaluate(f"adsc-fullft@{tag}", m, proc, cfg)
         from .report import write_report
 
-        summary = write_report(self.out, self.preset, results, seconds=time.time() - start, seed=self.seed,
-                               checkpoint=self.checkpoint)
+        # time adds up over invocations: a resumed or re-rendered run reports the compute of all of them
+        elapsed = self.out / "elapsed.json"
+        before = json.loads(elapsed.read_text())["seconds"] if elapsed.exists() else 0.0
+        seconds = before + time.time() - start
+        elapsed.write_text(json.dumps({"seconds": round(seconds, 1)}))
+        summary = write_report(self.out, self.preset, results, seconds=seconds, seed=self.seed, checkpoint=self.checkpoint)
         return summary
 
 
