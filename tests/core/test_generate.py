@@ -106,3 +106,15 @@ def test_static_cache_is_refused_with_the_fix():
                            max_new_tokens=2, cache_implementation="static")
     finally:
         handle.remove()
+
+
+def test_cache_is_found_under_both_transformers_names():
+    # transformers >= 5.24 passes the KV cache as `cache`, earlier versions as `past_key_values`;
+    # missing it would leave decode steps unpatched (a padded batch then fails on mask length)
+    from adsc.engine.hooks import cache_kwarg
+
+    marker = object()
+    assert cache_kwarg({"cache": marker}) is marker
+    assert cache_kwarg({"past_key_values": marker}) is marker
+    assert cache_kwarg({"cache": None, "past_key_values": marker}) is marker
+    assert cache_kwarg({}) is None
