@@ -71,8 +71,7 @@ def run(args) -> int:
 def _experiment(args) -> int:
     from .experiment import CHECKPOINT, PRESETS, Experiment, with_overrides
 
-    preset = PRESETS[args.preset]
-    preset = with_overrides(preset, questions=args.questions, train_steps=args.train_steps)
+    preset = with_overrides(PRESETS[args.preset], questions=args.questions, train_steps=args.train_steps)
     out = args.out or f"runs/testbed_{preset.name}"
     for note in preset.notes:
         print(note)

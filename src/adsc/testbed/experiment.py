@@ -24,7 +24,8 @@ import torch
 
 from ..config import CompressionConfig, ConfigError
 
-CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "testbed"
+REPO = Path(__file__).resolve().parents[3]  # the checkout (src/adsc/testbed/ -> root)
+CHECKPOINT = REPO / "checkpoints" / "testbed"
 BENCHMARKS = ("gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2")
 EVAL_NAMES = {"scienceqa": "sqa"}  # generator folder name -> evaluation package name
 VISION_TOKENS = 144  # 12 x 12

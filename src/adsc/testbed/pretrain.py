@@ -70,8 +70,10 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
 
     previous, summary = init, {}
     for name, data, steps in (("align", CAPTION_JSON, align_steps), ("drill", DRILL_JSON, drill_steps)):
-        summary[name] = stage(previous, data, out / name, steps) if steps else None
-        previous = out / name if steps else previous
+        summary[name] = None
+        if steps:
+            summary[name] = stage(previous, data, out / name, steps)
+            previous = out / name
     summary.update(stage(previous, TRAIN_JSON, out / "qa", qa_steps))
     final = out / "qa"
     if more_steps:

@@ -102,9 +102,10 @@ def issue_checks(full: dict, recovery: dict, preset) -> list[dict]:
 
 def _shown(path: Path) -> str:
     """A path inside the repository relative to its root (a committed report names no machine)."""
-    root = Path(__file__).resolve().parents[3]
+    from .experiment import REPO
+
     path = Path(path).resolve()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def write_report(out: Path, preset, results: dict, seconds: float, seed: int, checkpoint: Path) -> dict:

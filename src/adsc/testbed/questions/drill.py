@@ -23,7 +23,7 @@ import numpy as np
 from ..scene import Scene
 from ..world import CATEGORIES, COLORS, SHAPES, category_name
 from .common import QA, article
-from .pope import CategoryStats
+from .pope import CategoryStats, negatives
 
 
 def _subjects(scene: Scene) -> dict[str, tuple[list, list]]:
@@ -49,8 +49,8 @@ def _ask(kind: str, subject, mme_wording: bool) -> str:
 
 def drill_questions(scene: Scene, stats: CategoryStats, rng: np.random.Generator, turns: int = 10) -> list[QA]:
     """Up to ``turns`` existence questions, each yes or no by a fair coin, no subject asked twice."""
-    pools = {k: (list(p), list(a)) for k, (p, a) in _subjects(scene).items()}
-    cooc = {c: sum(stats.cooc[(p, c)] for p in scene.categories()) for c in CATEGORIES}
+    pools = _subjects(scene)
+    adversarial = negatives(scene, stats, "adversarial", 6, rng)  # the absent categories that co-occur most
     out = []
     for _ in range(turns):
         # categories are the hard, fine-grained kind (a conjunction decided by one patch): 2 turns in 3
@@ -60,8 +60,8 @@ def drill_questions(scene: Scene, stats: CategoryStats, rng: np.random.Generator
         pool = present if answer == "yes" else absent
         if not pool:
             continue
-        if answer == "no" and kind == "category" and rng.random() < 0.5:  # adversarial: most co-occurring
-            ranked = sorted(pool, key=lambda c: (-cooc[c], CATEGORIES.index(c)))[:6]
+        ranked = [c for c in adversarial if c in pool]  # not asked yet
+        if answer == "no" and kind == "category" and ranked and rng.random() < 0.5:
             subject = ranked[int(rng.integers(len(ranked)))]
         else:
             subject = pool[int(rng.integers(len(pool)))]
