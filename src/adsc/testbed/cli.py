@@ -21,7 +21,13 @@ def add_arguments(p) -> None:
     p.add_argument("--warmup-steps", type=int, default=600, help="--pretrain: dense vision warm-up steps")
     p.add_argument("--align-steps", type=int, default=300, help="--pretrain: object-listing alignment steps")
     p.add_argument("--drill-steps", type=int, default=0, help="--pretrain: multi-turn existence-drill steps (optional stage)")
-    p.add_argument("--qa-steps", type=int, default=1000, help="--pretrain: full-token QA training steps")
+    p.add_argument("--qa-steps", type=int, default=1000, help="--pretrain: full-token QA training steps (a cap with --qa-minutes)")
+    p.add_argument("--qa-minutes", type=float, default=None,
+                   help="--pretrain: run the QA stage for this many minutes, learning rate on a cosine over the time")
+    p.add_argument("--drills-in-qa", type=int, default=0, help="--pretrain: copies of the drill records in the QA mix")
+    p.add_argument("--start-from", default=None,
+                   help="--pretrain: run only the QA stage, from this model (e.g. checkpoints/testbed)")
+    p.add_argument("--workers", type=int, default=0, help="--pretrain: data-loading processes (0: in the training process)")
     p.add_argument("--out", default=None, help="output folder (default: runs/testbed_<preset>, or testbed_data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-images", type=int, default=100, help="test images per benchmark")
@@ -82,6 +88,8 @@ def _experiment(args) -> int:
 
 
 def _pretrain(args) -> int:
+    from pathlib import Path
+
     from .dataset import generate
     from .pretrain import pretrain
 
@@ -90,12 +98,16 @@ def _pretrain(args) -> int:
     args.image_size, args.patch_size = 168, 14
     if args.num_train == 1000:
         args.num_train = 3000
-    generate(data, config_from_args(args))
+    # a rerun (resume) keeps data already written; same seed and settings give the same bytes anyway
+    if not Path(data, "manifest.json").exists():
+        generate(data, config_from_args(args))
     # held-out scenes (another seed) for the image-dependence control written next to the model
     args.seed, args.num_train, args.num_images, seed = args.seed + 1, 200, 2, args.seed
-    generate(f"{out}/heldout", config_from_args(args))
-    summary = pretrain(data, out, warmup_steps=args.warmup_steps, align_steps=args.align_steps, drill_steps=args.drill_steps, qa_steps=args.qa_steps, seed=seed,
-                       heldout=f"{out}/heldout")
+    if not Path(out, "heldout", "manifest.json").exists():
+        generate(f"{out}/heldout", config_from_args(args))
+    summary = pretrain(data, out, warmup_steps=args.warmup_steps, align_steps=args.align_steps, drill_steps=args.drill_steps,
+                       qa_steps=args.qa_steps, seed=seed, heldout=f"{out}/heldout", start_from=args.start_from,
+                       drills_in_qa=args.drills_in_qa, qa_minutes=args.qa_minutes, num_workers=args.workers)
     from .probe import table
 
     print(table(summary["probe"]))

@@ -12,8 +12,14 @@ Four stages, each skipped when its output exists (a killed run resumes where it 
    after 300 more listing steps left held-out drill answers at chance (51.8 % matched, 48.9 %
    shuffled), so it is not in the default recipe; it is there for a longer (GPU) run to try.
 4. ``qa/``: all training records (the six families plus the listings), as LLaVA's 665K mix;
-   with ``more_steps``, ``qa2/`` continues it on the same data with a fresh schedule (how the
-   committed model was made: the learning rate restarts, which stage 4 alone cannot do).
+   ``drills_in_qa`` adds that many copies of the drill records to it. With ``more_steps``,
+   ``qa2/`` continues it on the same data with a fresh schedule (the learning rate restarts,
+   which stage 4 alone cannot do).
+``start_from`` skips stages 1 to 3 and runs stage 4 from an existing model (e.g. the committed
+checkpoint): how a longer run continues a model rather than redoing its early stages.
+``qa_minutes`` makes stage 4 run for that much wall-clock time, its learning rate on a cosine
+over the time (``adsc.training.time_budget``), ``qa_steps`` then only a cap: one recipe for a
+lease on a GPU of any speed.
 Stages 2 to 4 train projector + language model (vision tower frozen, as in LLaVA) with
 ``adsc.training`` -- the same Trainer path users run -- with no pruning layers, i.e. at full tokens.
 The result is ``qa/`` (model.safetensors + processor), small enough to commit. With ``heldout``
@@ -37,10 +43,13 @@ DRILL_JSON = "train/llava_drill_synthetic.json"
 
 def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600, align_steps: int = 300,
              drill_steps: int = 0, qa_steps: int = 1000, batch_size: int = 32, lr: float = 1e-3, seed: int = 0, layers: int = 12,
-             hidden: int = 128, save_steps: int = 100, heldout: str | Path | None = None, more_steps: int = 0) -> dict:
+             hidden: int = 128, save_steps: int = 100, heldout: str | Path | None = None, more_steps: int = 0,
+             start_from: str | Path | None = None, drills_in_qa: int = 0, qa_minutes: float | None = None,
+             num_workers: int = 0) -> dict:
     data_root, out = Path(data_root), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     init = out / "init"
-    if not (init / "model.safetensors").exists():
+    if start_from is None and not (init / "model.safetensors").exists():
         start = time.time()
         processor = build_processor(vocabulary(data_root / TRAIN_JSON))
         model = build_model(len(processor.tokenizer), layers=layers, hidden=hidden, seed=seed)
@@ -52,29 +61,42 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
              "losses": losses[:: max(1, len(losses) // 100)]}, indent=1))
 
     from ..training import TrainConfig, train
+    from ..training.time_budget import TimeBudget
 
-    def stage(model: Path, data: str, output: Path, steps: int) -> dict:
+    def stage(model: Path, data: str | Path, output: Path, steps: int, minutes: float | None = None) -> dict:
         if (output / "model.safetensors").exists():
             return json.loads((output / "pretrain_stage.json").read_text())
         cfg = TrainConfig(
             model=str(model), data=str(data_root / data), image_folder=str(data_root / "train"), output_dir=str(output),
             mode="full", lr=lr, projector_lr=lr, warmup_ratio=0.03, global_batch_size=batch_size,
+            lr_scheduler="cosine" if minutes is None else "constant",  # constant: TimeBudget scales it
             per_device_batch_size=batch_size, max_steps=steps, max_length=512,
             layers=(), budget=float(GRID * GRID), curriculum="direct",  # no pruning layers: full tokens
             template="chat_template", pad_to_square=False, gradient_checkpointing=False, bf16=False,
-            num_workers=0, logging_steps=20, save_steps=save_steps, save_total_limit=1, seed=seed,
+            num_workers=num_workers, logging_steps=20, save_steps=save_steps, save_total_limit=1, seed=seed,
         )
-        summary = train(cfg)
+        clock = [TimeBudget(60 * minutes)] if minutes is not None else []
+        summary = train(cfg, callbacks=clock)
+        if minutes is not None:
+            summary["time_budget_minutes"] = minutes
         (output / "pretrain_stage.json").write_text(json.dumps(summary, indent=1, default=str))
         return summary
 
-    previous, summary = init, {}
+    previous, summary = (init, {}) if start_from is None else (Path(start_from), {"start_from": str(start_from)})
     for name, data, steps in (("align", CAPTION_JSON, align_steps), ("drill", DRILL_JSON, drill_steps)):
         summary[name] = None
-        if steps:
+        if steps and start_from is None:
             summary[name] = stage(previous, data, out / name, steps)
             previous = out / name
-    summary.update(stage(previous, TRAIN_JSON, out / "qa", qa_steps))
+    qa_data = TRAIN_JSON
+    if drills_in_qa:
+        qa_data = out / "qa_data.json"  # an absolute path: data_root / qa_data is qa_data
+        if not qa_data.exists():
+            records = json.loads((data_root / TRAIN_JSON).read_text())
+            records += drills_in_qa * json.loads((data_root / DRILL_JSON).read_text())
+            qa_data.write_text(json.dumps(records))
+    summary.update(stage(previous, qa_data, out / "qa", qa_steps, qa_minutes))
+    summary["drills_in_qa"] = drills_in_qa
     final = out / "qa"
     if more_steps:
         summary["qa2"] = stage(final, TRAIN_JSON, out / "qa2", more_steps)
@@ -84,7 +106,9 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         from ..evaluation.generation import load_model
         from .probe import image_dependence
 
-        model, processor = load_model(str(final), dtype="float32")
+        import torch
+
+        model, processor = load_model(str(final), dtype="float32", device="cuda" if torch.cuda.is_available() else None)
         summary["probe"] = image_dependence(model, processor, str(Path(heldout) / TRAIN_JSON), str(Path(heldout) / "train"))
         (final / "probe.json").write_text(json.dumps(summary["probe"], indent=1))
     return summary

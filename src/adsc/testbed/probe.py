@@ -38,13 +38,14 @@ def image_dependence(model, processor, data: str, image_folder: str, n: int = 25
     encoder = Encoder(processor, template, max_length=4096, image_folder=image_folder, pad_to_square=False)
     collate = Collator(processor.tokenizer.pad_token_id)
     blank = Image.new("RGB", (8, 8), (128, 128, 128))
-    grey = processor.image_processor(images=[blank], return_tensors="pt")["pixel_values"]
+    grey = processor.image_processor(images=[blank], return_tensors="pt")["pixel_values"].to(model.device)
     model.eval()
     totals: dict = {}
     for start in range(0, len(records), batch_size):
         chunk = records[start:start + batch_size]
         batch = collate([encoder(r) for r in chunk])
         batch.pop("adsc_meta")
+        batch = {k: v.to(model.device) for k, v in batch.items()}
         if batch["input_ids"].shape[0] != len(chunk):
             raise ValueError(f"records {[r.id for r in chunk]}: some could not be encoded (missing image or too long)")
         families = [r.id.split("-")[1] if r.id.count("-") >= 2 else "other" for r in chunk]

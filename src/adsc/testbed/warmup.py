@@ -63,7 +63,11 @@ class PatchData(torch.utils.data.Dataset):
 def warm_up_vision(model, data: PatchData, steps: int, batch_size: int = 32, lr: float = 2e-3, seed: int = 0) -> list[float]:
     """Train the vision tower (and a throw-away linear head) on per-patch classes; returns losses."""
     tower = model.model.vision_tower
-    head = torch.nn.Linear(tower.config.hidden_size, NUM_CLASSES)
+    # on a GPU when there is one (a lease measured 3-6 s per step for this loop left on its CPU)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    home = next(tower.parameters()).device
+    tower.to(device)
+    head = torch.nn.Linear(tower.config.hidden_size, NUM_CLASSES, device=device)
     params = list(tower.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True,
@@ -73,6 +77,7 @@ def warm_up_vision(model, data: PatchData, steps: int, batch_size: int = 32, lr:
     with tqdm(total=steps, desc="vision warm-up") as bar:
         while step < steps:
             for pixels, labels in loader:
+                pixels, labels = pixels.to(device), labels.to(device)
                 feats = tower(pixels).last_hidden_state[:, 1:]  # drop CLS, as the "default" strategy does
                 loss = F.cross_entropy(head(feats).flatten(0, 1), labels.flatten())
                 opt.zero_grad()
@@ -85,4 +90,5 @@ def warm_up_vision(model, data: PatchData, steps: int, batch_size: int = 32, lr:
                 if step >= steps:
                     break
     tower.eval()
+    tower.to(home)  # the caller saves the whole model from where it built it
     return losses
