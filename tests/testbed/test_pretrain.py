@@ -22,14 +22,15 @@ def test_pretrain_runs_every_stage_and_skips_finished_ones(tmp_path):
     assert (tmp_path / "run" / "drill" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
-def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix(tmp_path):
+def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as the command line gives them
     data = tmp_path / "data"
     generate(data, TestbedConfig(seed=0, num_images=2, num_train=8, spec=GridSpec(168, 14, 2)))
     pretrain(data, tmp_path / "base", warmup_steps=1, align_steps=0, qa_steps=1, batch_size=4, layers=2, hidden=32)
-    summary = pretrain(data, tmp_path / "more", start_from=tmp_path / "base" / "qa", drills_in_qa=2, qa_minutes=0.05,
+    summary = pretrain("data", "more", start_from="base/qa", drills_in_qa=2, qa_minutes=0.05,
                        qa_steps=100_000, batch_size=4, save_steps=1000)
     assert not (tmp_path / "more" / "init").exists()  # the early stages are the start model's
-    assert summary["start_from"] == str(tmp_path / "base" / "qa")
+    assert summary["start_from"] == "base/qa"
     assert 1 <= summary["steps"] < 100_000 and summary["time_budget_minutes"] == 0.05  # the clock, not the cap, ended it
     mix = json.loads((tmp_path / "more" / "qa_data.json").read_text())
     instruct = json.loads((data / "train" / "llava_instruct_synthetic.json").read_text())

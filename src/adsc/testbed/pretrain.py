@@ -90,7 +90,7 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
             previous = out / name
     qa_data = TRAIN_JSON
     if drills_in_qa:
-        qa_data = out / "qa_data.json"  # an absolute path: data_root / qa_data is qa_data
+        qa_data = out.resolve() / "qa_data.json"  # absolute, so that data_root / qa_data is qa_data
         if not qa_data.exists():
             records = json.loads((data_root / TRAIN_JSON).read_text())
             records += drills_in_qa * json.loads((data_root / DRILL_JSON).read_text())
