@@ -8,9 +8,9 @@ Four stages, each skipped when its output exists (a killed run resumes where it 
    before it meets questions whose answers need question and image together.
 3. ``drill/`` (optional, ``drill_steps``; off by default): existence drills (questions/drill.py),
    ten yes/no look-ups per image in one record, the look-up a question needs trained ten times as
-   densely as single questions train it. Measured on the 2-core CPU (docs/testbed.md): 200 steps
-   after 300 more listing steps left held-out drill answers at chance (51.8 % matched, 48.9 %
-   shuffled), so it is not in the default recipe; it is there for a longer (GPU) run to try.
+   densely as single questions train it. Not in the default recipe: on the 2-core CPU 200 steps
+   left held-out drill answers at chance; the committed model got its drills as copies in the
+   QA mix instead (``drills_in_qa``), in a 3,400-step GPU continuation (docs/testbed.md).
 4. ``qa/``: all training records (the six families plus the listings), as LLaVA's 665K mix;
    ``drills_in_qa`` adds that many copies of the drill records to it. With ``more_steps``,
    ``qa2/`` continues it on the same data with a fresh schedule (the learning rate restarts,
