@@ -47,3 +47,10 @@ def test_time_budget_resumes_on_the_clock_of_its_checkpoint(tmp_path):
     again = TimeBudget(seconds=100.0)
     again.on_train_begin(args, state, SimpleNamespace(), optimizer=opt)
     assert again.spent() == pytest.approx(40.0, abs=1.0)
+
+
+def test_time_budget_refuses_several_processes(tmp_path):
+    args = SimpleNamespace(output_dir=str(tmp_path), world_size=2)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ValueError, match="single process"):
+        TimeBudget(seconds=10.0).on_train_begin(args, SimpleNamespace(global_step=0), SimpleNamespace(), optimizer=opt)

@@ -8,7 +8,8 @@ Use it with ``lr_scheduler="constant"`` (the Trainer's scheduler then keeps ever
 base rate and this callback scales it); ``max_steps`` stays an upper bound.
 
 The time spent is written next to each checkpoint, so a killed run resumes on the schedule
-where it stopped instead of warming up again.
+where it stopped instead of warming up again. One process only: ranks of a multi-GPU run would
+each read their own clock and could stop at different steps.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class TimeBudget(TrainerCallback):
         return frac
 
     def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+        if getattr(args, "world_size", 1) > 1:
+            # each process would read its own clock and could stop at another step than the rest: a hang
+            raise ValueError("TimeBudget runs in a single process only; under several processes give max_steps instead")
         # a resumed run finds the time of its last checkpoint beside it (Trainer restored state already)
         ckpt = os.path.join(args.output_dir, f"checkpoint-{state.global_step}", SPENT)
         if state.global_step and os.path.isfile(ckpt):
