@@ -25,6 +25,12 @@ def test_smoke_experiment_writes_every_table_and_resumes(tmp_path):
     assert data["tables"]["recovery"]["16"]["best_baseline"] == "fastv"
     rows = {r["method"] for r in data["table1_rows"]}
     assert {"full", "fastv", "**ADSC trained (LoRA, reverse)**"} <= rows
+    # a check that is not met is named, with its number, at the top of the findings
+    missed = [c for c in data["checks"] if not c["met"]]
+    if missed:
+        assert data["findings"][0].startswith("Checks not met: ") and missed[0]["check"] in data["findings"][0]
+    else:
+        assert not data["findings"][0].startswith("Checks not met")
     # every step is skipped when rerun: same numbers, nothing retrained
     again = Experiment(out, PRESETS["smoke"], progress=False).run()
     assert again["table1_rows"] == data["table1_rows"]
