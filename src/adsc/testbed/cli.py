@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .world import GridSpec, SceneConfig
 
 
@@ -82,14 +84,12 @@ def _experiment(args) -> int:
     for note in preset.notes:
         print(note)
     summary = Experiment(out, preset, args.checkpoint or CHECKPOINT, seed=args.seed).run()
-    print((__import__("pathlib").Path(out) / "report.md").read_text())
+    print((Path(out) / "report.md").read_text())
     print(f"report: {out}/report.md, {out}/report.json, {out}/figure2.png ({summary['seconds'] / 60:.1f} min)")
     return 0
 
 
 def _pretrain(args) -> int:
-    from pathlib import Path
-
     from .dataset import generate
     from .pretrain import pretrain
 

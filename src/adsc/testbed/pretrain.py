@@ -63,11 +63,11 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
     from ..training import TrainConfig, train
     from ..training.time_budget import TimeBudget
 
-    def stage(model: Path, data: str | Path, output: Path, steps: int, minutes: float | None = None) -> dict:
+    def stage(model: Path, data: Path, output: Path, steps: int, minutes: float | None = None) -> dict:
         if (output / "model.safetensors").exists():
             return json.loads((output / "pretrain_stage.json").read_text())
         cfg = TrainConfig(
-            model=str(model), data=str(data_root / data), image_folder=str(data_root / "train"), output_dir=str(output),
+            model=str(model), data=str(data), image_folder=str(data_root / "train"), output_dir=str(output),
             mode="full", lr=lr, projector_lr=lr, warmup_ratio=0.03, global_batch_size=batch_size,
             lr_scheduler="cosine" if minutes is None else "constant",  # constant: TimeBudget scales it
             per_device_batch_size=batch_size, max_steps=steps, max_length=512,
@@ -86,20 +86,22 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
     for name, data, steps in (("align", CAPTION_JSON, align_steps), ("drill", DRILL_JSON, drill_steps)):
         summary[name] = None
         if steps and start_from is None:
-            summary[name] = stage(previous, data, out / name, steps)
+            summary[name] = stage(previous, data_root / data, out / name, steps)
             previous = out / name
-    qa_data = TRAIN_JSON
+    qa_data = data_root / TRAIN_JSON
     if drills_in_qa:
-        qa_data = out.resolve() / "qa_data.json"  # absolute, so that data_root / qa_data is qa_data
+        qa_data = out / "qa_data.json"
         if not qa_data.exists():
             records = json.loads((data_root / TRAIN_JSON).read_text())
             records += drills_in_qa * json.loads((data_root / DRILL_JSON).read_text())
-            qa_data.write_text(json.dumps(records))
+            partial = qa_data.with_suffix(".tmp")  # a kill mid-write leaves no half file that a rerun would trust
+            partial.write_text(json.dumps(records))
+            partial.replace(qa_data)
     summary.update(stage(previous, qa_data, out / "qa", qa_steps, qa_minutes))
     summary["drills_in_qa"] = drills_in_qa
     final = out / "qa"
     if more_steps:
-        summary["qa2"] = stage(final, TRAIN_JSON, out / "qa2", more_steps)
+        summary["qa2"] = stage(final, data_root / TRAIN_JSON, out / "qa2", more_steps)
         final = out / "qa2"
     summary["final"] = str(final)
     if heldout is not None:

@@ -37,7 +37,6 @@ class TimeBudget(TrainerCallback):
             raise ValueError(f"need seconds > 0 and 0 <= warmup < 1, got {seconds}, {warmup}")
         self.seconds, self.warmup = float(seconds), warmup
         self.spent_before, self.start = 0.0, None
-        self.history: list[tuple[int, float]] = []  # (step, multiplier) per step in this process
 
     def spent(self) -> float:
         return self.spent_before + (time.time() - self.start if self.start is not None else 0.0)
@@ -63,9 +62,7 @@ class TimeBudget(TrainerCallback):
 
     def on_step_end(self, args, state, control, optimizer=None, **kwargs):
         # runs after the Trainer's constant scheduler reset the rates: this sets the next step's
-        frac = self._set_rates(optimizer)
-        self.history.append((state.global_step, time_scale(frac, self.warmup)))
-        if frac >= 1.0:
+        if self._set_rates(optimizer) >= 1.0:
             control.should_training_stop = True
         return control
 

@@ -5,7 +5,7 @@ train/llava_instruct_synthetic.json  [{"id", "image": "images/<id>.png", "conver
 train/llava_caption_synthetic.json    the "caption" records alone: the alignment stage's data, as
                                       LLaVA's stage 1 has its own caption file (blip_laion_cc_sbu_558k.json)
 train/llava_drill_synthetic.json      the "drill" records alone: multi-turn existence drills (questions/drill.py),
-                                      the data of pretraining's optional drill stage
+                                      read by pretraining's drill stage and --drills-in-qa
 train/images/<id>.png                 paths in "image" are relative to train/, as 665K's are to its image folder
 
 One record per question (id ``<image>-<family>-<k>``), unlike 665K's multi-turn VQAv2/GQA records.
@@ -62,5 +62,5 @@ def write(root: Path, items: list[tuple[Scene, dict[str, list[QA]]]]) -> int:
                 records.append(record(f"{scene.image_id}-{family}-{k}", f"images/{scene.image_id}.png", qa))
     write_json(base / "llava_instruct_synthetic.json", records)
     write_json(base / "llava_caption_synthetic.json", [r for r in records if r["id"].split("-")[1] == "caption"])
-    write_json(base / "llava_drill_synthetic.json", drills)  # not in the mix: only the optional drill stage reads it
+    write_json(base / "llava_drill_synthetic.json", drills)  # not in the mix: pretrain reads it (drill stage, --drills-in-qa)
     return len(records)

@@ -1,6 +1,6 @@
 """Existence drills: many yes/no existence questions about one image in one multi-turn record.
 
-Training data only (the "drill" stage of pretrain.py). Why a separate file: a single-question
+Training data only (pretrain.py: the optional drill stage, or copies in the QA mix). Why a separate file: a single-question
 record trains the image look-up ("is the asked thing among the vision tokens?") with one answer
 token per image forward, and a model trained from scratch on those barely learnt it in 1000
 steps (docs/testbed.md, "Pretraining"). A drill asks ~10 questions per image: ten answer tokens
