@@ -118,3 +118,57 @@ def test_cache_is_found_under_both_transformers_names():
     assert cache_kwarg({"past_key_values": marker}) is marker
     assert cache_kwarg({"cache": None, "past_key_values": marker}) is marker
     assert cache_kwarg({}) is None
+
+
+class _DeviceReads(torch.overrides.TorchFunctionMode):
+    """Counts reads of tensor values into Python (each one a GPU sync on a GPU), noting which
+    happen while the decoder layers run."""
+
+    READS = {torch.Tensor.__bool__, torch.Tensor.item, torch.Tensor.__int__, torch.Tensor.__float__,
+             torch.Tensor.__index__, torch.Tensor.tolist}
+
+    def __init__(self):
+        super().__init__()
+        self.in_layers, self.before, self.during = False, 0, 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.READS:
+            if self.in_layers:
+                self.during += 1
+            else:
+                self.before += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_decode_step_reads_the_device_at_most_once_and_never_inside_the_layers(padded, with_mask):
+    """A read inside the decoder drains the GPU's queue; one per stage per step made eager decode
+    host-bound on the H200 (docs/efficiency.md). Allowed: one read per step before the first layer
+    (is the new token valid?), and none at all when no mask is given or a stage holds padding."""
+    from transformers import DynamicCache
+
+    reads = {}
+    for patched in (False, True):
+        model = tiny_llava(layers=6)
+        layers = model.model.language_model.layers
+        rows = [llava_ids([1, 5, 6, 7]), llava_ids([1, 5])] if padded else [llava_ids([1, 5, 6, 7])] * 2
+        ids, mask, _ = pad_batch(rows, "left")
+        handle = adsc.compress(model, CFG) if patched else None
+        cache = DynamicCache(config=model.config)
+        counter = _DeviceReads()
+        layers[0].register_forward_pre_hook(lambda *a: setattr(counter, "in_layers", True), prepend=True)
+        layers[-1].register_forward_hook(lambda *a: setattr(counter, "in_layers", False))
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask, pixel_values=torch.randn(2, 3, 48, 48),
+                           past_key_values=cache, use_cache=True).logits
+            nxt = logits[:, -1:].argmax(-1)
+            step = {"attention_mask": torch.cat([mask, torch.ones_like(nxt)], 1)} if with_mask else {}
+            with counter:
+                model(input_ids=nxt, past_key_values=cache, use_cache=True, **step)
+        if handle is not None:
+            handle.remove()
+        reads[patched] = (counter.before, counter.during)
+    assert reads[True][1] == 0, reads
+    extra = reads[True][0] - reads[False][0]
+    assert extra == (1 if with_mask and not padded else 0), reads

@@ -50,8 +50,10 @@ def test_mask_formats_per_attention_kernel():
     assert flash.tolist() == kv_valid.int().tolist()  # 2-D key mask: slot order is causal order
     decode = stage_mask(kv_valid, 1, "sdpa", torch.float32)
     assert decode.shape == (2, 1, 1, 4) and decode[0, 0, 0].tolist() == [False, True, True, True]
-    # no padding: SDPA and FlashAttention take their fast causal path, eager still needs a mask
+    # no padding (known on the host): SDPA and FlashAttention take their fast causal path, eager
+    # still needs a mask; without the host's word the explicit mask is built (correct, slower)
     full = torch.ones(1, 5, dtype=torch.bool)
-    assert stage_mask(full, 5, "sdpa", torch.float32) is None
-    assert stage_mask(full, 5, "flash_attention_2", torch.float32) is None
-    assert stage_mask(full, 5, "eager", torch.float32) is not None
+    assert stage_mask(full, 5, "sdpa", torch.float32, all_valid=True) is None
+    assert stage_mask(full, 5, "flash_attention_2", torch.float32, all_valid=True) is None
+    assert stage_mask(full, 5, "eager", torch.float32, all_valid=True) is not None
+    assert torch.equal(stage_mask(full, 5, "sdpa", torch.float32)[0, 0], torch.ones(5, 5, dtype=torch.bool).tril())

@@ -158,16 +158,24 @@ class CompressionHandle:
         seq: SequenceState | None = getattr(cache, STATE_ATTR, None)
         if seq is None:
             return  # the cache was filled without compression (or text only): stay unpatched
-        if input_ids is not None:
+        new = input_ids if input_ids is not None else inputs_embeds
+        batch, q_len = new.shape[:2]
+        # Checked only for several new tokens (a new turn): an image is many tokens, and the check
+        # reads the device, which a one-token decode step should not do (it stalls the GPU).
+        if input_ids is not None and q_len > 1:
             vision_ids = torch.tensor(self.adapter.vision_token_ids(self._base), device=input_ids.device)
             if torch.isin(input_ids, vision_ids).any():
                 raise ValueError("new images after the prefill cannot join a compressed cache; start a new cache")
-        new = input_ids if input_ids is not None else inputs_embeds
-        batch, q_len = new.shape[:2]
         if batch != seq.batch:
             raise ValueError(f"the cache holds {seq.batch} sequences but {batch} arrived")
-        new_valid = torch.ones(batch, q_len, dtype=torch.bool) if mask is None else mask[:, -q_len:].bool()
-        seq.append(new_valid.to(seq.input_valid.device))
+        device = seq.input_valid.device
+        if mask is None:
+            new_valid, all_new_valid = torch.ones(batch, q_len, dtype=torch.bool, device=device), True
+        else:
+            new_valid = mask[:, -q_len:].bool().to(device)
+            # one device read per step, before the first layer, and none once a stage holds padding
+            all_new_valid = any(t.all_valid for t in seq.stages) and bool(new_valid.all())
+        seq.append(new_valid, all_new_valid)
         self._forward = _Forward(seq, prefill=False, q_len=q_len)
 
     def _on_core_end(self, module, args, output):
@@ -191,7 +199,8 @@ class CompressionHandle:
                 # built on the device of the stage's first layer (model-parallel splits move hidden states)
                 bias = None if table.kv_bias is None else table.kv_bias.to(hidden.device)
                 fwd.masks[stage] = stage_mask(
-                    table.kv_valid.to(hidden.device), hidden.shape[1], self._attn_impl(), hidden.dtype, bias
+                    table.kv_valid.to(hidden.device), hidden.shape[1], self._attn_impl(), hidden.dtype, bias,
+                    all_valid=table.all_valid,
                 )
                 pos = kwargs.get("position_embeddings")
                 fwd.positions[stage] = self.selector.stage_positions(fwd.seq, stage, pos, fwd.prefill)

@@ -28,11 +28,15 @@ class StageTable:
     kv_valid: torch.Tensor  # (B, C) validity of every cached key of this stage; grows in decode
     # (B, C) additive attention-logit bias per cached key (ToMe's log(size)); None = no bias
     kv_bias: torch.Tensor | None = None
+    # kv_valid.all(), kept on the host: reading it from the device inside the decoder would stall
+    # the GPU once per stage per decode step (the queue drains, the host launches into an idle GPU)
+    all_valid: bool = False
 
     @classmethod
     def from_keep(cls, keep: torch.Tensor, prev: "StageTable | None") -> "StageTable":
         batch, length = keep.shape
-        width = int(keep.sum(1).max())
+        kept = keep.sum(1)
+        width, fewest = torch.stack([kept.max(), kept.min()]).tolist()  # one device read for both
         # stable sort puts unkept positions first, kept ones after them in original order
         order = torch.argsort(keep.to(torch.int8), dim=1, stable=True)
         orig = order[:, length - width :]
@@ -41,7 +45,7 @@ class StageTable:
         slots = torch.arange(width, device=keep.device).expand(batch, width)
         slot_of.scatter_(1, orig, torch.where(valid, slots, 0))
         src = orig if prev is None else prev.slot_of.gather(1, orig)
-        return cls(orig, valid, src, slot_of, valid.clone())
+        return cls(orig, valid, src, slot_of, valid.clone(), all_valid=fewest == width)
 
 
 @dataclass
@@ -64,24 +68,28 @@ class SequenceState:
     def length(self) -> int:
         return self.input_valid.shape[1]
 
-    def append(self, new_valid: torch.Tensor) -> None:
-        """Record decode-step tokens: they are kept by every stage."""
+    def append(self, new_valid: torch.Tensor, all_new_valid: bool) -> None:
+        """Record decode-step tokens: they are kept by every stage. ``all_new_valid`` is
+        ``new_valid.all()``, known on the host (the caller reads it at most once per step)."""
         for table in self.stages:
             table.kv_valid = torch.cat([table.kv_valid, new_valid.to(table.kv_valid.device)], dim=1)
+            table.all_valid = table.all_valid and all_new_valid
             if table.kv_bias is not None:  # decoded tokens are single tokens: bias 0
                 table.kv_bias = torch.cat([table.kv_bias, table.kv_bias.new_zeros(new_valid.shape)], dim=1)
         self.generated += new_valid.shape[1]
 
 
-def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype, kv_bias: torch.Tensor | None = None):
+def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype, kv_bias: torch.Tensor | None = None,
+               all_valid: bool = False):
     """Attention mask for ``q_len`` new queries over a stage's ``C`` keys, in ``impl``'s format.
 
     Causal in slot order, keys restricted to valid slots. Every query may see itself so that
     padding slots never form an all-masked row (their outputs are never read). ``kv_bias``
     (B, C) is added to the logits of each key; it needs an additive float mask (eager, sdpa).
+    ``all_valid`` says (from the host) that every key is valid, which allows the mask-free paths;
+    False is always correct, only slower.
     """
     batch, kv_len = kv_valid.shape
-    all_valid = bool(kv_valid.all())
     if impl.startswith("flash"):
         if kv_bias is not None:
             raise ValueError(
