@@ -267,3 +267,32 @@ def test_drill_answers_are_existence_and_turns_leak_nothing():
     assert 0.35 < flat.count("Y") / len(flat) < 0.65
     assert len(set(answers)) > 30  # a coin per turn, not a fixed alternation or a fixed count per record
     assert len({a.count("Y") for a in answers}) > 3
+
+
+def test_reading_drill_asks_every_string_once_without_ocr_tokens():
+    s = scene_one()  # "CAT" (black) under the blue square, "MILK" (red) free
+    accepted = {"What does the black text say?": "cat", "What word is written under the blue square?": "cat",
+                "What does the red text say?": "milk"}
+    wordings = set()
+    for i in SEEDS:
+        qas = drill.reading_drill(s, rng(i))
+        assert sorted(q.answer for q in qas) == ["cat", "milk"]  # each string exactly once
+        for q in qas:
+            assert accepted[q.question] == q.answer and "OCR" not in q.question
+            wordings.add(q.question)
+    assert wordings == set(accepted)  # both wordings of the label occur (a coin)
+    assert drill.reading_drill(scene_two(), rng(0)) == []  # no strings, no drill
+
+
+def test_counting_drill_hand_checked_and_never_complete():
+    s = scene_one()  # red: circle + square; blue: square; green: triangle
+    truth = {"red objects": 2, "blue objects": 1, "green objects": 1, "yellow objects": 0, "purple objects": 0,
+             "orange objects": 0, "squares": 2, "circles": 1, "triangles": 1, "stars": 0, "diamonds": 0, "crosses": 0}
+    for i in SEEDS:
+        qas = drill.counting_drill(s, rng(i))
+        assert len(qas) == 8 and len({q.question for q in qas}) == 8
+        for q in qas:
+            m = re.fullmatch(r"How many (.+) are there\?", q.question)
+            assert m and q.answer == str(truth[m.group(1)]), q.question
+        # at most five of the six colours and of the six shapes: no total gives the last answer away
+        assert max(Counter(q.kind for q in qas).values()) <= 5

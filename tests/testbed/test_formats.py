@@ -173,14 +173,17 @@ def test_train_json_and_disjoint_splits(out):
     assert families == {"gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2", "caption"}
     captions = json.loads((out / "train/llava_caption_synthetic.json").read_text())
     assert captions == [r for r in records if r["id"].split("-")[1] == "caption"] and captions
-    # the existence drills: multi-turn (drawn leak-free, questions/drill.py), in their own file only
-    drills = json.loads((out / "train/llava_drill_synthetic.json").read_text())
-    assert len(drills) == len({r["image"] for r in records})
-    for r in drills:
-        conv = r["conversations"]
-        assert r["id"].endswith("-drill-0") and (out / "train" / r["image"]).is_file()
-        assert [c["from"] for c in conv] == ["human", "gpt"] * (len(conv) // 2) and len(conv) >= 2
-        assert conv[0]["value"].startswith("<image>\n") and not any("<image>" in c["value"] for c in conv[1:])
+    # the drills: multi-turn (drawn leak-free, questions/drill.py), each skill in its own file only
+    for family in ("drill", "drill_read", "drill_count"):
+        drills = json.loads((out / f"train/llava_{family}_synthetic.json").read_text())
+        scenes_with = len({r["image"] for r in records}) if family != "drill_read" else \
+            sum(1 for d in jsonl(out / "annotations/train.jsonl") if d["texts"])  # a scene without strings has none
+        assert len(drills) == scenes_with > 0
+        for r in drills:
+            conv = r["conversations"]
+            assert r["id"].endswith(f"-{family}-0") and (out / "train" / r["image"]).is_file()
+            assert [c["from"] for c in conv] == ["human", "gpt"] * (len(conv) // 2) and len(conv) >= 2
+            assert conv[0]["value"].startswith("<image>\n") and not any("<image>" in c["value"] for c in conv[1:])
     train = {signature(Scene.from_dict(d)) for d in jsonl(out / "annotations/train.jsonl")}
     for bench in ("gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2"):
         test = {signature(Scene.from_dict(d)) for d in jsonl(out / f"annotations/{bench}.jsonl")}

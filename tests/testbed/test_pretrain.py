@@ -2,8 +2,11 @@
 
 import json
 
+import pytest
+
+from adsc.testbed.cli import _drill_copies
 from adsc.testbed.dataset import TestbedConfig, generate
-from adsc.testbed.pretrain import pretrain
+from adsc.testbed.pretrain import drill_copies, pretrain
 from adsc.testbed.world import GridSpec
 
 
@@ -27,7 +30,7 @@ def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix(tmp
     data = tmp_path / "data"
     generate(data, TestbedConfig(seed=0, num_images=2, num_train=8, spec=GridSpec(168, 14, 2)))
     pretrain(data, tmp_path / "base", warmup_steps=1, align_steps=0, qa_steps=1, batch_size=4, layers=2, hidden=32)
-    summary = pretrain("data", "more", start_from="base/qa", drills_in_qa=2, qa_minutes=0.05,
+    summary = pretrain("data", "more", start_from="base/qa", drills_in_qa={"exist": 2, "read": 1}, qa_minutes=0.05,
                        qa_steps=100_000, batch_size=4, save_steps=1000)
     assert not (tmp_path / "more" / "init").exists()  # the early stages are the start model's
     assert summary["start_from"] == "base/qa"
@@ -35,4 +38,19 @@ def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix(tmp
     mix = json.loads((tmp_path / "more" / "qa_data.json").read_text())
     instruct = json.loads((data / "train" / "llava_instruct_synthetic.json").read_text())
     drills = json.loads((data / "train" / "llava_drill_synthetic.json").read_text())
-    assert len(mix) == len(instruct) + 2 * len(drills)
+    reading = json.loads((data / "train" / "llava_drill_read_synthetic.json").read_text())
+    assert len(mix) == len(instruct) + 2 * len(drills) + len(reading)
+    assert summary["drills_in_qa"] == {"exist": 2, "read": 1}
+
+
+def test_drill_copies_are_checked():
+    assert drill_copies(3) == {"exist": 3} and drill_copies(0) == {}
+    assert drill_copies({"read": 4, "count": 0}) == {"read": 4}
+    with pytest.raises(ValueError, match="read=4"):
+        drill_copies({"reading": 4})
+    with pytest.raises(ValueError, match="copies >= 0"):
+        drill_copies({"count": -1})
+    # the command line: "--drills-in-qa 3" as before, or KIND=K pairs
+    assert _drill_copies(["3"]) == 3 and _drill_copies(["exist=3", "read=4"]) == {"exist": 3, "read": 4}
+    with pytest.raises(SystemExit, match="KIND=K"):
+        _drill_copies(["read:4"])

@@ -26,7 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--qa-steps", type=int, default=1000, help="--pretrain: full-token QA training steps (a cap with --qa-minutes)")
     p.add_argument("--qa-minutes", type=float, default=None,
                    help="--pretrain: run the QA stage for this many minutes, learning rate on a cosine over the time")
-    p.add_argument("--drills-in-qa", type=int, default=0, help="--pretrain: copies of the drill records in the QA mix")
+    p.add_argument("--drills-in-qa", nargs="+", default=["0"], metavar="K|KIND=K",
+                   help="--pretrain: copies of the drill records in the QA mix: K existence drills, or per kind "
+                        "(exist=3 read=4 count=2)")
     p.add_argument("--start-from", default=None,
                    help="--pretrain: run only the QA stage, from this model (e.g. checkpoints/testbed)")
     p.add_argument("--workers", type=int, default=0, help="--pretrain: data-loading processes (0: in the training process)")
@@ -107,10 +109,20 @@ def _pretrain(args) -> int:
         generate(f"{out}/heldout", config_from_args(args))
     summary = pretrain(data, out, warmup_steps=args.warmup_steps, align_steps=args.align_steps, drill_steps=args.drill_steps,
                        qa_steps=args.qa_steps, seed=seed, heldout=f"{out}/heldout", start_from=args.start_from,
-                       drills_in_qa=args.drills_in_qa, qa_minutes=args.qa_minutes, num_workers=args.workers)
+                       drills_in_qa=_drill_copies(args.drills_in_qa), qa_minutes=args.qa_minutes, num_workers=args.workers)
     from .probe import table
 
     print(table(summary["probe"]))
     print(f"pretrained model in {out}/qa ({summary['steps']} steps, final loss {summary['final_loss']:.3f}); "
           "copy model.safetensors, config.json and the processor files to checkpoints/testbed to use it")
     return 0
+
+
+def _drill_copies(words: list[str]) -> int | dict[str, int]:
+    """``["3"]`` -> 3 (existence drills); ``["exist=3", "read=4"]`` -> {"exist": 3, "read": 4}."""
+    try:
+        if len(words) == 1 and "=" not in words[0]:
+            return int(words[0])
+        return {kind: int(k) for kind, k in (w.split("=", 1) for w in words)}
+    except ValueError:
+        raise SystemExit(f"--drills-in-qa {' '.join(words)}: give K or KIND=K pairs, e.g. --drills-in-qa exist=3 read=4") from None

@@ -25,7 +25,8 @@ from .world import GridSpec, SceneConfig, World, default_world
 BENCHMARKS = ("gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2")
 FORMATS = {"gqa": f_gqa, "mme": f_mme, "pope": f_pope, "scienceqa": f_sqa, "textvqa": f_textvqa, "vqav2": f_vqav2}
 STREAMS = {"train": 0, **{name: i + 1 for i, name in enumerate(BENCHMARKS)}}
-VERSION = 4  # 2: one question per training record, object listings; 3: filtered listings; 4: existence drills (own file)
+VERSION = 5  # 2: one question per training record, object listings; 3: filtered listings; 4: existence drills (own file);
+# 5: reading and counting drills (own files; everything else byte-identical to version 4)
 
 # Where each benchmark's files land, for the evaluation readers (also written to manifest.json).
 LAYOUT = {
@@ -43,7 +44,9 @@ LAYOUT = {
               "annotations": "vqav2/v2_mscoco_val2014_annotations.json",
               "questions": "vqav2/v2_OpenEnded_mscoco_val2014_questions.json"},
     "train": {"data_path": "train/llava_instruct_synthetic.json", "image_folder": "train",
-              "caption_path": "train/llava_caption_synthetic.json", "drill_path": "train/llava_drill_synthetic.json"},
+              "caption_path": "train/llava_caption_synthetic.json", "drill_path": "train/llava_drill_synthetic.json",
+              "read_drill_path": "train/llava_drill_read_synthetic.json",
+              "count_drill_path": "train/llava_drill_count_synthetic.json"},
 }
 
 
@@ -144,6 +147,9 @@ def build_train(cfg: TestbedConfig, world: World, taken: set[str]) -> list[tuple
             by_family[bench] = qas
         by_family["caption"] = caption.caption_questions(scene, rng)  # training only: listings (alignment)
         by_family["drill"] = drill.drill_questions(scene, stats, rng)  # training only: multi-turn existence drill
+        # drawn last, so the questions above are those of version 4
+        by_family["drill_read"] = drill.reading_drill(scene, rng)
+        by_family["drill_count"] = drill.counting_drill(scene, rng)
         items.append((scene, by_family))
     return items
 

@@ -12,7 +12,8 @@ Four stages, each skipped when its output exists (a killed run resumes where it 
    left held-out drill answers at chance; the committed model got its drills as copies in the
    QA mix instead (``drills_in_qa``), in a 3,400-step GPU continuation (docs/testbed.md).
 4. ``qa/``: all training records (the six families plus the listings), as LLaVA's 665K mix;
-   ``drills_in_qa`` adds that many copies of the drill records to it. With ``more_steps``,
+   ``drills_in_qa`` adds that many copies of the existence drills to it, or per kind
+   (``{"exist": 3, "read": 4, "count": 2}``: reading and counting drills, questions/drill.py). With ``more_steps``,
    ``qa2/`` continues it on the same data with a fresh schedule (the learning rate restarts,
    which stage 4 alone cannot do).
 ``start_from`` skips stages 1 to 3 and runs stage 4 from an existing model (e.g. the committed
@@ -39,14 +40,26 @@ from .warmup import PatchData, warm_up_vision
 TRAIN_JSON = "train/llava_instruct_synthetic.json"
 CAPTION_JSON = "train/llava_caption_synthetic.json"
 DRILL_JSON = "train/llava_drill_synthetic.json"
+DRILL_KINDS = {"exist": DRILL_JSON, "read": "train/llava_drill_read_synthetic.json",
+               "count": "train/llava_drill_count_synthetic.json"}
+
+
+def drill_copies(drills_in_qa: int | dict[str, int]) -> dict[str, int]:
+    """``3`` (existence drills, as the committed recipe says it) or ``{"exist": 3, "read": 4}``."""
+    copies = {"exist": drills_in_qa} if isinstance(drills_in_qa, int) else dict(drills_in_qa)
+    bad = {k: v for k, v in copies.items() if k not in DRILL_KINDS or not isinstance(v, int) or v < 0}
+    if bad:
+        raise ValueError(f"drills_in_qa {bad}: give copies >= 0 per kind, kinds {sorted(DRILL_KINDS)} (e.g. read=4)")
+    return {k: v for k, v in copies.items() if v}
 
 
 def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600, align_steps: int = 300,
              drill_steps: int = 0, qa_steps: int = 1000, batch_size: int = 32, lr: float = 1e-3, seed: int = 0, layers: int = 12,
              hidden: int = 128, save_steps: int = 100, heldout: str | Path | None = None, more_steps: int = 0,
-             start_from: str | Path | None = None, drills_in_qa: int = 0, qa_minutes: float | None = None,
+             start_from: str | Path | None = None, drills_in_qa: int | dict[str, int] = 0, qa_minutes: float | None = None,
              num_workers: int = 0) -> dict:
     data_root, out = Path(data_root), Path(out)
+    copies = drill_copies(drills_in_qa)
     out.mkdir(parents=True, exist_ok=True)
     init = out / "init"
     if start_from is None and not (init / "model.safetensors").exists():
@@ -89,16 +102,17 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
             summary[name] = stage(previous, data_root / data, out / name, steps)
             previous = out / name
     qa_data = data_root / TRAIN_JSON
-    if drills_in_qa:
+    if copies:
         qa_data = out / "qa_data.json"
         if not qa_data.exists():
             records = json.loads((data_root / TRAIN_JSON).read_text())
-            records += drills_in_qa * json.loads((data_root / DRILL_JSON).read_text())
+            for kind, k in copies.items():
+                records += k * json.loads((data_root / DRILL_KINDS[kind]).read_text())
             partial = qa_data.with_suffix(".tmp")  # a kill mid-write leaves no half file that a rerun would trust
             partial.write_text(json.dumps(records))
             partial.replace(qa_data)
     summary.update(stage(previous, qa_data, out / "qa", qa_steps, qa_minutes))
-    summary["drills_in_qa"] = drills_in_qa
+    summary["drills_in_qa"] = copies
     final = out / "qa"
     if more_steps:
         summary["qa2"] = stage(final, data_root / TRAIN_JSON, out / "qa2", more_steps)

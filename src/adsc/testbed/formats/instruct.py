@@ -6,11 +6,12 @@ train/llava_caption_synthetic.json    the "caption" records alone: the alignment
                                       LLaVA's stage 1 has its own caption file (blip_laion_cc_sbu_558k.json)
 train/llava_drill_synthetic.json      the "drill" records alone: multi-turn existence drills (questions/drill.py),
                                       read by pretraining's drill stage and --drills-in-qa
+train/llava_drill_{read,count}_synthetic.json  the reading and counting drills, the same way (--drills-in-qa read=K)
 train/images/<id>.png                 paths in "image" are relative to train/, as 665K's are to its image folder
 
 One record per question (id ``<image>-<family>-<k>``), unlike 665K's multi-turn VQAv2/GQA records.
-(The existence drills, ``<image>-drill-0``, are multi-turn, drawn so that their turns leak nothing,
-and live in their own file, outside the mix.)
+(The drills, ``<image>-drill-0``, ``<image>-drill_read-0``, ``<image>-drill_count-0``, are multi-turn,
+drawn so that their turns leak nothing, and live in their own files, outside the mix.)
 Why: a small model trained from scratch takes any shortcut the text offers, and several questions
 about one image leak each other's answers -- POPE and MME alternate Yes/No, an MME pair differs in
 one detail, "how many red stars?" answers "is there a red star?". The first testbed model learnt
@@ -48,19 +49,25 @@ def record(record_id: str, image: str, *qas: QA) -> dict:
     return {"id": record_id, "image": image, "conversations": turns}
 
 
+# Drill family -> its file under train/ (not in the mix: pretrain reads them, drill stage and --drills-in-qa).
+DRILL_FILES = {"drill": "llava_drill_synthetic.json", "drill_read": "llava_drill_read_synthetic.json",
+               "drill_count": "llava_drill_count_synthetic.json"}
+
+
 def write(root: Path, items: list[tuple[Scene, dict[str, list[QA]]]]) -> int:
     base = root / "train"
-    records, drills = [], []
+    records, drills = [], {family: [] for family in DRILL_FILES}
     for scene, by_family in items:
         save_image(scene, base / "images" / f"{scene.image_id}.png")
         for family, qas in by_family.items():
-            if family == "drill":  # built leak-free to be asked together (questions/drill.py)
+            if family in DRILL_FILES:  # built leak-free to be asked together (questions/drill.py)
                 if qas:
-                    drills.append(record(f"{scene.image_id}-drill-0", f"images/{scene.image_id}.png", *qas))
+                    drills[family].append(record(f"{scene.image_id}-{family}-0", f"images/{scene.image_id}.png", *qas))
                 continue
             for k, qa in enumerate(qas):
                 records.append(record(f"{scene.image_id}-{family}-{k}", f"images/{scene.image_id}.png", qa))
     write_json(base / "llava_instruct_synthetic.json", records)
     write_json(base / "llava_caption_synthetic.json", [r for r in records if r["id"].split("-")[1] == "caption"])
-    write_json(base / "llava_drill_synthetic.json", drills)  # not in the mix: pretrain reads it (drill stage, --drills-in-qa)
+    for family, name in DRILL_FILES.items():
+        write_json(base / name, drills[family])
     return len(records)

@@ -1,4 +1,8 @@
-"""Existence drills: many yes/no existence questions about one image in one multi-turn record.
+"""Drills: many questions of one skill about one image in one multi-turn record.
+
+Three skills, each its own training file (formats/instruct.py): existence (``drill_questions``),
+reading (``reading_drill``) and counting (``counting_drill``). The existence drill is described
+first; the other two follow its rules.
 
 Training data only (pretrain.py: the optional drill stage, or copies in the QA mix). Why a separate file: a single-question
 record trains the image look-up ("is the asked thing among the vision tokens?") with one answer
@@ -21,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..scene import Scene
-from ..world import CATEGORIES, COLORS, SHAPES, category_name
-from .common import QA, article
+from ..world import CATEGORIES, COLORS, PLURALS, SHAPES, category_name
+from .common import QA, article, pick
 from .pope import CategoryStats, negatives
 
 
@@ -68,4 +72,37 @@ def drill_questions(scene: Scene, stats: CategoryStats, rng: np.random.Generator
         pool.remove(subject)
         mme_wording = kind != "category" or rng.random() < 0.5
         out.append(QA("drill", kind, _ask(kind, subject, mme_wording), answer.capitalize()))
+    return out
+
+
+def reading_drill(scene: Scene, rng: np.random.Generator) -> list[QA]:
+    """One turn per string: "What does the <colour> text say?" or, for a label under an object
+    that can be named, "What word is written under the <colour> <shape>?" (a coin). No OCR
+    reference line, unlike TextVQA's prompts: the word must come from the pixels. Each string is
+    asked once, so an answer names no later one (strings differ, questions name other colours)."""
+    uniq = {o.id for o in scene.unique_objects()}
+    out = []
+    for i in rng.permutation(len(scene.texts)):
+        t = scene.texts[int(i)]
+        if t.under is not None and t.under in uniq and rng.random() < 0.5:
+            question = f"What word is written under the {scene.object(t.under).name}?"
+        else:
+            question = f"What does the {t.color} text say?"
+        out.append(QA("drill_read", "read", question, t.word.lower()))
+    return out
+
+
+def counting_drill(scene: Scene, rng: np.random.Generator, turns: int = 8) -> list[QA]:
+    """Up to ``turns`` counts of colours and shapes (VQAv2's wordings), zeros included. At most
+    five of the six colours and five of the six shapes, so the answers never add up to a total
+    that would give the last one away."""
+    subjects = [("color", c) for c in pick(rng, list(COLORS), 5)] + [("shape", s) for s in pick(rng, list(SHAPES), 5)]
+    out = []
+    for i in rng.permutation(len(subjects))[:turns]:
+        kind, subject = subjects[int(i)]
+        if kind == "color":
+            question, n = f"How many {subject} objects are there?", len(scene.matching(color=subject))
+        else:
+            question, n = f"How many {PLURALS[subject]} are there?", len(scene.matching(shape=subject))
+        out.append(QA("drill_count", kind, question, str(n)))
     return out
