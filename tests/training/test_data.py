@@ -143,3 +143,27 @@ def test_collator_right_pads_and_concatenates_images(processor, images):
     assert batch[META]["skipped"] == [("k", "missing_image")] and batch[META]["ids"] == ["j", "i"]
     empty = Collator(pad_id=0)([{"id": "k", "skip": "too_long"}])
     assert empty["input_ids"].shape == (1, 1) and empty["labels"].eq(IGNORE).all()
+
+
+def test_training_prompt_is_token_for_token_the_evaluation_prompt(tmp_path):
+    """A model must be trained on the prompt it is evaluated on. With a chat template that does
+    not write the BOS (llava-hf's, the testbed's) training once tokenized without it while
+    evaluation's processor call added it; fine-tunes of the testbed then answered GQA questions
+    with ScienceQA letters (docs/testbed.md)."""
+    from transformers import AutoProcessor
+
+    from adsc.evaluation.generation import Generator
+    from adsc.testbed.experiment import CHECKPOINT
+    from adsc.testbed.model import build_model
+
+    processor = AutoProcessor.from_pretrained(str(CHECKPOINT))
+    Image.new("RGB", (168, 168), (10, 200, 10)).save(tmp_path / "green.png")
+    question = "Is there a red star in the image?\nAnswer the question using a single word or phrase."
+    rec = parse_record({"id": "r", "image": "green.png", "conversations": [
+        {"from": "human", "value": "<image>\n" + question}, {"from": "gpt", "value": "Yes"}]}, 0)
+    trained = Encoder(processor, "chat_template", 4096, str(tmp_path), pad_to_square=False)(rec)
+    answer_at = int((trained["labels"] != IGNORE).nonzero()[0])
+    gen = Generator(build_model(len(processor.tokenizer), layers=2, hidden=32), processor)
+    evaluated = gen.encode([gen.prompt(question, True)], [Image.open(tmp_path / "green.png")])["input_ids"][0]
+    assert trained["input_ids"][:answer_at].tolist() == evaluated.tolist()
+    assert evaluated[0] == processor.tokenizer.bos_token_id

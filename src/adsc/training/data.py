@@ -48,7 +48,10 @@ class Encoder:
         return render_chat_template(self.processor, rounds, IMAGE_TAG, has_image)
 
     def tokenize(self, rendered):
-        enc = self.tokenizer(rendered.text, return_offsets_mapping=True, add_special_tokens=self.template == "vicuna_v1")
+        # Special tokens (the BOS) added exactly as evaluation's processor call adds them: a chat
+        # template that does not write the BOS itself (llava-hf's, the testbed's) otherwise trains
+        # on prompts one token shorter than the ones it is evaluated on (docs/testbed.md).
+        enc = self.tokenizer(rendered.text, return_offsets_mapping=True, add_special_tokens=True)
         mask = supervised_mask(enc["offset_mapping"], rendered.answers)
         labels = [t if m else IGNORE for t, m in zip(enc["input_ids"], mask)]
         return enc["input_ids"], labels
@@ -107,8 +110,7 @@ class Encoder:
         return out
 
     def _process(self, text, image):
-        specials = self.template == "vicuna_v1"  # chat templates write their own BOS into the text
-        return self.processor(text=[text], images=[image], return_tensors="pt", add_special_tokens=specials)
+        return self.processor(text=[text], images=[image], return_tensors="pt", add_special_tokens=True)  # as tokenize()
 
     def _expand(self, ids, labels, expanded, rid):
         """Labels for the processor's ids, where each image token became a run of image tokens."""
