@@ -5,7 +5,7 @@ set -e
 #    images, 168 px / patch 14) and held-out scenes (seed 1), then vision warm-up 600 steps,
 #    alignment on object listings 300 steps, QA 1000 steps (batch 32, lr 1e-3).
 #    Exactness: the committed base was trained on generator version 2 (full listings only);
-#    today's generator (version 4) adds filtered listings and drills, so this reproduces the
+#    today's generator (version 5; its files for these steps are version 4's, byte for byte) adds filtered listings and drills, so this reproduces the
 #    recipe on the same scenes, not byte-identical data.
 python3 -m adsc experiment --pretrain --out runs/testbed_pretrain --seed 0
 cp runs/testbed_pretrain/qa/{model.safetensors,config.json,generation_config.json,chat_template.jinja,processor_config.json,tokenizer.json,tokenizer_config.json} checkpoints/testbed/

@@ -44,9 +44,8 @@ LAYOUT = {
               "annotations": "vqav2/v2_mscoco_val2014_annotations.json",
               "questions": "vqav2/v2_OpenEnded_mscoco_val2014_questions.json"},
     "train": {"data_path": "train/llava_instruct_synthetic.json", "image_folder": "train",
-              "caption_path": "train/llava_caption_synthetic.json", "drill_path": "train/llava_drill_synthetic.json",
-              "read_drill_path": "train/llava_drill_read_synthetic.json",
-              "count_drill_path": "train/llava_drill_count_synthetic.json"},
+              "caption_path": "train/llava_caption_synthetic.json",
+              **{f"{family}_path": f"train/{name}" for family, name in instruct.DRILL_FILES.items()}},
 }
 
 

@@ -35,13 +35,15 @@ import time
 from pathlib import Path
 
 from .model import GRID, PATCH, build_model, build_processor, vocabulary
+from .formats.instruct import DRILL_FILES
 from .warmup import PatchData, warm_up_vision
 
 TRAIN_JSON = "train/llava_instruct_synthetic.json"
 CAPTION_JSON = "train/llava_caption_synthetic.json"
-DRILL_JSON = "train/llava_drill_synthetic.json"
-DRILL_KINDS = {"exist": DRILL_JSON, "read": "train/llava_drill_read_synthetic.json",
-               "count": "train/llava_drill_count_synthetic.json"}
+# --drills-in-qa kind -> the drill file the generator writes for it (formats/instruct.py names them)
+DRILL_KINDS = {kind: f"train/{DRILL_FILES[family]}" for kind, family in
+               (("exist", "drill"), ("read", "drill_read"), ("count", "drill_count"))}
+DRILL_JSON = DRILL_KINDS["exist"]
 
 
 def drill_copies(drills_in_qa: int | dict[str, int]) -> dict[str, int]:
