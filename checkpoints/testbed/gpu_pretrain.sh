@@ -8,7 +8,11 @@
 #   cont_d0    the committed model, QA mix alone (control: is it only more steps?)
 #   scratch_d3 from scratch: vision warm-up, listing alignment, then QA mix + 3 drill copies
 # Settings (environment): MIN (QA minutes, default 6), NTRAIN (training images, 3000), WARM/ALIGN
-# (scratch stages' steps, 600/300), WORKERS (data loaders per variant, 3).
+# (scratch stages' steps, 600/300), WORKERS (data loaders per variant, 3), VARIANTS (other
+# variants than these four: one per line, a name then its `adsc experiment --pretrain` options;
+# $MIN, $WARM, $ALIGN and $SCRATCH_MIN expand), e.g. reading and counting drills:
+#   VARIANTS='cont_rc --start-from checkpoints/testbed --drills-in-qa exist=3 read=4 count=2 --qa-minutes $MIN' \
+#       bash checkpoints/testbed/gpu_pretrain.sh
 set -u
 OUT=${OUT:-runs/gpu_out}
 MIN=${MIN:-6}
@@ -36,15 +40,21 @@ variant() {
         --workers "$WORKERS" --qa-steps 1000000 "$@" > "$W/$name.log" 2>&1
     echo "$name: rc $? after $(( $(date +%s) - start )) s"
 }
-pids=()
-variant cont_d1 --start-from checkpoints/testbed --drills-in-qa 1 --qa-minutes "$MIN" & pids+=($!)
-variant cont_d3 --start-from checkpoints/testbed --drills-in-qa 3 --qa-minutes "$MIN" & pids+=($!)
-variant cont_d0 --start-from checkpoints/testbed --drills-in-qa 0 --qa-minutes "$MIN" & pids+=($!)
-variant scratch_d3 --warmup-steps "$WARM" --align-steps "$ALIGN" --drills-in-qa 3 \
-    --qa-minutes "$(python3 -c "print(max(0.1, $MIN - 1.2))")" & pids+=($!)
+SCRATCH_MIN=$(python3 -c "print(max(0.1, $MIN - 1.2))")  # from scratch: leave time for warm-up + alignment
+VARIANTS=${VARIANTS:-'
+cont_d1 --start-from checkpoints/testbed --drills-in-qa 1 --qa-minutes $MIN
+cont_d3 --start-from checkpoints/testbed --drills-in-qa 3 --qa-minutes $MIN
+cont_d0 --start-from checkpoints/testbed --drills-in-qa 0 --qa-minutes $MIN
+scratch_d3 --warmup-steps $WARM --align-steps $ALIGN --drills-in-qa 3 --qa-minutes $SCRATCH_MIN
+'}
+pids=() names=()
+while read -r name options; do
+    [ -n "$name" ] || continue
+    eval "variant $name $options" & pids+=($!) names+=("$name")
+done <<< "$VARIANTS"
 wait "${pids[@]}"
 pkill -f "nvidia-smi dmon" 2>/dev/null
-for name in cont_d1 cont_d3 cont_d0 scratch_d3; do
+for name in "${names[@]}"; do
     src="$W/$name/qa"
     [ -f "$src/model.safetensors" ] || src=$(ls -d "$W/$name"/qa/checkpoint-* 2>/dev/null | sort -V | tail -1)
     [ -n "$src" ] && [ -f "$src/model.safetensors" ] || { echo "$name: no model"; continue; }
