@@ -7,7 +7,7 @@ import pytest
 from adsc.evaluation.generation import load_model
 from adsc.testbed import GridSpec, TestbedConfig, generate
 from adsc.testbed.experiment import CHECKPOINT
-from adsc.testbed.probe import CONDITIONS, image_dependence, table
+from adsc.testbed.probe import CONDITIONS, HELDOUT_FILES, image_dependence, main, table
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +39,14 @@ def test_shuffling_one_image_changes_nothing(setup, tmp_path):
     data.write_text(json.dumps(records))
     result = image_dependence(model, processor, str(data), str(root / "train"), n=6, batch_size=6)
     assert result["matched"] == result["shuffled"]
+
+
+def test_command_line_probes_the_qa_mix_and_the_reading_and_counting_drills(setup, tmp_path, capsys):
+    root, _, _ = setup
+    out = tmp_path / "probe.json"
+    assert main([str(CHECKPOINT), str(root), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == set(HELDOUT_FILES) == {"qa", "read", "count"}
+    assert set(result["read"]["matched"]["families"]) == {"drill_read"}
+    assert set(result["count"]["matched"]["families"]) == {"drill_count"}
+    assert "count (llava_drill_count_synthetic.json" in capsys.readouterr().out

@@ -43,7 +43,7 @@ LAYOUT = {
     "vqav2": {"question_file": "vqav2/llava_vqav2_mscoco_val2014.jsonl", "image_folder": "vqav2/val2014",
               "annotations": "vqav2/v2_mscoco_val2014_annotations.json",
               "questions": "vqav2/v2_OpenEnded_mscoco_val2014_questions.json"},
-    "train": {"data_path": "train/llava_instruct_synthetic.json", "image_folder": "train",
+    "train": {"data_path": f"train/{instruct.INSTRUCT_FILE}", "image_folder": "train",
               "caption_path": "train/llava_caption_synthetic.json",
               **{f"{family}_path": f"train/{name}" for family, name in instruct.DRILL_FILES.items()}},
 }

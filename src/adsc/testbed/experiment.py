@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..config import CompressionConfig, ConfigError
+from .formats.instruct import INSTRUCT_FILE
 
 REPO = Path(__file__).resolve().parents[3]  # the checkout (src/adsc/testbed/ -> root)
 CHECKPOINT = REPO / "checkpoints" / "testbed"
@@ -137,7 +138,7 @@ class Experiment:
         p = self.preset
         target = self.runs / f"train-{label}"
         cfg = TrainConfig(
-            model=str(self.checkpoint), data=str(self.data / "train" / "llava_instruct_synthetic.json"),
+            model=str(self.checkpoint), data=str(self.data / "train" / INSTRUCT_FILE),
             image_folder=str(self.data / "train"), output_dir=str(target), mode=mode, lora_r=p.lora_r,
             lora_alpha=2 * p.lora_r, lora_dropout=0.0, lr=p.lr, projector_lr=p.lr, global_batch_size=p.batch_size,
             per_device_batch_size=p.batch_size, max_steps=p.train_steps, max_length=512, layers=tuple(layers),

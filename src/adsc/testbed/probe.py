@@ -9,16 +9,26 @@ Three conditions, same records, same batches:
 - ``matched``: each question with its own image;
 - ``shuffled``: the batch's images rolled by one, so each question sees another scene;
 - ``blank``: a mid-grey image (what is left when the question alone must decide).
+
+``python3 -m adsc.testbed.probe MODEL HELDOUT`` runs it on a held-out dataset's QA records and
+on its reading and counting drills (the numbers checkpoints/testbed/README.md quotes).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import random
 
 import torch
 from PIL import Image
 
+from .formats.instruct import DRILL_FILES, INSTRUCT_FILE
+
 CONDITIONS = ("matched", "shuffled", "blank")
+# what the command line probes in a held-out dataset's train/ folder, and how many records of each
+HELDOUT_FILES = {"qa": (INSTRUCT_FILE, 1024), "read": (DRILL_FILES["drill_read"], 200),
+                 "count": (DRILL_FILES["drill_count"], 200)}
 
 
 @torch.no_grad()
@@ -86,3 +96,27 @@ def table(result: dict) -> str:
         cells = [v] + [v["families"][f] for f in families]
         rows.append(f"| {c} | " + " | ".join(f"{x['loss']:.3f} / {100 * x['answer_acc']:.0f} %" for x in cells) + " |")
     return "\n".join(rows) + "\n\n(answer loss per token / share of records answered right, teacher-forced)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..evaluation.generation import load_model
+
+    parser = argparse.ArgumentParser(prog="python3 -m adsc.testbed.probe", description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="a testbed model folder (e.g. checkpoints/testbed)")
+    parser.add_argument("heldout", help="a generated dataset the model never trained on (e.g. runs/testbed_cpu/heldout)")
+    parser.add_argument("--out", help="write the results here as JSON")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    model, processor = load_model(args.model, dtype="float32", device="cuda" if torch.cuda.is_available() else None)
+    results = {}
+    for name, (file, n) in HELDOUT_FILES.items():
+        results[name] = image_dependence(model, processor, f"{args.heldout}/train/{file}", f"{args.heldout}/train", n=n)
+        print(f"{name} ({file}, {n} records at most)\n{table(results[name])}\n", flush=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
