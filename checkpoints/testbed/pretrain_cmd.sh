@@ -16,3 +16,13 @@ cp runs/testbed_pretrain/qa/{model.safetensors,config.json,generation_config.jso
 python3 -m adsc experiment --pretrain --out runs/testbed_more --seed 0 --start-from checkpoints/testbed \
     --drills-in-qa 3 --qa-minutes 6 --qa-steps 1000000 --workers 3
 cp runs/testbed_more/qa/{model.safetensors,config.json,generation_config.json,chat_template.jinja,processor_config.json,tokenizer.json,tokenizer_config.json,probe.json} checkpoints/testbed/
+# 3. Continued for 75 minutes on the 2-core CPU (1309 steps, after the fix that gives training
+#    prompts the BOS evaluation adds): the QA stage from model 2 on the QA mix + 3 copies of the
+#    existence drills, 4 of the reading drills and 2 of the counting drills (generator version 5),
+#    learning rate on a cosine over the time. Then the held-out probes README.md quotes
+#    (1024 QA records, 200 reading and 200 counting drill records).
+python3 -m adsc experiment --pretrain --out runs/testbed_cpu --seed 0 --start-from checkpoints/testbed \
+    --drills-in-qa exist=3 read=4 count=2 --qa-minutes 75 --qa-steps 1000000
+cp runs/testbed_cpu/qa/model.safetensors runs/testbed_cpu/qa/probe.json checkpoints/testbed/
+cp runs/testbed_cpu/qa/pretrain_stage.json checkpoints/testbed/drills_log.json
+python3 -m adsc.testbed.probe checkpoints/testbed runs/testbed_cpu/heldout --out checkpoints/testbed/probe_heldout.json
