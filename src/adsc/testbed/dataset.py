@@ -44,7 +44,7 @@ LAYOUT = {
               "annotations": "vqav2/v2_mscoco_val2014_annotations.json",
               "questions": "vqav2/v2_OpenEnded_mscoco_val2014_questions.json"},
     "train": {"data_path": f"train/{instruct.INSTRUCT_FILE}", "image_folder": "train",
-              "caption_path": "train/llava_caption_synthetic.json",
+              "caption_path": f"train/{instruct.CAPTION_FILE}",
               **{f"{family}_path": f"train/{name}" for family, name in instruct.DRILL_FILES.items()}},
 }
 

@@ -35,11 +35,11 @@ import time
 from pathlib import Path
 
 from .model import GRID, PATCH, build_model, build_processor, vocabulary
-from .formats.instruct import DRILL_FILES, INSTRUCT_FILE
+from .formats.instruct import CAPTION_FILE, DRILL_FILES, INSTRUCT_FILE
 from .warmup import PatchData, warm_up_vision
 
 TRAIN_JSON = f"train/{INSTRUCT_FILE}"
-CAPTION_JSON = "train/llava_caption_synthetic.json"
+CAPTION_JSON = f"train/{CAPTION_FILE}"
 # --drills-in-qa kind -> the drill file the generator writes for it (formats/instruct.py names them)
 DRILL_KINDS = {kind: f"train/{DRILL_FILES[family]}" for kind, family in
                (("exist", "drill"), ("read", "drill_read"), ("count", "drill_count"))}

@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("heldout", help="a generated dataset the model never trained on (e.g. runs/testbed_cpu/heldout)")
     parser.add_argument("--out", help="write the results here as JSON")
     args = parser.parse_args(argv)
-    torch.manual_seed(0)
     model, processor = load_model(args.model, dtype="float32", device="cuda" if torch.cuda.is_available() else None)
     results = {}
     for name, (file, n) in HELDOUT_FILES.items():

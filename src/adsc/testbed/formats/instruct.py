@@ -50,6 +50,7 @@ def record(record_id: str, image: str, *qas: QA) -> dict:
 
 
 INSTRUCT_FILE = "llava_instruct_synthetic.json"  # the 665K-format mix under train/
+CAPTION_FILE = "llava_caption_synthetic.json"  # its object listings alone (the alignment stage)
 # Drill family -> its file under train/ (not in the mix: pretrain reads them, drill stage and --drills-in-qa).
 DRILL_FILES = {"drill": "llava_drill_synthetic.json", "drill_read": "llava_drill_read_synthetic.json",
                "drill_count": "llava_drill_count_synthetic.json"}
@@ -68,7 +69,7 @@ def write(root: Path, items: list[tuple[Scene, dict[str, list[QA]]]]) -> int:
             for k, qa in enumerate(qas):
                 records.append(record(f"{scene.image_id}-{family}-{k}", f"images/{scene.image_id}.png", qa))
     write_json(base / INSTRUCT_FILE, records)
-    write_json(base / "llava_caption_synthetic.json", [r for r in records if r["id"].split("-")[1] == "caption"])
+    write_json(base / CAPTION_FILE, [r for r in records if r["id"].split("-")[1] == "caption"])
     for family, name in DRILL_FILES.items():
         write_json(base / name, drills[family])
     return len(records)
