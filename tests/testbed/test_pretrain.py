@@ -25,14 +25,16 @@ def test_pretrain_runs_every_stage_and_skips_finished_ones(tmp_path):
     assert (tmp_path / "run" / "drill" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
-def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix(tmp_path, monkeypatch):
+def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix_after_a_reading_warm_up(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative paths, as the command line gives them
     data = tmp_path / "data"
     generate(data, TestbedConfig(seed=0, num_images=2, num_train=8, spec=GridSpec(168, 14, 2)))
     pretrain(data, tmp_path / "base", warmup_steps=1, align_steps=0, qa_steps=1, batch_size=4, layers=2, hidden=32)
     summary = pretrain("data", "more", start_from="base/qa", drills_in_qa={"exist": 2, "read": 1}, qa_minutes=0.05,
-                       qa_steps=100_000, batch_size=4, save_steps=1000)
+                       qa_steps=100_000, batch_size=4, save_steps=1000, read_warmup_steps=2)
     assert not (tmp_path / "more" / "init").exists()  # the early stages are the start model's
+    assert summary["read"]["start"] == "base/qa" and summary["read"]["steps"] == 2
+    assert json.loads((tmp_path / "more" / "qa" / "adsc_train_args.json").read_text())["model"] == "more/read"
     assert summary["start_from"] == "base/qa"
     assert 1 <= summary["steps"] < 100_000 and summary["time_budget_minutes"] == 0.05  # the clock, not the cap, ended it
     mix = json.loads((tmp_path / "more" / "qa_data.json").read_text())

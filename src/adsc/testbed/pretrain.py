@@ -16,6 +16,8 @@ Four stages, each skipped when its output exists (a killed run resumes where it 
    (``{"exist": 3, "read": 4, "count": 2}``: reading and counting drills, questions/drill.py). With ``more_steps``,
    ``qa2/`` continues it on the same data with a fresh schedule (the learning rate restarts,
    which stage 4 alone cannot do).
+``read_warmup_steps`` adds a stage before 4, ``read/``: the projector learns the word on each
+text patch (warmup.read_warm_up), for a model whose projector dropped it (docs/testbed.md).
 ``start_from`` skips stages 1 to 3 and runs stage 4 from an existing model (e.g. the committed
 checkpoint): how a longer run continues a model rather than redoing its early stages.
 ``qa_minutes`` makes stage 4 run for that much wall-clock time, its learning rate on a cosine
@@ -36,7 +38,7 @@ from pathlib import Path
 
 from .model import GRID, PATCH, build_model, build_processor, vocabulary
 from .formats.instruct import CAPTION_FILE, DRILL_FILES, INSTRUCT_FILE
-from .warmup import PatchData, warm_up_vision
+from .warmup import PatchData, read_warm_up, warm_up_vision
 
 TRAIN_JSON = f"train/{INSTRUCT_FILE}"
 CAPTION_JSON = f"train/{CAPTION_FILE}"
@@ -59,7 +61,7 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
              drill_steps: int = 0, qa_steps: int = 1000, batch_size: int = 32, lr: float = 1e-3, seed: int = 0, layers: int = 12,
              hidden: int = 128, save_steps: int = 100, heldout: str | Path | None = None, more_steps: int = 0,
              start_from: str | Path | None = None, drills_in_qa: int | dict[str, int] = 0, qa_minutes: float | None = None,
-             num_workers: int = 0) -> dict:
+             read_warmup_steps: int = 0, num_workers: int = 0) -> dict:
     data_root, out = Path(data_root), Path(out)
     copies = drill_copies(drills_in_qa)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,6 +105,9 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         if steps and start_from is None:
             summary[name] = stage(previous, data_root / data, out / name, steps)
             previous = out / name
+    if read_warmup_steps:
+        summary["read"] = read_stage(previous, data_root, out / "read", read_warmup_steps, batch_size, seed)
+        previous = out / "read"
     qa_data = data_root / TRAIN_JSON
     if copies:
         qa_data = out / "qa_data.json"
@@ -121,12 +126,27 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         final = out / "qa2"
     summary["final"] = str(final)
     if heldout is not None:
-        from ..evaluation.generation import load_model
-        from .probe import image_dependence
+        from .probe import image_dependence, load_for_probing
 
-        import torch
-
-        model, processor = load_model(str(final), dtype="float32", device="cuda" if torch.cuda.is_available() else None)
+        model, processor = load_for_probing(final)
         summary["probe"] = image_dependence(model, processor, str(Path(heldout) / TRAIN_JSON), str(Path(heldout) / "train"))
         (final / "probe.json").write_text(json.dumps(summary["probe"], indent=1))
+    return summary
+
+
+def read_stage(start: Path, data_root: Path, output: Path, steps: int, batch_size: int, seed: int) -> dict:
+    """The reading warm-up of ``start``'s projector, saved to ``output`` (skipped when it is there)."""
+    log = output / "read_warmup_log.json"  # written last: a kill before it leaves the stage to be redone
+    if log.exists():
+        return json.loads(log.read_text())
+    from ..evaluation.generation import load_model
+
+    started = time.time()
+    model, processor = load_model(str(start), dtype="float32", device="cpu")
+    losses = read_warm_up(model, PatchData(data_root, processor, GRID, PATCH, words=True), steps, batch_size, seed=seed)
+    model.save_pretrained(output)
+    processor.save_pretrained(output)
+    summary = {"start": str(start), "steps": steps, "loss_first": losses[0], "loss_last": losses[-1],
+               "seconds": round(time.time() - started, 1), "losses": losses[:: max(1, len(losses) // 100)]}
+    log.write_text(json.dumps(summary, indent=1))
     return summary

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -98,22 +99,26 @@ def table(result: dict) -> str:
     return "\n".join(rows) + "\n\n(answer loss per token / share of records answered right, teacher-forced)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def load_for_probing(path: str):
+    """(model, processor) of a testbed model in fp32, on the GPU when there is one."""
     from ..evaluation.generation import load_model
 
+    return load_model(str(path), dtype="float32", device="cuda" if torch.cuda.is_available() else None)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m adsc.testbed.probe", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="a testbed model folder (e.g. checkpoints/testbed)")
     parser.add_argument("heldout", help="a generated dataset the model never trained on (e.g. runs/testbed_cpu/heldout)")
     parser.add_argument("--out", help="write the results here as JSON")
     args = parser.parse_args(argv)
-    model, processor = load_model(args.model, dtype="float32", device="cuda" if torch.cuda.is_available() else None)
+    model, processor = load_for_probing(args.model)
     results = {}
     for name, (file, n) in HELDOUT_FILES.items():
         results[name] = image_dependence(model, processor, f"{args.heldout}/train/{file}", f"{args.heldout}/train", n=n)
         print(f"{name} ({file}, {n} records at most)\n{table(results[name])}\n", flush=True)
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
+        Path(args.out).write_text(json.dumps(results, indent=1))
     return 0
 
 
