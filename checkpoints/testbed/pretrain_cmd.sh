@@ -26,3 +26,14 @@ python3 -m adsc experiment --pretrain --out runs/testbed_cpu --seed 0 --start-fr
 cp runs/testbed_cpu/qa/model.safetensors runs/testbed_cpu/qa/probe.json checkpoints/testbed/
 cp runs/testbed_cpu/qa/pretrain_stage.json checkpoints/testbed/drills_log.json
 python3 -m adsc.testbed.probe checkpoints/testbed runs/testbed_cpu/heldout --out checkpoints/testbed/probe_heldout.json
+# 4. Reading, on the 2-core CPU (about 82 min): (a) a reading warm-up of the projector (1000
+#    steps) and (b) the QA stage with 8 copies of the reading drills, 35 min (619 steps); then
+#    (c) 15 min of reading drills on one-string scenes (698 steps) and (d) the QA stage again,
+#    30 min (532 steps). Ran as session scripts calling the same functions before the two flags
+#    existed (same data, byte for byte; the warm-up's head was not seeded then).
+python3 -m adsc experiment --pretrain --out runs/testbed_read1 --seed 0 --start-from checkpoints/testbed \
+    --read-warmup-steps 1000 --drills-in-qa exist=3 read=8 count=2 --qa-minutes 35 --qa-steps 1000000
+python3 -m adsc experiment --pretrain --out runs/testbed_read2 --seed 0 --start-from runs/testbed_read1/qa \
+    --text-scenes-minutes 15 --drills-in-qa exist=3 read=8 count=2 --qa-minutes 30 --qa-steps 1000000
+cp runs/testbed_read2/qa/model.safetensors runs/testbed_read2/qa/probe.json checkpoints/testbed/
+python3 -m adsc.testbed.probe checkpoints/testbed runs/testbed_read2/heldout --out checkpoints/testbed/probe_heldout.json

@@ -31,10 +31,18 @@ def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix_aft
     generate(data, TestbedConfig(seed=0, num_images=2, num_train=8, spec=GridSpec(168, 14, 2)))
     pretrain(data, tmp_path / "base", warmup_steps=1, align_steps=0, qa_steps=1, batch_size=4, layers=2, hidden=32)
     summary = pretrain("data", "more", start_from="base/qa", drills_in_qa={"exist": 2, "read": 1}, qa_minutes=0.05,
-                       qa_steps=100_000, batch_size=4, save_steps=1000, read_warmup_steps=2)
+                       qa_steps=100_000, batch_size=4, save_steps=1000, read_warmup_steps=2, text_scenes_minutes=0.05,
+                       text_scenes_images=8)
     assert not (tmp_path / "more" / "init").exists()  # the early stages are the start model's
     assert summary["read"]["start"] == "base/qa" and summary["read"]["steps"] == 2
-    assert json.loads((tmp_path / "more" / "qa" / "adsc_train_args.json").read_text())["model"] == "more/read"
+    # then reading on one-string scenes, from the warmed-up model; the QA stage starts from that
+    scenes = [json.loads(line) for line in (tmp_path / "more/text_scenes_data/annotations/train.jsonl").read_text().splitlines()]
+    assert len(scenes) == 8 and all(not s["objects"] and len(s["texts"]) == 1 for s in scenes)
+    text_mix = json.loads((tmp_path / "more" / "text_scenes_data.json").read_text())
+    assert len(text_mix) == 4 * 8 and all("-drill_read-" in r["id"] for r in text_mix)
+    assert json.loads((tmp_path / "more/text_scenes/adsc_train_args.json").read_text())["model"] == "more/read"
+    assert summary["text_scenes"]["time_budget_minutes"] == 0.05
+    assert json.loads((tmp_path / "more" / "qa" / "adsc_train_args.json").read_text())["model"] == "more/text_scenes"
     assert summary["start_from"] == "base/qa"
     assert 1 <= summary["steps"] < 100_000 and summary["time_budget_minutes"] == 0.05  # the clock, not the cap, ended it
     mix = json.loads((tmp_path / "more" / "qa_data.json").read_text())

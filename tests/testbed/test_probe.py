@@ -50,3 +50,11 @@ def test_command_line_probes_the_qa_mix_and_the_reading_and_counting_drills(setu
     assert set(result["read"]["matched"]["families"]) == {"drill_read"}
     assert set(result["count"]["matched"]["families"]) == {"drill_count"}
     assert "count (llava_drill_count_synthetic.json" in capsys.readouterr().out
+
+
+def test_an_empty_record_file_is_named(setup, tmp_path):
+    root, model, processor = setup
+    empty = tmp_path / "none.json"
+    empty.write_text("[]")
+    with pytest.raises(ValueError, match="none.json holds no records"):
+        image_dependence(model, processor, str(empty), str(root / "train"))

@@ -18,6 +18,9 @@ Four stages, each skipped when its output exists (a killed run resumes where it 
    which stage 4 alone cannot do).
 ``read_warmup_steps`` adds a stage before 4, ``read/``: the projector learns the word on each
 text patch (warmup.read_warm_up), for a model whose projector dropped it (docs/testbed.md).
+``text_scenes_minutes`` adds another, ``text_scenes/``: reading drills on scenes that hold one
+string and nothing else (generated into ``text_scenes_data/``), where the look-up from question to
+string is trivial; on full scenes it did not form in the CPU steps we had (docs/testbed.md).
 ``start_from`` skips stages 1 to 3 and runs stage 4 from an existing model (e.g. the committed
 checkpoint): how a longer run continues a model rather than redoing its early stages.
 ``qa_minutes`` makes stage 4 run for that much wall-clock time, its learning rate on a cosine
@@ -36,7 +39,9 @@ import json
 import time
 from pathlib import Path
 
-from .model import GRID, PATCH, build_model, build_processor, vocabulary
+from .dataset import TestbedConfig, generate
+from .model import GRID, IMAGE_SIZE, PATCH, build_model, build_processor, vocabulary
+from .world import GridSpec, SceneConfig
 from .formats.instruct import CAPTION_FILE, DRILL_FILES, INSTRUCT_FILE
 from .warmup import PatchData, read_warm_up, warm_up_vision
 
@@ -46,6 +51,10 @@ CAPTION_JSON = f"train/{CAPTION_FILE}"
 DRILL_KINDS = {kind: f"train/{DRILL_FILES[family]}" for kind, family in
                (("exist", "drill"), ("read", "drill_read"), ("count", "drill_count"))}
 DRILL_JSON = DRILL_KINDS["exist"]
+# the reading stage's scenes: one string and nothing else, so "the red text" is the only thing to find
+TEXT_SCENES = SceneConfig(min_objects=0, max_objects=0, min_texts=1, max_texts=1)
+TEXT_SCENES_SEED_OFFSET = 7  # not the training (seed) nor the held-out (seed + 1) scenes
+TEXT_SCENES_COPIES = 4  # copies of their reading drills in the stage's data (its only records)
 
 
 def drill_copies(drills_in_qa: int | dict[str, int]) -> dict[str, int]:
@@ -61,7 +70,8 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
              drill_steps: int = 0, qa_steps: int = 1000, batch_size: int = 32, lr: float = 1e-3, seed: int = 0, layers: int = 12,
              hidden: int = 128, save_steps: int = 100, heldout: str | Path | None = None, more_steps: int = 0,
              start_from: str | Path | None = None, drills_in_qa: int | dict[str, int] = 0, qa_minutes: float | None = None,
-             read_warmup_steps: int = 0, num_workers: int = 0) -> dict:
+             read_warmup_steps: int = 0, text_scenes_minutes: float | None = None, text_scenes_images: int = 3000,
+             num_workers: int = 0) -> dict:
     data_root, out = Path(data_root), Path(out)
     copies = drill_copies(drills_in_qa)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,11 +90,11 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
     from ..training import TrainConfig, train
     from ..training.time_budget import TimeBudget
 
-    def stage(model: Path, data: Path, output: Path, steps: int, minutes: float | None = None) -> dict:
+    def stage(model: Path, data: Path, output: Path, steps: int, minutes: float | None = None, images: Path | None = None) -> dict:
         if (output / "model.safetensors").exists():
             return json.loads((output / "pretrain_stage.json").read_text())
         cfg = TrainConfig(
-            model=str(model), data=str(data), image_folder=str(data_root / "train"), output_dir=str(output),
+            model=str(model), data=str(data), image_folder=str(images or data_root / "train"), output_dir=str(output),
             mode="full", lr=lr, projector_lr=lr, warmup_ratio=0.03, global_batch_size=batch_size,
             lr_scheduler="cosine" if minutes is None else "constant",  # constant: TimeBudget scales it
             per_device_batch_size=batch_size, max_steps=steps, max_length=512,
@@ -108,16 +118,15 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
     if read_warmup_steps:
         summary["read"] = read_stage(previous, data_root, out / "read", read_warmup_steps, batch_size, seed)
         previous = out / "read"
-    qa_data = data_root / TRAIN_JSON
-    if copies:
-        qa_data = out / "qa_data.json"
-        if not qa_data.exists():
-            records = json.loads((data_root / TRAIN_JSON).read_text())
-            for kind, k in copies.items():
-                records += k * json.loads((data_root / DRILL_KINDS[kind]).read_text())
-            partial = qa_data.with_suffix(".tmp")  # a kill mid-write leaves no half file that a rerun would trust
-            partial.write_text(json.dumps(records))
-            partial.replace(qa_data)
+    if text_scenes_minutes:
+        scenes = out / "text_scenes_data"
+        if not (scenes / "manifest.json").exists():
+            generate(scenes, TestbedConfig(seed=seed + TEXT_SCENES_SEED_OFFSET, num_images=2, num_train=text_scenes_images,
+                                           spec=GridSpec(IMAGE_SIZE, PATCH, 2), scene=TEXT_SCENES, benchmarks=("pope",)))
+        mix = write_mix(out / "text_scenes_data.json", scenes, {"read": TEXT_SCENES_COPIES})
+        summary["text_scenes"] = stage(previous, mix, out / "text_scenes", 1_000_000, text_scenes_minutes, scenes / "train")
+        previous = out / "text_scenes"
+    qa_data = write_mix(out / "qa_data.json", data_root, copies) if copies else data_root / TRAIN_JSON
     summary.update(stage(previous, qa_data, out / "qa", qa_steps, qa_minutes))
     summary["drills_in_qa"] = copies
     final = out / "qa"
@@ -132,6 +141,18 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         summary["probe"] = image_dependence(model, processor, str(Path(heldout) / TRAIN_JSON), str(Path(heldout) / "train"))
         (final / "probe.json").write_text(json.dumps(summary["probe"], indent=1))
     return summary
+
+
+def write_mix(path: Path, root: Path, copies: dict[str, int]) -> Path:
+    """``root``'s training records plus ``copies`` of its drill files, as one file (kept if it exists)."""
+    if not path.exists():
+        records = json.loads((root / TRAIN_JSON).read_text())
+        for kind, k in copies.items():
+            records += k * json.loads((root / DRILL_KINDS[kind]).read_text())
+        partial = path.with_suffix(".tmp")  # a kill mid-write leaves no half file that a rerun would trust
+        partial.write_text(json.dumps(records))
+        partial.replace(path)
+    return path
 
 
 def read_stage(start: Path, data_root: Path, output: Path, steps: int, batch_size: int, seed: int) -> dict:

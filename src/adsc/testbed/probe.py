@@ -45,6 +45,8 @@ def image_dependence(model, processor, data: str, image_folder: str, n: int = 25
     from ..training.records import load_json, parse_records
 
     records, _ = parse_records(load_json(data), skip_malformed=False)
+    if not records:
+        raise ValueError(f"{data} holds no records: point the probe at a dataset with questions of this kind")
     records = random.Random(seed).sample(records, min(n, len(records)))
     encoder = Encoder(processor, template, max_length=4096, image_folder=image_folder, pad_to_square=False)
     collate = Collator(processor.tokenizer.pad_token_id)
