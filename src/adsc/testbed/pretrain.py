@@ -83,9 +83,7 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         losses = warm_up_vision(model, PatchData(data_root, processor, GRID, PATCH), warmup_steps, batch_size, seed=seed)
         model.save_pretrained(init)
         processor.save_pretrained(init)
-        (init / "warmup_log.json").write_text(json.dumps(
-            {"steps": warmup_steps, "loss_first": losses[0], "loss_last": losses[-1], "seconds": round(time.time() - start, 1),
-             "losses": losses[:: max(1, len(losses) // 100)]}, indent=1))
+        (init / "warmup_log.json").write_text(json.dumps(warmup_summary(losses, start), indent=1))
 
     from ..training import TrainConfig, train
     from ..training.time_budget import TimeBudget
@@ -167,7 +165,12 @@ def read_stage(start: Path, data_root: Path, output: Path, steps: int, batch_siz
     losses = read_warm_up(model, PatchData(data_root, processor, GRID, PATCH, words=True), steps, batch_size, seed=seed)
     model.save_pretrained(output)
     processor.save_pretrained(output)
-    summary = {"start": str(start), "steps": steps, "loss_first": losses[0], "loss_last": losses[-1],
-               "seconds": round(time.time() - started, 1), "losses": losses[:: max(1, len(losses) // 100)]}
+    summary = {"start": str(start), **warmup_summary(losses, started)}
     log.write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def warmup_summary(losses: list[float], started: float) -> dict:
+    """What a warm-up's log keeps: steps, first and last loss, seconds, about 100 losses along the way."""
+    return {"steps": len(losses), "loss_first": losses[0], "loss_last": losses[-1],
+            "seconds": round(time.time() - started, 1), "losses": losses[:: max(1, len(losses) // 100)]}
