@@ -37,3 +37,11 @@ python3 -m adsc experiment --pretrain --out runs/testbed_read2 --seed 0 --start-
     --text-scenes-minutes 15 --drills-in-qa exist=3 read=8 count=2 --qa-minutes 30 --qa-steps 1000000
 cp runs/testbed_read2/qa/model.safetensors runs/testbed_read2/qa/probe.json checkpoints/testbed/
 python3 -m adsc.testbed.probe checkpoints/testbed runs/testbed_read2/heldout --out checkpoints/testbed/probe_heldout.json
+# 5. More reading, on the 2-core CPU (about 40 min; 2026-11-30, this exact command): from model 4,
+#    12 min of reading drills on 3,000 scenes with 1-3 strings of different colours and no objects
+#    (479 steps), then the QA stage as in 4 (b) and (d), 25 min (439 steps). (The run linked
+#    runs/testbed_cpu's data and held-out folders in instead of generating them: same seed, same bytes.)
+python3 -m adsc experiment --pretrain --out runs/testbed_read3 --seed 0 --start-from checkpoints/testbed \
+    --text-scenes-minutes 12 --text-scenes-strings 3 --drills-in-qa exist=3 read=8 count=2 --qa-minutes 25 --qa-steps 1000000
+cp runs/testbed_read3/qa/model.safetensors runs/testbed_read3/qa/probe.json checkpoints/testbed/
+python3 -m adsc.testbed.probe checkpoints/testbed runs/testbed_read3/heldout --out checkpoints/testbed/probe_heldout.json

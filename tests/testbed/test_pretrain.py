@@ -64,3 +64,13 @@ def test_drill_copies_are_checked():
     assert _drill_copies(["3"]) == 3 and _drill_copies(["exist=3", "read=4"]) == {"exist": 3, "read": 4}
     with pytest.raises(SystemExit, match="KIND=K"):
         _drill_copies(["read:4"])
+
+
+def test_text_scenes_hold_up_to_the_given_number_of_strings_and_no_objects():
+    from adsc.testbed.pretrain import TEXT_SCENES, text_scenes
+
+    assert text_scenes() == TEXT_SCENES
+    three = text_scenes(3)
+    assert (three.min_objects, three.max_objects, three.min_texts, three.max_texts) == (0, 0, 1, 3)
+    with pytest.raises(ValueError, match="give 1"):
+        text_scenes(0)

@@ -35,6 +35,8 @@ def add_arguments(p) -> None:
                    help="--pretrain: before the QA stage, teach the projector the word on each text patch for this many steps")
     p.add_argument("--text-scenes-minutes", type=float, default=None,
                    help="--pretrain: before the QA stage, train reading on one-string scenes for this many minutes")
+    p.add_argument("--text-scenes-strings", type=int, default=1,
+                   help="--pretrain: strings per scene in that stage, 1 to this many (colour picks the one asked about)")
     p.add_argument("--workers", type=int, default=0, help="--pretrain: data-loading processes (0: in the training process)")
     p.add_argument("--out", default=None, help="output folder (default: runs/testbed_<preset>, or testbed_data)")
     p.add_argument("--seed", type=int, default=0)
@@ -115,7 +117,7 @@ def _pretrain(args) -> int:
                        qa_steps=args.qa_steps, seed=seed, heldout=f"{out}/heldout", start_from=args.start_from,
                        drills_in_qa=_drill_copies(args.drills_in_qa), qa_minutes=args.qa_minutes,
                        read_warmup_steps=args.read_warmup_steps, text_scenes_minutes=args.text_scenes_minutes,
-                       num_workers=args.workers)
+                       text_scenes_strings=args.text_scenes_strings, num_workers=args.workers)
     from .probe import table
 
     print(table(summary["probe"]))

@@ -21,6 +21,8 @@ text patch (warmup.read_warm_up), for a model whose projector dropped it (docs/t
 ``text_scenes_minutes`` adds another, ``text_scenes/``: reading drills on scenes that hold one
 string and nothing else (generated into ``text_scenes_data/``), where the look-up from question to
 string is trivial; on full scenes it did not form in the CPU steps we had (docs/testbed.md).
+``text_scenes_strings`` > 1 puts 1 to that many strings in each of those scenes, so the look-up
+must pick a string by its colour, still with no objects in the way.
 ``start_from`` skips stages 1 to 3 and runs stage 4 from an existing model (e.g. the committed
 checkpoint): how a longer run continues a model rather than redoing its early stages.
 ``qa_minutes`` makes stage 4 run for that much wall-clock time, its learning rate on a cosine
@@ -35,6 +37,7 @@ control (probe.py): answer loss with matched, shuffled and blank images.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -57,6 +60,13 @@ TEXT_SCENES_SEED_OFFSET = 7  # not the training (seed) nor the held-out (seed + 
 TEXT_SCENES_COPIES = 4  # copies of their reading drills in the stage's data (its only records)
 
 
+def text_scenes(strings: int = 1) -> SceneConfig:
+    """TEXT_SCENES with 1 to ``strings`` strings (each a different colour) and still no objects."""
+    if strings < 1:
+        raise ValueError(f"text_scenes_strings={strings}: give 1 (one string per scene) or more")
+    return dataclasses.replace(TEXT_SCENES, max_texts=strings)
+
+
 def drill_copies(drills_in_qa: int | dict[str, int]) -> dict[str, int]:
     """``3`` (existence drills, as the committed recipe says it) or ``{"exist": 3, "read": 4}``."""
     copies = {"exist": drills_in_qa} if isinstance(drills_in_qa, int) else dict(drills_in_qa)
@@ -71,7 +81,7 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
              hidden: int = 128, save_steps: int = 100, heldout: str | Path | None = None, more_steps: int = 0,
              start_from: str | Path | None = None, drills_in_qa: int | dict[str, int] = 0, qa_minutes: float | None = None,
              read_warmup_steps: int = 0, text_scenes_minutes: float | None = None, text_scenes_images: int = 3000,
-             num_workers: int = 0) -> dict:
+             text_scenes_strings: int = 1, num_workers: int = 0) -> dict:
     data_root, out = Path(data_root), Path(out)
     copies = drill_copies(drills_in_qa)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +130,8 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         scenes = out / "text_scenes_data"
         if not (scenes / "manifest.json").exists():
             generate(scenes, TestbedConfig(seed=seed + TEXT_SCENES_SEED_OFFSET, num_images=2, num_train=text_scenes_images,
-                                           spec=GridSpec(IMAGE_SIZE, PATCH, 2), scene=TEXT_SCENES, benchmarks=("pope",)))
+                                           spec=GridSpec(IMAGE_SIZE, PATCH, 2), scene=text_scenes(text_scenes_strings),
+                                           benchmarks=("pope",)))
         mix = write_mix(out / "text_scenes_data.json", scenes, {"read": TEXT_SCENES_COPIES})
         summary["text_scenes"] = stage(previous, mix, out / "text_scenes", 1_000_000, text_scenes_minutes, scenes / "train")
         previous = out / "text_scenes"
