@@ -72,5 +72,6 @@ def test_text_scenes_hold_up_to_the_given_number_of_strings_and_no_objects():
     assert text_scenes() == TEXT_SCENES
     three = text_scenes(3)
     assert (three.min_objects, three.max_objects, three.min_texts, three.max_texts) == (0, 0, 1, 3)
-    with pytest.raises(ValueError, match="give 1"):
-        text_scenes(0)
+    for bad in (0, 6):  # five text colours: a sixth string could not be named by its colour
+        with pytest.raises(ValueError, match="give 1 .* to 5"):
+            text_scenes(bad)

@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
     p.add_argument("--read-warmup-steps", type=int, default=0,
                    help="--pretrain: before the QA stage, teach the projector the word on each text patch for this many steps")
     p.add_argument("--text-scenes-minutes", type=float, default=None,
-                   help="--pretrain: before the QA stage, train reading on one-string scenes for this many minutes")
+                   help="--pretrain: before the QA stage, train reading on scenes of strings alone for this many minutes")
     p.add_argument("--text-scenes-strings", type=int, default=1,
                    help="--pretrain: strings per scene in that stage, 1 to this many (colour picks the one asked about)")
     p.add_argument("--workers", type=int, default=0, help="--pretrain: data-loading processes (0: in the training process)")

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from .dataset import TestbedConfig, generate
 from .model import GRID, IMAGE_SIZE, PATCH, build_model, build_processor, vocabulary
-from .world import GridSpec, SceneConfig
+from .world import TEXT_COLORS, GridSpec, SceneConfig
 from .formats.instruct import CAPTION_FILE, DRILL_FILES, INSTRUCT_FILE
 from .warmup import PatchData, read_warm_up, warm_up_vision
 
@@ -62,8 +62,9 @@ TEXT_SCENES_COPIES = 4  # copies of their reading drills in the stage's data (it
 
 def text_scenes(strings: int = 1) -> SceneConfig:
     """TEXT_SCENES with 1 to ``strings`` strings (each a different colour) and still no objects."""
-    if strings < 1:
-        raise ValueError(f"text_scenes_strings={strings}: give 1 (one string per scene) or more")
+    if not 1 <= strings <= len(TEXT_COLORS):  # one colour per string, so "the red text" names one
+        raise ValueError(f"text_scenes_strings={strings}: give 1 (one string per scene) to {len(TEXT_COLORS)} "
+                         "(one text colour each)")
     return dataclasses.replace(TEXT_SCENES, max_texts=strings)
 
 
@@ -84,6 +85,7 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
              text_scenes_strings: int = 1, num_workers: int = 0) -> dict:
     data_root, out = Path(data_root), Path(out)
     copies = drill_copies(drills_in_qa)
+    string_scenes = text_scenes(text_scenes_strings)  # a bad count fails here, not after hours of earlier stages
     out.mkdir(parents=True, exist_ok=True)
     init = out / "init"
     if start_from is None and not (init / "model.safetensors").exists():
@@ -130,7 +132,7 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         scenes = out / "text_scenes_data"
         if not (scenes / "manifest.json").exists():
             generate(scenes, TestbedConfig(seed=seed + TEXT_SCENES_SEED_OFFSET, num_images=2, num_train=text_scenes_images,
-                                           spec=GridSpec(IMAGE_SIZE, PATCH, 2), scene=text_scenes(text_scenes_strings),
+                                           spec=GridSpec(IMAGE_SIZE, PATCH, 2), scene=string_scenes,
                                            benchmarks=("pope",)))
         mix = write_mix(out / "text_scenes_data.json", scenes, {"read": TEXT_SCENES_COPIES})
         summary["text_scenes"] = stage(previous, mix, out / "text_scenes", 1_000_000, text_scenes_minutes, scenes / "train")

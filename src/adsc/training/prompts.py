@@ -36,33 +36,46 @@ def render_vicuna_v1(rounds: list[tuple[str, str]], system: str = VICUNA_SYSTEM)
     return Rendered(text, answers)
 
 
+# Private-use characters no template writes: each answer is first rendered as a marker, so its
+# place comes from the template itself, not from searching the text for the answer's words.
+_MARK = "\ue000{}\ue001"
+
+
 def render_chat_template(processor, rounds: list[tuple[str, str]], image_token: str, has_image: bool) -> Rendered:
     """The processor's own chat template; the image goes first in the first user message.
 
-    Answers are located by searching each answer's text after the previous one: a template may
-    add text around a message but must reproduce the message itself verbatim.
+    Answers are placed by rendering the conversation once with a marker in place of each answer
+    and once as it is. Searching the rendered text for the answer instead (as this did before)
+    finds a short answer inside the template's own words: the answer "A" inside llava's
+    "ASSISTANT:", so multiple-choice records answered "A" were trained on the wrong tokens
+    (docs/testbed.md, "The answer A was never trained"). A template may add text around a
+    message but must reproduce the message itself verbatim.
     """
-    messages = []
-    for i, (question, answer) in enumerate(rounds):
-        content = []
-        if i == 0 and has_image:
-            question = question.replace(image_token, "").lstrip("\n")
-            content.append({"type": "image"})
-        content.append({"type": "text", "text": question})
-        messages.append({"role": "user", "content": content})
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
-    answers, cursor = [], 0
-    for i, (question, answer) in enumerate(rounds):
-        # skip past the question so an answer repeating the question's words is found in the right place
-        q_text = question.replace(image_token, "").strip()
-        q_at = text.find(q_text, cursor) if q_text else cursor
-        cursor = q_at + len(q_text) if q_at >= 0 else cursor
-        at = text.find(answer, cursor)
-        if at < 0:
+    def render(answers: list[str]) -> str:
+        messages = []
+        for i, ((question, _), answer) in enumerate(zip(rounds, answers)):
+            content = []
+            if i == 0 and has_image:
+                question = question.replace(image_token, "").lstrip("\n")
+                content.append({"type": "image"})
+            content.append({"type": "text", "text": question})
+            messages.append({"role": "user", "content": content})
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+
+    marked = render([_MARK.format(i) for i in range(len(rounds))])
+    text, answers, rest = "", [], marked
+    for i, (_, answer) in enumerate(rounds):
+        before, found, rest = rest.partition(_MARK.format(i))
+        if not found:
             raise ValueError("the chat template changed an assistant message; cannot place its labels")
-        answers.append((at, at + len(answer)))
-        cursor = at + len(answer)
+        text += before
+        answers.append((len(text), len(text) + len(answer)))
+        text += answer
+    text += rest
+    if text != render([answer for _, answer in rounds]):
+        raise ValueError("the chat template changed an assistant message (it must write each answer verbatim); "
+                         "cannot place its labels: use --template vicuna_v1 or a template that keeps messages as they are")
     return Rendered(text, answers)
 
 
