@@ -48,3 +48,19 @@ python3 -m adsc.testbed.probe checkpoints/testbed runs/testbed_read3/heldout --o
 # probe_heldout.json was measured again after the trainer fix of 2026-11-30 (the answer "A" is now
 # labelled where the template puts it; docs/testbed.md, "The answer A was never trained"), with the
 # probe command above on the same held-out records: only its ScienceQA numbers changed.
+# 6. More reading, with the fixed trainer (2026-11-30, about 32 min; science_log.json, entries 7-8):
+#    from model 5, 10 min of reading drills on scenes of 1-3 strings (223 steps; other jobs shared
+#    the 2 cores; trained before the trainer fix, which its lowercase word answers never met) and the
+#    QA stage as in 5 with the fix, 22 min (334 steps). Run as written with --out runs/s15/round6.
+python3 -m adsc experiment --pretrain --out runs/testbed_read4 --seed 0 --start-from checkpoints/testbed \
+    --text-scenes-minutes 10 --text-scenes-strings 3 --drills-in-qa exist=3 read=8 count=2 --qa-minutes 22 --qa-steps 1000000
+# 7. ScienceQA (2026-12-01, about 36 min; science_log.json, entries 9-10): from model 6, 14 min on
+#    the mix's 3,000 ScienceQA records alone, 4 copies (516 steps; the focus stage), then the QA
+#    stage as in 6 plus 4 copies of the ScienceQA records, 22 min (385 steps). The focus stage ran
+#    first from a session script with the same training config and the same data (4 x the ScienceQA
+#    records, in this order) before --focus existed; then this command, as written with --out
+#    runs/s16/step7 and that stage copied in, skipped it and trained the QA stage.
+python3 -m adsc experiment --pretrain --out runs/testbed_science --seed 0 --start-from runs/testbed_read4/qa \
+    --focus sqa=4 --focus-minutes 14 --drills-in-qa exist=3 read=8 count=2 sqa=4 --qa-minutes 22 --qa-steps 1000000
+cp runs/testbed_science/qa/model.safetensors runs/testbed_science/qa/probe.json checkpoints/testbed/
+python3 -m adsc.testbed.probe checkpoints/testbed runs/testbed_science/heldout --out checkpoints/testbed/probe_heldout.json

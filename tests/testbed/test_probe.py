@@ -41,15 +41,17 @@ def test_shuffling_one_image_changes_nothing(setup, tmp_path):
     assert result["matched"] == result["shuffled"]
 
 
-def test_command_line_probes_the_qa_mix_and_the_reading_and_counting_drills(setup, tmp_path, capsys):
+def test_command_line_probes_the_qa_mix_the_reading_and_counting_drills_and_scienceqa_alone(setup, tmp_path, capsys):
     root, _, _ = setup
     out = tmp_path / "probe.json"
     assert main([str(CHECKPOINT), str(root), "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert set(result) == set(HELDOUT_FILES) == {"qa", "read", "count"}
+    assert set(result) == set(HELDOUT_FILES) == {"qa", "read", "count", "scienceqa"}
     assert set(result["read"]["matched"]["families"]) == {"drill_read"}
     assert set(result["count"]["matched"]["families"]) == {"drill_count"}
-    assert "count (llava_drill_count_synthetic.json" in capsys.readouterr().out
+    assert set(result["scienceqa"]["matched"]["families"]) == {"scienceqa"}
+    printed = capsys.readouterr().out
+    assert "count (llava_drill_count_synthetic.json" in printed and "scienceqa only" in printed
 
 
 def test_an_empty_record_file_is_named(setup, tmp_path):
@@ -58,3 +60,6 @@ def test_an_empty_record_file_is_named(setup, tmp_path):
     empty.write_text("[]")
     with pytest.raises(ValueError, match="none.json holds no records"):
         image_dependence(model, processor, str(empty), str(root / "train"))
+    with pytest.raises(ValueError, match="holds no textbook records"):  # a family the file lacks
+        image_dependence(model, processor, str(root / "train/llava_instruct_synthetic.json"), str(root / "train"),
+                         family="textbook")

@@ -28,7 +28,10 @@ def add_arguments(p) -> None:
                    help="--pretrain: run the QA stage for this many minutes, learning rate on a cosine over the time")
     p.add_argument("--drills-in-qa", nargs="+", default=["0"], metavar="K|KIND=K",
                    help="--pretrain: copies of the drill records in the QA mix: K existence drills, or per kind "
-                        "(exist=3 read=4 count=2)")
+                        "(exist=3 read=4 count=2; sqa=2: the mix's own ScienceQA records)")
+    p.add_argument("--focus", nargs="+", default=[], metavar="KIND=K",
+                   help="--pretrain: before the QA stage, train on these kinds' records alone (e.g. sqa=4), for --focus-minutes")
+    p.add_argument("--focus-minutes", type=float, default=None, help="--pretrain: minutes of the --focus stage")
     p.add_argument("--start-from", default=None,
                    help="--pretrain: run only the QA stage, from this model (e.g. checkpoints/testbed)")
     p.add_argument("--read-warmup-steps", type=int, default=0,
@@ -117,7 +120,8 @@ def _pretrain(args) -> int:
                        qa_steps=args.qa_steps, seed=seed, heldout=f"{out}/heldout", start_from=args.start_from,
                        drills_in_qa=_drill_copies(args.drills_in_qa), qa_minutes=args.qa_minutes,
                        read_warmup_steps=args.read_warmup_steps, text_scenes_minutes=args.text_scenes_minutes,
-                       text_scenes_strings=args.text_scenes_strings, num_workers=args.workers)
+                       text_scenes_strings=args.text_scenes_strings, num_workers=args.workers,
+                       focus=_drill_copies(args.focus, "--focus") if args.focus else None, focus_minutes=args.focus_minutes)
     from .probe import table
 
     print(table(summary["probe"]))
@@ -126,11 +130,11 @@ def _pretrain(args) -> int:
     return 0
 
 
-def _drill_copies(words: list[str]) -> int | dict[str, int]:
+def _drill_copies(words: list[str], flag: str = "--drills-in-qa") -> int | dict[str, int]:
     """``["3"]`` -> 3 (existence drills); ``["exist=3", "read=4"]`` -> {"exist": 3, "read": 4}."""
     try:
-        if len(words) == 1 and "=" not in words[0]:
+        if len(words) == 1 and "=" not in words[0] and flag == "--drills-in-qa":
             return int(words[0])
         return {kind: int(k) for kind, k in (w.split("=", 1) for w in words)}
     except ValueError:
-        raise SystemExit(f"--drills-in-qa {' '.join(words)}: give K or KIND=K pairs, e.g. --drills-in-qa exist=3 read=4") from None
+        raise SystemExit(f"{flag} {' '.join(words)}: give KIND=K pairs, e.g. {flag} read=4 sqa=2") from None

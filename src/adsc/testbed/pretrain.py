@@ -23,6 +23,9 @@ string and nothing else (generated into ``text_scenes_data/``), where the look-u
 string is trivial; on full scenes it did not form in the CPU steps we had (docs/testbed.md).
 ``text_scenes_strings`` > 1 puts 1 to that many strings in each of those scenes, so the look-up
 must pick a string by its colour, still with no objects in the way.
+``focus`` with ``focus_minutes`` adds ``focus/``: training on some kinds' records alone (e.g.
+``{"sqa": 4}``: the ScienceQA records, four copies), for a look-up the mix does not teach in the
+steps we have; the QA stage after it brings the other families back (docs/testbed.md).
 ``start_from`` skips stages 1 to 3 and runs stage 4 from an existing model (e.g. the committed
 checkpoint): how a longer run continues a model rather than redoing its early stages.
 ``qa_minutes`` makes stage 4 run for that much wall-clock time, its learning rate on a cosine
@@ -54,6 +57,8 @@ CAPTION_JSON = f"train/{CAPTION_FILE}"
 DRILL_KINDS = {kind: f"train/{DRILL_FILES[family]}" for kind, family in
                (("exist", "drill"), ("read", "drill_read"), ("count", "drill_count"))}
 DRILL_JSON = DRILL_KINDS["exist"]
+# --drills-in-qa / --focus kinds that are one family's records of the mix itself (ids "<image>-<family>-<k>")
+MIX_KINDS = {"sqa": "scienceqa"}
 # the reading stage's scenes: one string and nothing else, so "the red text" is the only thing to find
 TEXT_SCENES = SceneConfig(min_objects=0, max_objects=0, min_texts=1, max_texts=1)
 TEXT_SCENES_SEED_OFFSET = 7  # not the training (seed) nor the held-out (seed + 1) scenes
@@ -69,11 +74,12 @@ def text_scenes(strings: int = 1) -> SceneConfig:
 
 
 def drill_copies(drills_in_qa: int | dict[str, int]) -> dict[str, int]:
-    """``3`` (existence drills, as the committed recipe says it) or ``{"exist": 3, "read": 4}``."""
+    """``3`` (existence drills, as the committed recipe says it) or ``{"exist": 3, "read": 4, "sqa": 2}``."""
     copies = {"exist": drills_in_qa} if isinstance(drills_in_qa, int) else dict(drills_in_qa)
-    bad = {k: v for k, v in copies.items() if k not in DRILL_KINDS or not isinstance(v, int) or v < 0}
+    kinds = sorted([*DRILL_KINDS, *MIX_KINDS])
+    bad = {k: v for k, v in copies.items() if k not in kinds or not isinstance(v, int) or v < 0}
     if bad:
-        raise ValueError(f"drills_in_qa {bad}: give copies >= 0 per kind, kinds {sorted(DRILL_KINDS)} (e.g. read=4)")
+        raise ValueError(f"drills_in_qa {bad}: give copies >= 0 per kind, kinds {kinds} (e.g. read=4)")
     return {k: v for k, v in copies.items() if v}
 
 
@@ -82,9 +88,13 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
              hidden: int = 128, save_steps: int = 100, heldout: str | Path | None = None, more_steps: int = 0,
              start_from: str | Path | None = None, drills_in_qa: int | dict[str, int] = 0, qa_minutes: float | None = None,
              read_warmup_steps: int = 0, text_scenes_minutes: float | None = None, text_scenes_images: int = 3000,
-             text_scenes_strings: int = 1, num_workers: int = 0) -> dict:
+             text_scenes_strings: int = 1, focus: dict[str, int] | None = None, focus_minutes: float | None = None,
+             num_workers: int = 0) -> dict:
     data_root, out = Path(data_root), Path(out)
     copies = drill_copies(drills_in_qa)
+    focus = drill_copies(focus or {})
+    if bool(focus) != bool(focus_minutes):  # checked before any stage runs, as the counts above
+        raise ValueError("focus and focus_minutes go together: e.g. --focus sqa=4 --focus-minutes 14")
     string_scenes = text_scenes(text_scenes_strings)  # a bad count fails here, not after hours of earlier stages
     out.mkdir(parents=True, exist_ok=True)
     init = out / "init"
@@ -137,6 +147,10 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         mix = write_mix(out / "text_scenes_data.json", scenes, {"read": TEXT_SCENES_COPIES})
         summary["text_scenes"] = stage(previous, mix, out / "text_scenes", 1_000_000, text_scenes_minutes, scenes / "train")
         previous = out / "text_scenes"
+    if focus:
+        mix = write_mix(out / "focus_data.json", data_root, focus, base=False)
+        summary["focus"] = stage(previous, mix, out / "focus", 1_000_000, focus_minutes)
+        previous = out / "focus"
     qa_data = write_mix(out / "qa_data.json", data_root, copies) if copies else data_root / TRAIN_JSON
     summary.update(stage(previous, qa_data, out / "qa", qa_steps, qa_minutes))
     summary["drills_in_qa"] = copies
@@ -154,12 +168,16 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
     return summary
 
 
-def write_mix(path: Path, root: Path, copies: dict[str, int]) -> Path:
-    """``root``'s training records plus ``copies`` of its drill files, as one file (kept if it exists)."""
+def write_mix(path: Path, root: Path, copies: dict[str, int], base: bool = True) -> Path:
+    """``root``'s training records (``base``) plus ``copies`` of each kind's records, as one file (kept if it exists)."""
     if not path.exists():
-        records = json.loads((root / TRAIN_JSON).read_text())
+        mix = json.loads((root / TRAIN_JSON).read_text())
+        records = list(mix) if base else []
         for kind, k in copies.items():
-            records += k * json.loads((root / DRILL_KINDS[kind]).read_text())
+            if kind in MIX_KINDS:
+                records += k * [r for r in mix if r["id"].split("-")[1] == MIX_KINDS[kind]]
+            else:
+                records += k * json.loads((root / DRILL_KINDS[kind]).read_text())
         partial = path.with_suffix(".tmp")  # a kill mid-write leaves no half file that a rerun would trust
         partial.write_text(json.dumps(records))
         partial.replace(path)
