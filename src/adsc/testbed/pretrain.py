@@ -48,7 +48,7 @@ from pathlib import Path
 from .dataset import TestbedConfig, generate
 from .model import GRID, IMAGE_SIZE, PATCH, build_model, build_processor, vocabulary
 from .world import TEXT_COLORS, GridSpec, SceneConfig
-from .formats.instruct import CAPTION_FILE, DRILL_FILES, INSTRUCT_FILE
+from .formats.instruct import CAPTION_FILE, DRILL_FILES, INSTRUCT_FILE, family_of
 from .warmup import PatchData, read_warm_up, warm_up_vision
 
 TRAIN_JSON = f"train/{INSTRUCT_FILE}"
@@ -73,13 +73,13 @@ def text_scenes(strings: int = 1) -> SceneConfig:
     return dataclasses.replace(TEXT_SCENES, max_texts=strings)
 
 
-def drill_copies(drills_in_qa: int | dict[str, int]) -> dict[str, int]:
+def drill_copies(drills_in_qa: int | dict[str, int], what: str = "drills_in_qa") -> dict[str, int]:
     """``3`` (existence drills, as the committed recipe says it) or ``{"exist": 3, "read": 4, "sqa": 2}``."""
     copies = {"exist": drills_in_qa} if isinstance(drills_in_qa, int) else dict(drills_in_qa)
     kinds = sorted([*DRILL_KINDS, *MIX_KINDS])
     bad = {k: v for k, v in copies.items() if k not in kinds or not isinstance(v, int) or v < 0}
     if bad:
-        raise ValueError(f"drills_in_qa {bad}: give copies >= 0 per kind, kinds {kinds} (e.g. read=4)")
+        raise ValueError(f"{what} {bad}: give copies >= 0 per kind, kinds {kinds} (e.g. read=4)")
     return {k: v for k, v in copies.items() if v}
 
 
@@ -92,7 +92,7 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
              num_workers: int = 0) -> dict:
     data_root, out = Path(data_root), Path(out)
     copies = drill_copies(drills_in_qa)
-    focus = drill_copies(focus or {})
+    focus = drill_copies(focus or {}, "focus")
     if bool(focus) != bool(focus_minutes):  # checked before any stage runs, as the counts above
         raise ValueError("focus and focus_minutes go together: e.g. --focus sqa=4 --focus-minutes 14")
     string_scenes = text_scenes(text_scenes_strings)  # a bad count fails here, not after hours of earlier stages
@@ -175,7 +175,7 @@ def write_mix(path: Path, root: Path, copies: dict[str, int], base: bool = True)
         records = list(mix) if base else []
         for kind, k in copies.items():
             if kind in MIX_KINDS:
-                records += k * [r for r in mix if r["id"].split("-")[1] == MIX_KINDS[kind]]
+                records += k * [r for r in mix if family_of(r["id"]) == MIX_KINDS[kind]]
             else:
                 records += k * json.loads((root / DRILL_KINDS[kind]).read_text())
         partial = path.with_suffix(".tmp")  # a kill mid-write leaves no half file that a rerun would trust

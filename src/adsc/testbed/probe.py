@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .formats.instruct import DRILL_FILES, INSTRUCT_FILE
+from .formats.instruct import DRILL_FILES, INSTRUCT_FILE, family_of
 
 CONDITIONS = ("matched", "shuffled", "blank")
 # what the command line probes in a held-out dataset's train/ folder: file, records at most, one family
@@ -91,10 +91,6 @@ def image_dependence(model, processor, data: str, image_folder: str, n: int = 25
     return {c: {**summary(totals[(c, "*")]),
                 "families": {f: summary(t) for (cc, f), t in sorted(totals.items()) if cc == c and f != "*"}}
             for c in CONDITIONS}
-
-
-def family_of(record_id: str) -> str:
-    return record_id.split("-")[1] if record_id.count("-") >= 2 else "other"
 
 
 def table(result: dict) -> str:

@@ -41,6 +41,11 @@ def prompt(qa: QA) -> str:
     return qa.question + SHORT_SUFFIX
 
 
+def family_of(record_id: str) -> str:
+    """The family of a testbed record id ``<image>-<family>-<k>`` (what ``write`` names them), else "other"."""
+    return record_id.split("-")[1] if record_id.count("-") >= 2 else "other"
+
+
 def record(record_id: str, image: str, *qas: QA) -> dict:
     """One record; several QAs become a multi-turn conversation (the image token in the first turn only)."""
     turns = []
@@ -69,7 +74,7 @@ def write(root: Path, items: list[tuple[Scene, dict[str, list[QA]]]]) -> int:
             for k, qa in enumerate(qas):
                 records.append(record(f"{scene.image_id}-{family}-{k}", f"images/{scene.image_id}.png", qa))
     write_json(base / INSTRUCT_FILE, records)
-    write_json(base / CAPTION_FILE, [r for r in records if r["id"].split("-")[1] == "caption"])
+    write_json(base / CAPTION_FILE, [r for r in records if family_of(r["id"]) == "caption"])
     for family, name in DRILL_FILES.items():
         write_json(base / name, drills[family])
     return len(records)
