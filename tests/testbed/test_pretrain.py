@@ -91,3 +91,13 @@ def test_text_scenes_hold_up_to_the_given_number_of_strings_and_no_objects():
     for bad in (0, 6):  # five text colours: a sixth string could not be named by its colour
         with pytest.raises(ValueError, match="give 1 .* to 5"):
             text_scenes(bad)
+
+
+def test_the_command_line_refuses_a_bad_recipe_before_writing_any_data(tmp_path, capsys):
+    from adsc.cli import main
+
+    for bad, message in ((["--focus", "sqa=4"], "--focus-minutes"), (["--text-scenes-strings", "9"], "to 5"),
+                         (["--drills-in-qa", "reading=2"], "kinds")):
+        assert main(["experiment", "--pretrain", "--out", str(tmp_path / "run"), *bad]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

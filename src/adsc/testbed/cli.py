@@ -102,8 +102,11 @@ def _experiment(args) -> int:
 
 def _pretrain(args) -> int:
     from .dataset import generate
-    from .pretrain import pretrain
+    from .pretrain import check_recipe, pretrain
 
+    drills = _drill_copies(args.drills_in_qa)
+    focus = _drill_copies(args.focus, "--focus") if args.focus else None
+    check_recipe(drills, focus, args.focus_minutes, args.text_scenes_strings)  # before any data is written
     out = args.out or "runs/testbed_pretrain"
     data = f"{out}/data"
     args.image_size, args.patch_size = 168, 14
@@ -118,10 +121,10 @@ def _pretrain(args) -> int:
         generate(f"{out}/heldout", config_from_args(args))
     summary = pretrain(data, out, warmup_steps=args.warmup_steps, align_steps=args.align_steps, drill_steps=args.drill_steps,
                        qa_steps=args.qa_steps, seed=seed, heldout=f"{out}/heldout", start_from=args.start_from,
-                       drills_in_qa=_drill_copies(args.drills_in_qa), qa_minutes=args.qa_minutes,
+                       drills_in_qa=drills, qa_minutes=args.qa_minutes,
                        read_warmup_steps=args.read_warmup_steps, text_scenes_minutes=args.text_scenes_minutes,
                        text_scenes_strings=args.text_scenes_strings, num_workers=args.workers,
-                       focus=_drill_copies(args.focus, "--focus") if args.focus else None, focus_minutes=args.focus_minutes)
+                       focus=focus, focus_minutes=args.focus_minutes)
     from .probe import table
 
     print(table(summary["probe"]))

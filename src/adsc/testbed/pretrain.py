@@ -83,6 +83,17 @@ def drill_copies(drills_in_qa: int | dict[str, int], what: str = "drills_in_qa")
     return {k: v for k, v in copies.items() if v}
 
 
+def check_recipe(drills_in_qa: int | dict[str, int], focus: dict[str, int] | None, focus_minutes: float | None,
+                 text_scenes_strings: int) -> tuple[dict[str, int], dict[str, int], SceneConfig]:
+    """(drill copies, focus copies, string-scene config), or the error that names the fix: called
+    before anything is generated or trained, so a typo fails at once, not after hours of stages."""
+    copies = drill_copies(drills_in_qa)
+    focus = drill_copies(focus or {}, "focus")
+    if bool(focus) != bool(focus_minutes):
+        raise ValueError("focus and focus_minutes go together: e.g. --focus sqa=4 --focus-minutes 14")
+    return copies, focus, text_scenes(text_scenes_strings)
+
+
 def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600, align_steps: int = 300,
              drill_steps: int = 0, qa_steps: int = 1000, batch_size: int = 32, lr: float = 1e-3, seed: int = 0, layers: int = 12,
              hidden: int = 128, save_steps: int = 100, heldout: str | Path | None = None, more_steps: int = 0,
@@ -91,11 +102,7 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
              text_scenes_strings: int = 1, focus: dict[str, int] | None = None, focus_minutes: float | None = None,
              num_workers: int = 0) -> dict:
     data_root, out = Path(data_root), Path(out)
-    copies = drill_copies(drills_in_qa)
-    focus = drill_copies(focus or {}, "focus")
-    if bool(focus) != bool(focus_minutes):  # checked before any stage runs, as the counts above
-        raise ValueError("focus and focus_minutes go together: e.g. --focus sqa=4 --focus-minutes 14")
-    string_scenes = text_scenes(text_scenes_strings)  # a bad count fails here, not after hours of earlier stages
+    copies, focus, string_scenes = check_recipe(drills_in_qa, focus, focus_minutes, text_scenes_strings)
     out.mkdir(parents=True, exist_ok=True)
     init = out / "init"
     if start_from is None and not (init / "model.safetensors").exists():
