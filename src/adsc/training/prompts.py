@@ -39,6 +39,8 @@ def render_vicuna_v1(rounds: list[tuple[str, str]], system: str = VICUNA_SYSTEM)
 # Private-use characters no template writes: each answer is first rendered as a marker, so its
 # place comes from the template itself, not from searching the text for the answer's words.
 _MARK = "\ue000{}\ue001"
+_REWRITTEN = ("the chat template changed an assistant message (it must write each answer verbatim); cannot place its "
+              "labels: use --template vicuna_v1 or a template that keeps messages as they are")
 
 
 def render_chat_template(processor, rounds: list[tuple[str, str]], image_token: str, has_image: bool) -> Rendered:
@@ -68,14 +70,13 @@ def render_chat_template(processor, rounds: list[tuple[str, str]], image_token: 
     for i, (_, answer) in enumerate(rounds):
         before, found, rest = rest.partition(_MARK.format(i))
         if not found:
-            raise ValueError("the chat template changed an assistant message; cannot place its labels")
+            raise ValueError(_REWRITTEN)
         text += before
         answers.append((len(text), len(text) + len(answer)))
         text += answer
     text += rest
     if text != render([answer for _, answer in rounds]):
-        raise ValueError("the chat template changed an assistant message (it must write each answer verbatim); "
-                         "cannot place its labels: use --template vicuna_v1 or a template that keeps messages as they are")
+        raise ValueError(_REWRITTEN)
     return Rendered(text, answers)
 
 
