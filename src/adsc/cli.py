@@ -17,6 +17,7 @@ COMMANDS = {
     "eval": ("adsc.evaluation.cli", "the six benchmarks under the LLaVA-1.5 protocol"),
     "report": ("adsc.evaluation.report", "Table I layout and Figure 2 plot from result files"),
     "experiment": ("adsc.testbed.cli", "the synthetic testbed experiment"),
+    "serve": ("adsc.serving.vllm.cli", "serve a compressed model on vLLM's OpenAI-compatible server"),
 }
 
 

@@ -11,6 +11,7 @@ import torch
 IMAGE_TOKEN = 31
 VIDEO_TOKEN = 30
 VISION_START = 29
+VISION_END = 28
 PAD = 0
 
 
@@ -115,16 +116,23 @@ DEFAULT_WORDS = (
 ).split()
 
 
-def tiny_tokenizer(words=DEFAULT_WORDS, vocab_size: int | None = None):
+LLAVA_MARKERS = {"<vision_start>": VISION_START, "<video>": VIDEO_TOKEN, "<image>": IMAGE_TOKEN}
+QWEN_MARKERS = {"<|vision_start|>": VISION_START, "<|video_pad|>": VIDEO_TOKEN, "<|image_pad|>": IMAGE_TOKEN,
+                "<|vision_end|>": VISION_END}
+
+
+def tiny_tokenizer(words=DEFAULT_WORDS, vocab_size: int | None = None, markers: dict | None = None):
     """A word-level fast tokenizer with LLaVA's special tokens; unknown words map to <unk>.
 
-    Ids 0-3 are <pad> <s> </s> <unk>; 29-31 are the vision markers of the tiny models; words,
-    punctuation, digits and single letters fill the rest.
+    Ids 0-3 are <pad> <s> </s> <unk>; 28-31 are the vision markers of the tiny models (``markers``:
+    LLaVA's names by default, QWEN_MARKERS for Qwen2-VL); words, punctuation, digits and single
+    letters fill the rest.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {"<pad>": PAD, "<s>": 1, "</s>": 2, "<unk>": 3, "<vision_start>": VISION_START, "<video>": VIDEO_TOKEN, "<image>": IMAGE_TOKEN}
+    markers = LLAVA_MARKERS if markers is None else markers
+    vocab = {"<pad>": PAD, "<s>": 1, "</s>": 2, "<unk>": 3, **markers}
     filler = list(".,:;?!'\"()-\n") + [str(d) for d in range(10)] + [chr(c) for c in range(ord("A"), ord("Z") + 1)]
     filler += [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["USER", "ASSISTANT", "Context", "Answer", "Reference"]
     next_id = 4
@@ -141,10 +149,12 @@ def tiny_tokenizer(words=DEFAULT_WORDS, vocab_size: int | None = None):
         [pre_tokenizers.Split(pattern=" ", behavior="removed"), pre_tokenizers.Punctuation(behavior="isolated")]
     )
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    if markers is not LLAVA_MARKERS:  # marker tokens that may touch their neighbours, as Qwen's prompts write them
+        tok.add_special_tokens([AddedToken(m, special=True, normalized=False) for m in markers])
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        extra_special_tokens={"image_token": "<image>"},
+        extra_special_tokens={"image_token": "<image>"} if markers is LLAVA_MARKERS else {},
     )
     if vocab_size is not None and len(vocab) > vocab_size:
         raise ValueError(f"{len(vocab)} words do not fit a vocabulary of {vocab_size}")
@@ -182,3 +192,13 @@ def tiny_qwen2_5_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads:
     model = Qwen2_5_VLForConditionalGeneration(config)
     model.set_attn_implementation(attn)
     return model.eval()
+
+
+def tiny_qwen2_vl_processor(max_pixels: int = 112 * 112, words=DEFAULT_WORDS):
+    """A Qwen2VLProcessor for :func:`tiny_qwen2_vl` (patch 14, 2x2 merge; images of at most ``max_pixels``)."""
+    from transformers import Qwen2VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    images = Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=max_pixels, patch_size=14, merge_size=2,
+                                      temporal_patch_size=2)
+    return Qwen2VLProcessor(image_processor=images, tokenizer=tiny_tokenizer(words, markers=QWEN_MARKERS))

@@ -1,0 +1,96 @@
+"""Which prompt tokens every decoder layer keeps, known before the forward runs.
+
+A serving engine needs this at scheduling time (how many KV blocks a request takes in each
+layer group) and in the model runner (where each kept token's key goes). It is computed from a
+request's vision spans by the selector of :func:`adsc.compress` itself
+(:meth:`~adsc.engine.UniformSelector.kept_in_grid`), so both engines keep the same tokens:
+there is one selection rule, not two.
+
+Vocabulary: *group stage* 0 is the layers before the first pruning layer (every token);
+group stage ``g >= 1`` is the engine's stage ``g - 1``. A token's *compact index* in a group
+stage is its index among the tokens that stage keeps, in original order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..adapters import VisionSpan
+from ..config import CompressionConfig, ConfigError
+from ..schedule import Schedule
+
+SCORE_FREE = ("adsc", "random")
+
+
+@dataclass(frozen=True)
+class RequestPlan:
+    """Dropped prompt positions of one request, per group stage (stage 0 drops nothing).
+
+    Tokens after the prompt (decoded ones) are kept by every stage, so a plan answers for any
+    position, however long the request grows.
+    """
+
+    dropped: tuple[np.ndarray, ...]  # per group stage: sorted positions not kept (cumulative)
+
+    @property
+    def is_identity(self) -> bool:
+        return all(d.size == 0 for d in self.dropped)
+
+    def kept_before(self, stage: int, positions) -> np.ndarray:
+        """Tokens kept by ``stage`` among positions ``< p``, for each p: the compact index of p."""
+        positions = np.asarray(positions, dtype=np.int64)
+        return positions - np.searchsorted(self.dropped[stage], positions, side="left")
+
+    def kept(self, stage: int, positions) -> np.ndarray:
+        """Whether ``stage`` keeps each position."""
+        positions = np.asarray(positions, dtype=np.int64)
+        dropped = self.dropped[stage]
+        if dropped.size == 0:
+            return np.ones(positions.shape, dtype=bool)
+        at = np.searchsorted(dropped, positions, side="left")
+        hit = dropped[np.minimum(at, dropped.size - 1)] == positions
+        return ~hit
+
+    def num_kept(self, stage: int, num_tokens: int) -> int:
+        """Tokens ``stage`` stores for a request of ``num_tokens`` logical tokens."""
+        return int(self.kept_before(stage, num_tokens))
+
+
+class Planner:
+    """Resolves a compression config against a decoder depth once; plans requests after."""
+
+    def __init__(self, config: CompressionConfig, num_layers: int):
+        if config.method not in SCORE_FREE:
+            raise ConfigError(
+                f"{config.method} needs attention scores mid-forward, so its kept set is not known when a request is "
+                f"scheduled; serve it with the Hugging Face engine (adsc.compress). Served methods: {', '.join(SCORE_FREE)}"
+            )
+        from ..api import _selector_for  # the Hugging Face engine's own selector: one selection rule
+
+        self.config = config
+        self.schedule: Schedule = config.schedule(num_layers)
+        self.selector = _selector_for(config, self.schedule)
+        self.num_layers = num_layers
+
+    @property
+    def num_stages(self) -> int:
+        """Group stages, the full first layers included."""
+        return len(self.schedule.stage_layers) + 1
+
+    def stage_of_layer(self, layer: int) -> int:
+        return sum(1 for first in self.schedule.stage_layers if first <= layer)
+
+    def plan(self, spans: list[VisionSpan]) -> RequestPlan:
+        """The plan of one request from its vision spans (positions in its prompt, image grids)."""
+        vision = [np.arange(s.start, s.start + s.length, dtype=np.int64) for s in spans]
+        dropped = [np.zeros(0, dtype=np.int64)]
+        for stage in range(len(self.schedule.stage_layers)):
+            gone = []
+            for span, positions in zip(spans, vision):
+                keep = np.zeros(span.length, dtype=bool)
+                keep[self.selector.kept_in_grid(span.grid, stage).numpy()] = True
+                gone.append(positions[~keep])
+            dropped.append(np.sort(np.concatenate(gone)) if gone else np.zeros(0, dtype=np.int64))
+        return RequestPlan(tuple(dropped))

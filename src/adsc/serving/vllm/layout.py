@@ -1,0 +1,67 @@
+"""Vision spans of a vLLM request, read from its multimodal placeholders and the model config.
+
+vLLM knows each image as a placeholder range (offset, length) in the prompt plus the processed
+inputs; the grid behind it follows the same architecture facts as the Hugging Face adapters
+(adsc.adapters), so the kept set matches what ``adsc.compress`` keeps for the same prompt.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from ...adapters import VisionSpan
+from ...adapters.llava import LlavaAdapter
+from ...adapters.qwen2_vl import _grids as qwen_grids
+
+LLAVA = ("LlavaForConditionalGeneration",)
+QWEN2_VL = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
+SUPPORTED = LLAVA + QWEN2_VL
+BY_MODEL_TYPE = dict(zip(("llava", "qwen2_vl", "qwen2_5_vl"), SUPPORTED))  # configs built in memory name no class
+
+
+class LayoutError(ValueError):
+    """A request whose vision tokens do not form the grids the model config implies."""
+
+
+def architecture(hf_config) -> str:
+    names = list(getattr(hf_config, "architectures", None) or [])
+    if not names and getattr(hf_config, "model_type", None) in BY_MODEL_TYPE:
+        return BY_MODEL_TYPE[hf_config.model_type]
+    for name in names:
+        if name in SUPPORTED:
+            return name
+    raise LayoutError(
+        f"adsc serves {', '.join(SUPPORTED)} on vLLM; this model is {names or 'of unknown architecture'}. "
+        "Other families run compressed in Hugging Face transformers (adsc.compress) only"
+    )
+
+
+def _grid_thw(data, key: str):
+    import torch
+
+    if data is None or key not in data:
+        raise LayoutError(f"a request's {key} did not reach the scheduler; start vLLM through `adsc serve`")
+    value = data[key]
+    value = getattr(value, "data", value)
+    return torch.as_tensor(value).reshape(-1, 3)
+
+
+def spans(hf_config, features) -> list[VisionSpan]:
+    """VisionSpans of one request. ``features``: (modality, offset, length, data) per item, in prompt order."""
+    arch = architecture(hf_config)
+    out = []
+    for modality, offset, length, data in features:
+        if arch in LLAVA:
+            if modality != "image":
+                raise LayoutError(f"LLaVA takes images, not {modality}")
+            grid = LlavaAdapter()._grid(SimpleNamespace(config=hf_config))
+        else:
+            key = "image_grid_thw" if modality == "image" else "video_grid_thw"
+            merge = hf_config.vision_config.spatial_merge_size
+            grid = next(qwen_grids(_grid_thw(data, key), merge))
+        if grid[0] * grid[1] != length:
+            raise LayoutError(
+                f"an {modality} placeholder of {length} tokens at {offset} does not match its {grid[0]}x{grid[1]} grid"
+            )
+        out.append(VisionSpan(offset, grid))
+    return sorted(out, key=lambda s: s.start)

@@ -1,0 +1,123 @@
+"""The serving plan (what a vLLM engine schedules with) keeps exactly what adsc's Hugging Face engine keeps."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import adsc
+from adsc.config import ConfigError
+from adsc.serving.plan import Planner
+from adsc.serving.vllm import engine_kwargs, serve_flags
+from adsc.serving.vllm.cli import check_request
+from adsc.serving.vllm.layout import LayoutError, architecture, spans
+from adsc.tiny import tiny_llava, tiny_qwen2_vl
+
+from ..core.helpers import llava_ids, qwen_sample
+
+CONFIGS = [
+    adsc.CompressionConfig(layers=(1, 3, 4), budget=14, vision_tokens=36),
+    adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.6, vision_tokens=36, pattern="stride1d", drop_position="after"),
+    adsc.CompressionConfig(method="random", layers=(2,), drop_ratio=0.75, vision_tokens=36, seed=3),
+]
+
+
+def feature(offset, length, grid_thw=None, modality="image"):
+    data = None if grid_thw is None else {"image_grid_thw" if modality == "image" else "video_grid_thw":
+                                          torch.tensor(grid_thw)}
+    return (modality, offset, length, data)
+
+
+def kept_positions(plan, length: int, stage: int) -> list[int]:
+    positions = np.arange(length)
+    return positions[plan.kept(stage, positions)].tolist()
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["grid2d", "stride1d-after", "random"])
+def test_llava_plan_equals_the_hf_engine_trace(config):
+    model = tiny_llava()
+    ids = torch.tensor([llava_ids([1, 4, 5], n_images=2)])
+    handle = adsc.compress(model, config)
+    with torch.no_grad():
+        model(input_ids=ids, pixel_values=torch.randn(2, 3, 48, 48))
+    trace = handle.last_trace
+    starts = [i for i in range(ids.shape[1]) if ids[0, i] == 31 and (i == 0 or ids[0, i - 1] != 31)]
+    plan = Planner(config, 6).plan(spans(model.config, [feature(s, 36) for s in starts]))
+    planner = Planner(config, 6)
+    for layer in range(6):
+        stage = planner.stage_of_layer(layer)
+        assert kept_positions(plan, ids.shape[1], stage) == trace.positions(layer, 0).tolist()
+        assert plan.num_kept(stage, ids.shape[1]) == trace.kv_lengths(0)[layer]
+
+
+def test_qwen2_vl_plan_equals_the_hf_engine_trace():
+    config = adsc.CompressionConfig(layers=(1, 3), drop_ratio=0.5, vision_tokens=16)
+    model = tiny_qwen2_vl()
+    grids = [(1, 8, 4), (1, 4, 6)]
+    ids, pixels = qwen_sample(grids)
+    ids = torch.tensor([ids])
+    handle = adsc.compress(model, config)
+    with torch.no_grad():
+        model(input_ids=ids, pixel_values=pixels, image_grid_thw=torch.tensor(grids),
+              mm_token_type_ids=(ids == 31).long())
+    trace = handle.last_trace
+    offsets = [i for i in range(ids.shape[1]) if ids[0, i] == 31 and ids[0, i - 1] != 31]
+    feats = [feature(o, t * h * w // 4, [t, h, w]) for o, (t, h, w) in zip(offsets, grids)]
+    planner = Planner(config, 6)
+    plan = planner.plan(spans(model.config, feats))
+    for layer in range(6):
+        assert kept_positions(plan, ids.shape[1], planner.stage_of_layer(layer)) == trace.positions(layer, 0).tolist()
+
+
+def test_decoded_tokens_are_kept_by_every_stage():
+    config = CONFIGS[0]
+    plan = Planner(config, 6).plan(spans(tiny_llava().config, [feature(3, 36)]))
+    prompt = 45
+    for stage in range(4):
+        kept = plan.num_kept(stage, prompt)
+        assert plan.num_kept(stage, prompt + 10) == kept + 10
+        assert plan.kept(stage, np.arange(prompt, prompt + 10)).all()
+        np.testing.assert_array_equal(plan.kept_before(stage, [prompt + 3]), [kept + 3])
+    assert Planner(config, 6).plan([]).is_identity
+
+
+def test_planner_refuses_score_based_methods_and_unreachable_budgets():
+    with pytest.raises(ConfigError, match="needs attention scores mid-forward.*Hugging Face engine"):
+        Planner(adsc.CompressionConfig(method="fastv", layers=(2,), budget=20, vision_tokens=36), 6)
+    with pytest.raises(ConfigError, match="cannot be reached"):
+        Planner(adsc.CompressionConfig(layers=(5,), budget=4, vision_tokens=36), 6)
+
+
+def test_layout_names_what_does_not_fit():
+    llava = tiny_llava().config
+    with pytest.raises(LayoutError, match="does not match its 6x6 grid"):
+        spans(llava, [feature(3, 30)])
+    with pytest.raises(LayoutError, match="adsc serves"):
+        architecture(SimpleNamespace(architectures=["Gemma3ForConditionalGeneration"]))
+    qwen = tiny_qwen2_vl().config
+    with pytest.raises(LayoutError, match="image_grid_thw did not reach"):
+        spans(qwen, [feature(3, 8)])
+    assert spans(qwen, [feature(3, 8, [2, 4, 4], "video")])[0].grid == (4, 2)  # frames stacked as rows
+
+
+def test_engine_flags_carry_the_config():
+    config = CONFIGS[1]
+    kwargs = engine_kwargs(config, max_model_len=64)
+    assert kwargs["additional_config"]["adsc"] == config.to_dict() and kwargs["enforce_eager"]
+    assert not kwargs["enable_prefix_caching"] and kwargs["max_model_len"] == 64
+    flags = serve_flags(config)
+    assert json.loads(flags[flags.index("--additional-config") + 1]) == {"adsc": config.to_dict()}
+
+
+def test_serve_checks_before_vllm_starts(tmp_path):
+    model = tiny_llava()
+    model.config.save_pretrained(tmp_path)
+    check_request(str(tmp_path), CONFIGS[0], ["--port", "8000"])
+    with pytest.raises(ValueError, match="--enable-prefix-caching: .*remove it"):
+        check_request(str(tmp_path), CONFIGS[0], ["--enable-prefix-caching"])
+    with pytest.raises(ValueError, match="cannot read the model config"):
+        check_request(str(tmp_path / "missing"), CONFIGS[0], [])

@@ -1,0 +1,144 @@
+"""`adsc serve`: an OpenAI-compatible server answering image chats over loopback, and its refusals."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+import torch
+
+import adsc
+from adsc.serving.vllm.settings import ServingConfigError, check_engine
+
+from conftest import images
+from engines import start
+from reference import continuation_logprobs, load_hf
+
+CONFIG = adsc.CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=36)
+SERVE_ARGS = ["--max-model-len", "512", "--block-size", "32", "--dtype", "float32", "--limit-mm-per-prompt",
+              '{"image": 2}', "--max-num-batched-tokens", "64", "--host", "127.0.0.1"]
+
+
+def adsc_serve(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "adsc", "serve", *args], capture_output=True, text=True,
+                          env=env, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    return CONFIG.save_pretrained(tmp_path_factory.mktemp("cfg"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def data_url(image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def test_server_answers_an_image_chat_like_the_hf_engine(llava_dir, config_file):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
+    proc = subprocess.Popen([sys.executable, "-m", "adsc", "serve", llava_dir, "--compression", config_file,
+                             *SERVE_ARGS, "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            try:
+                if requests.get(base + "/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("server did not come up")
+        image = images(1, seed=5)[0]
+        body = {"model": llava_dir, "max_tokens": 6, "temperature": 0, "logprobs": True, "return_token_ids": True,
+                "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(image)}},
+                                         {"type": "text", "text": "what color is the object ?"}]}]}
+        reply = requests.post(base + "/v1/chat/completions", json=body, timeout=120)
+        assert reply.status_code == 200, reply.text
+        answer = reply.json()
+        choice = answer["choices"][0]
+        model, processor = load_hf(llava_dir)
+        prompt = processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what color is the object ?"}]}])
+        # vLLM's chat path adds no BOS of its own: the chat template owns special tokens
+        inputs = processor(text=prompt, images=[image], return_tensors="pt", add_special_tokens=False)
+        assert answer["prompt_token_ids"] == inputs["input_ids"][0].tolist()
+        tokens = choice["token_ids"]
+        want, greedy, _ = continuation_logprobs(model, inputs, tokens, CONFIG)
+        assert tokens == greedy.tolist()
+        got = torch.tensor([t["logprob"] for t in choice["logprobs"]["content"]])
+        torch.testing.assert_close(got, want, atol=2e-4, rtol=0)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.parametrize("config, message", [
+    (adsc.CompressionConfig(method="fastv", layers=(2,), budget=20, vision_tokens=36), "needs attention scores"),
+    (adsc.CompressionConfig(layers=(3,), budget=4, vision_tokens=36), "cannot be reached"),
+])
+def test_serve_refuses_settings_before_starting(llava_dir, tmp_path, config, message):
+    out = adsc_serve(llava_dir, "--compression", config.save_pretrained(tmp_path))
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("flag", [["--enable-prefix-caching"], ["-O3"], ["--speculative-config", "{}"],
+                                  ["--pipeline-parallel-size", "2"]])
+def test_serve_refuses_wrong_engine_flags(llava_dir, config_file, flag):
+    out = adsc_serve(llava_dir, "--compression", config_file, *flag)
+    assert out.returncode == 2 and "remove it" in out.stderr, out.stderr
+
+
+def test_serve_refuses_an_unsupported_architecture(tmp_path, config_file):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlavaNextForConditionalGeneration"],
+                                                      "model_type": "llava_next"}))
+    out = adsc_serve(str(tmp_path), "--compression", config_file)
+    assert out.returncode == 2 and "adsc serves" in out.stderr, out.stderr
+
+
+def test_print_command_is_the_server_line(llava_dir, config_file):
+    out = adsc_serve(llava_dir, "--compression", config_file, "--print-command", "--port", "9")
+    assert out.returncode == 0 and "vllm.entrypoints.openai.api_server --model" in out.stdout
+    assert "--no-enable-prefix-caching" in out.stdout and out.stdout.strip().endswith("--port 9")
+
+
+@pytest.mark.parametrize("change, fix", [
+    ({"enable_prefix_caching": True}, "--no-enable-prefix-caching"),
+    ({"enforce_eager": False}, "--enforce-eager"),
+])
+def test_engine_refuses_settings_that_would_be_wrong(llava_dir, change, fix):
+    """A hand-written `vllm serve` line with a wrong flag is refused by the engine itself."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    from adsc.serving.vllm import engine_kwargs
+
+    kwargs = engine_kwargs(CONFIG, max_model_len=512, block_size=32, dtype="float32")
+    kwargs.update(change)
+    vllm_config = EngineArgs(model=llava_dir, **kwargs).create_engine_config()
+    with pytest.raises(ServingConfigError, match=fix):
+        check_engine(vllm_config)
+    with pytest.raises(Exception, match=fix):
+        start(llava_dir, CONFIG, **change)
