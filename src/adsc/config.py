@@ -1,7 +1,8 @@
 """``CompressionConfig``: what to drop, where, and how much. JSON in, JSON out.
 
 A config is model-agnostic: the layer range and the budget are checked against a model's
-depth by :meth:`CompressionConfig.schedule` (called by :func:`adsc.compress`).
+depth by :meth:`CompressionConfig.schedule` (called by :func:`adsc.compress`). What a method
+does with it lives in :mod:`adsc.methods` (looked up by name, lazily: methods import this module).
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 
-from .schedule import BudgetError, Schedule, schedule_from_ratio, solve_ratio
+from .schedule import Schedule
 
 CONFIG_NAME = "adsc_config.json"
-METHODS = ("adsc", "random", "fastv", "pyramiddrop", "tome")
 PATTERNS = ("grid2d", "stride1d")
 DROP_POSITIONS = ("before", "after")
 
@@ -32,9 +32,12 @@ class CompressionConfig:
     """Where and how much to compress the vision tokens inside the language model.
 
     Args:
-        method: "adsc" (uniform spatial dropping, the paper's method) or "random" (uniform at
-            random, seeded). The score-based baselines plug in here as well.
-        layers: pruning layers, 0-indexed decoder layers. See ``drop_position``.
+        method: a registered method (:mod:`adsc.methods`): "adsc" (uniform spatial dropping, the
+            paper's method), "random" (uniform at random, seeded), or a baseline: "fastv",
+            "pyramiddrop", "tome".
+        layers: pruning layers, 0-indexed decoder layers (see ``drop_position``). None (default):
+            the method's own default -- (2, 8, 16, 24) for ADSC and random, K=2 for FastV, ...;
+            () turns compression off.
         drop_ratio: share r of the *remaining* vision tokens dropped at every pruning layer;
             keeps floor((1 - r) * n). Give this or ``budget``.
         budget: target average number of vision tokens over all decoder layers (the paper's
@@ -48,11 +51,12 @@ class CompressionConfig:
             layers 0..l-1 see every token -- the paper's "576 reduced to 300 at layer 8: the
             first 8 layers operate on the full set". "after": layer l is the last on the full set.
         seed: seed of the "random" method.
-        options: method-specific settings of the baselines.
+        options: the method's own settings (its ``Options`` dataclass in :mod:`adsc.methods`);
+            unknown keys are refused with the known ones listed.
     """
 
     method: str = "adsc"
-    layers: tuple[int, ...] = (2, 8, 16, 24)
+    layers: tuple[int, ...] | None = None
     drop_ratio: float | None = None
     budget: float | None = None
     vision_tokens: int = 576
@@ -63,13 +67,15 @@ class CompressionConfig:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.layers = tuple(int(x) for x in self.layers)
+        if self.layers is not None:
+            self.layers = tuple(int(x) for x in self.layers)
         self.validate()
 
     # ------------------------------------------------------------------ validation
     def validate(self, num_layers: int | None = None) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        from .methods import get_method
+
+        get_method(self.method).options(self.options)  # unknown methods and options name the known ones
         if self.pattern not in PATTERNS:
             raise ConfigError(f"unknown pattern {self.pattern!r}; choose one of {', '.join(PATTERNS)}")
         if self.drop_position not in DROP_POSITIONS:
@@ -84,9 +90,9 @@ class CompressionConfig:
             raise ConfigError(f"phase must lie in [0, 1), got {self.phase}")
         if self.vision_tokens <= 0:
             raise ConfigError(f"vision_tokens must be positive, got {self.vision_tokens}")
-        if len(set(self.layers)) != len(self.layers):
+        if self.layers is not None and len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"pruning layers must be distinct, got {list(self.layers)}")
-        if num_layers is not None:
+        if num_layers is not None and self.layers is not None:
             lo, hi = (1, num_layers - 1) if self.drop_position == "before" else (0, num_layers - 2)
             bad = [x for x in self.layers if not lo <= x <= hi]
             if bad:
@@ -96,27 +102,24 @@ class CompressionConfig:
                     "(layer 0 always sees the full sequence so the cache length generate reads stays right)"
                 )
 
-    def stage_layers(self) -> tuple[int, ...]:
-        """Pruning layers in the package's internal convention: first layer on the reduced set."""
+    def stage_layers(self) -> tuple[int, ...] | None:
+        """Pruning layers in the package's internal convention (first layer on the reduced set);
+        None when they are left to the method."""
+        if self.layers is None:
+            return None
         shift = 0 if self.drop_position == "before" else 1
         return tuple(sorted(x + shift for x in self.layers))
 
     def schedule(self, num_layers: int) -> Schedule:
-        """Resolve against a decoder depth: checks the layers and solves a budget into a ratio."""
-        self.validate(num_layers)
-        if not self.layers:  # no pruning layers: compression off, whatever the ratio or budget says
-            return Schedule(num_layers, self.vision_tokens, (), (), 0.0)
-        if self.drop_ratio is not None:
-            return schedule_from_ratio(num_layers, self.vision_tokens, self.stage_layers(), self.drop_ratio)
-        try:
-            return solve_ratio(num_layers, self.vision_tokens, self.stage_layers(), self.budget)
-        except BudgetError as err:
-            raise ConfigError(str(err)) from None
+        """Resolve against a decoder depth: the method's layers and its counts for the ratio or budget."""
+        from .methods import get_method
+
+        return get_method(self.method).schedule(self, num_layers)
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["layers"] = list(self.layers)
+        out["layers"] = None if self.layers is None else list(self.layers)
         return out
 
     @classmethod

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import adsc
-from adsc.baselines import bipartite_match
-from adsc.baselines.scores import key_metric
+from adsc.methods import bipartite_match
+from adsc.methods.scores import key_metric
 from adsc.tiny import IMAGE_TOKEN
 
 from .helpers import N_IMG, assert_matches_reference, llava, llava_row, naive_tome, pixels, reference_forward

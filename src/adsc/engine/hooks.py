@@ -12,6 +12,9 @@ Hooks installed by :class:`CompressionHandle`:
 3. a forward hook on the last decoder layer: scatters the survivors back to their original
    positions so logits and labels keep their usual (B, T) shape.
 
+The handle runs a finished :class:`~adsc.schedule.Schedule` and :class:`Selector`; it never asks
+which method they came from (:func:`adsc.methods.resolve` makes them from a config).
+
 Layers before the first pruning layer run exactly as unpatched. Decoder layers of
 transformers checkpoint ``forward`` (not ``__call__``), so these hooks stay outside gradient
 checkpointing and run once per step.
@@ -24,6 +27,7 @@ from torch import nn
 
 from ..adapters import Adapter, unwrap
 from ..config import CompressionConfig
+from ..schedule import Schedule
 from .selectors import Selector, StageInput
 from .state import SequenceState, StageTable, gather_slots, scatter_back, stage_mask
 from .trace import Trace
@@ -45,14 +49,6 @@ def _grows_per_layer(cache) -> bool:
     return isinstance(cache, DynamicCache) and not any(getattr(layer, "is_sliding", False) for layer in cache.layers)
 
 
-def _resolve_schedule(config: CompressionConfig, num_layers: int):
-    if config.method in ("adsc", "random"):
-        return config.schedule(num_layers)
-    from ..baselines import schedule_for  # baselines solve their own layers and counts
-
-    return schedule_for(config, num_layers)
-
-
 class _Forward:
     """What one forward pass needs beyond the sequence state; built masks are reused per stage."""
 
@@ -64,15 +60,20 @@ class _Forward:
 
 
 class CompressionHandle:
-    """Returned by :func:`adsc.compress`. ``remove()`` restores the original model exactly."""
+    """Returned by :func:`adsc.compress`. ``remove()`` restores the original model exactly.
 
-    def __init__(self, model: nn.Module, config: CompressionConfig, adapter: Adapter, selector_factory):
-        self.model, self.config, self.adapter = model, config, adapter
+    ``schedule`` and ``selector`` are what runs; ``config`` is kept for reports. ``resolve``
+    (config, num_layers) -> (schedule, selector) serves :meth:`set_config`.
+    """
+
+    def __init__(self, model: nn.Module, adapter: Adapter, config: CompressionConfig, schedule: Schedule,
+                 selector: Selector, resolve=None):
+        self.model, self.adapter = model, adapter
         self._base = unwrap(model)
         self.layers = adapter.decoder_layers(self._base)
         self.num_layers = len(self.layers)
-        self._selector_factory = selector_factory
-        self.set_config(config)
+        self._resolve = resolve
+        self.set_plan(config, schedule, selector)
         self._forward: _Forward | None = None
         self.last_trace: Trace | None = None
         self._hooks = []
@@ -94,12 +95,19 @@ class CompressionHandle:
 
         The pruning layers must stay the same: hooks are installed for them.
         """
-        schedule = _resolve_schedule(config, self.num_layers)
+        if self._resolve is None:
+            raise ValueError("this handle was built without a resolver: use set_plan(config, schedule, selector)")
+        self.set_plan(config, *self._resolve(config, self.num_layers))
+
+    def set_plan(self, config: CompressionConfig, schedule: Schedule, selector: Selector) -> None:
+        """Swap in a finished schedule and selector (same pruning layers as before)."""
+        if schedule.num_layers != self.num_layers:
+            raise ValueError(f"the schedule is for {schedule.num_layers} layers, the model has {self.num_layers}")
         if hasattr(self, "stage_layers") and schedule.stage_layers != self.stage_layers:
             raise ValueError("set_config cannot move pruning layers; remove() and compress() again")
         self.config, self.schedule = config, schedule
         self.stage_layers = schedule.stage_layers
-        self.selector: Selector = self._selector_factory(config, schedule)
+        self.selector: Selector = selector
         self._stage_of_layer = {}
         stage = -1
         for idx in range(self.num_layers):
