@@ -8,6 +8,8 @@ does with it lives in :mod:`adsc.methods` (looked up by name, lazily: methods im
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 
@@ -20,6 +22,52 @@ DROP_POSITIONS = ("before", "after")
 
 class ConfigError(ValueError):
     """A compression setting that cannot work; the message names the fix."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    """A finite real number; bools are refused (True would silently be 1)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _checked_layers(layers) -> tuple[int, ...] | None:
+    """``layers`` as a tuple of ints, or ConfigError: one int, strings, fractions and bools are refused."""
+    if layers is None:
+        return None
+    if _is_int(layers):
+        raise ConfigError(f"layers must be a list of decoder-layer indices, got the single number {layers}: write [{layers}]")
+    if not isinstance(layers, (list, tuple)):
+        raise ConfigError(f"layers must be a list of decoder-layer indices such as [2, 8, 16, 24] (or null for the "
+                          f"method's default), got {type(layers).__name__} {layers!r}")
+    bad = [x for x in layers if not _is_int(x) or x < 0]
+    if bad:
+        raise ConfigError(f"layers must be whole non-negative layer indices, got {bad!r} in {list(layers)!r}")
+    return tuple(int(x) for x in layers)
+
+
+def _check_field_types(cfg: "CompressionConfig") -> None:
+    """Each field of the wrong type named with its fix (JSON files and CLIs hand in anything)."""
+    for name in ("method", "pattern", "drop_position"):
+        value = getattr(cfg, name)
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+    for name, example in (("drop_ratio", "0.5"), ("budget", "192")):
+        value = getattr(cfg, name)
+        if value is not None and not _is_number(value):
+            raise ConfigError(f"{name} must be a finite number such as {example} (or null), got {type(value).__name__} {value!r}")
+    if not _is_number(cfg.phase):
+        raise ConfigError(f"phase must be a number in [0, 1) such as 0.5, got {type(cfg.phase).__name__} {cfg.phase!r}")
+    for name, example in (("vision_tokens", "576"), ("seed", "0")):
+        value = getattr(cfg, name)
+        if not _is_int(value):
+            raise ConfigError(f"{name} must be a whole number such as {example}, got {type(value).__name__} {value!r}")
+    if not isinstance(cfg.options, dict):
+        raise ConfigError(f"options must be a dict of the method's settings (e.g. {{}}), got "
+                          f"{type(cfg.options).__name__} {cfg.options!r}")
+    cfg.layers = _checked_layers(cfg.layers)
 
 
 def unknown_keys(cls, data: dict) -> list[str]:
@@ -67,13 +115,14 @@ class CompressionConfig:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.layers is not None:
-            self.layers = tuple(int(x) for x in self.layers)
         self.validate()
 
     # ------------------------------------------------------------------ validation
     def validate(self, num_layers: int | None = None) -> None:
+        """ConfigError naming the field and the fix; with ``num_layers`` also the layer range."""
         from .methods import get_method
+
+        _check_field_types(self)
 
         get_method(self.method).options(self.options)  # unknown methods and options name the known ones
         if self.pattern not in PATTERNS:
@@ -124,6 +173,8 @@ class CompressionConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "CompressionConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a compression config is a JSON object of fields, got {type(data).__name__}")
         unknown = unknown_keys(cls, data)
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}; known keys are {sorted(f.name for f in fields(cls))}")
@@ -143,8 +194,18 @@ class CompressionConfig:
             path = os.path.join(path, CONFIG_NAME)
         if not os.path.isfile(path):
             raise ConfigError(f"no compression config at {path}; save one with CompressionConfig.save_pretrained(dir)")
-        with open(path) as fh:
-            return cls.from_dict(json.load(fh))
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path} is not a JSON file ({err}); write it with CompressionConfig.save_pretrained") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not an object of compression fields "
+                              '(e.g. {"budget": 192})')
+        try:
+            return cls.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
 
     def replace(self, **changes) -> "CompressionConfig":
         data = self.to_dict()
