@@ -43,6 +43,10 @@ class Adapter:
     def text_config(self, model: nn.Module):
         return model.config.get_text_config()
 
+    def attach(self, model: nn.Module):
+        """Architecture-specific checks installed by compress(); returns the callable that undoes them."""
+        return lambda: None
+
     def vision_token_ids(self, model: nn.Module) -> tuple[int, ...]:
         raise NotImplementedError
 

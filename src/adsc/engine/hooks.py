@@ -49,6 +49,15 @@ def _grows_per_layer(cache) -> bool:
     return isinstance(cache, DynamicCache) and not any(getattr(layer, "is_sliding", False) for layer in cache.layers)
 
 
+def _check_mask(mask) -> None:
+    if mask is not None and (not torch.is_tensor(mask) or mask.dim() != 2):
+        got = f"a {mask.dim()}-D tensor" if torch.is_tensor(mask) else f"a {type(mask).__name__}"
+        raise ValueError(
+            f"adsc needs a 2-D attention_mask (batch, length), got {got}; custom 4-D masks and per-layer-type mask "
+            "dicts are not supported (a dict comes from cache_implementation: drop it)"
+        )
+
+
 class _Forward:
     """What one forward pass needs beyond the sequence state; built masks are reused per stage."""
 
@@ -79,7 +88,10 @@ class CompressionHandle:
         self._hooks = []
         core = adapter.core(self._base)
         self._hooks.append(core.register_forward_pre_hook(self._on_core_start, with_kwargs=True))
-        self._hooks.append(core.register_forward_hook(self._on_core_end, always_call=True))
+        # on success only; then one that always runs (after it), to clear state left by a forward that raised
+        self._hooks.append(core.register_forward_hook(self._on_core_end))
+        self._hooks.append(core.register_forward_hook(self._on_core_exit, always_call=True))
+        self._running = False
         for idx in range(self.stage_layers[0] if self.stage_layers else self.num_layers, self.num_layers):
             hook = self._make_layer_hook(idx)
             self._hooks.append(self.layers[idx].register_forward_pre_hook(hook, with_kwargs=True))
@@ -87,6 +99,7 @@ class CompressionHandle:
         for idx in sorted({s - 1 for s in self.stage_layers if s >= 1}):
             self._hooks.append(self.layers[idx].register_forward_pre_hook(self._make_probe(idx), with_kwargs=True))
         self._hooks.append(self.layers[-1].register_forward_hook(self._on_last_layer))
+        self._undo_adapter = adapter.attach(self._base)
         setattr(self._base, "_adsc_handle", self)
 
     # ------------------------------------------------------------------ configuration
@@ -119,6 +132,9 @@ class CompressionHandle:
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
+        if self._undo_adapter is not None:
+            self._undo_adapter()
+            self._undo_adapter = None
         self._forward = None
         if getattr(self._base, "_adsc_handle", None) is self:
             delattr(self._base, "_adsc_handle")
@@ -128,27 +144,29 @@ class CompressionHandle:
         return self.adapter.text_config(self._base)._attn_implementation or "eager"
 
     def _on_core_start(self, module, args, kwargs):
-        self._forward = None
-        if not self.stage_layers:
-            return None
+        self._forward, self._running = None, True
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         mask = kwargs.get("attention_mask")
         cache = cache_kwarg(kwargs)
-        if mask is not None and mask.dim() != 2:
-            raise ValueError("adsc needs a 2-D attention_mask (batch, length); custom 4-D masks are not supported")
         if cache is not None and cache.get_seq_length() > 0:
-            self._resume(cache, input_ids, kwargs.get("inputs_embeds"), mask)
+            if self.stage_layers:
+                _check_mask(mask)
+                self._resume(cache, input_ids, kwargs.get("inputs_embeds"), mask)
         else:
             self._start(module, input_ids, mask, kwargs)
         return None
 
     def _start(self, module, input_ids, mask, kwargs):
+        self._check_length(input_ids if input_ids is not None else kwargs.get("inputs_embeds"))
+        if not self.stage_layers:
+            return
         cache = cache_kwarg(kwargs)
         if cache is not None and not _grows_per_layer(cache):  # checked once per prefill, not per decode step
             raise ValueError(
                 f"adsc needs a DynamicCache: compressed layers cache fewer tokens than layer 0, which a "
                 f"{type(cache).__name__} cannot hold; drop cache_implementation / pass DynamicCache()"
             )
+        _check_mask(mask)
         if input_ids is None:
             raise ValueError("adsc reads vision-token positions from input_ids: pass input_ids, not inputs_embeds")
         spans = self.adapter.vision_spans(self._base, input_ids, kwargs)
@@ -161,6 +179,18 @@ class CompressionHandle:
         valid = torch.ones_like(vision) if mask is None else mask.bool()
         seq = SequenceState(valid, vision, spans, self.stage_layers)
         self._forward = _Forward(seq, prefill=True, q_len=input_ids.shape[1])
+
+    def _check_length(self, tokens) -> None:
+        """Refuse a prompt longer than the model's positions (refused, not warned: its output is unreliable
+        and a long evaluation would otherwise finish with nothing said). The padded width is compared,
+        which is the longest prompt of the batch; read on the host, no device sync."""
+        limit = getattr(self.adapter.text_config(self._base), "max_position_embeddings", None)
+        length = None if tokens is None else tokens.shape[1]
+        if limit is not None and length is not None and length > limit:
+            raise ValueError(
+                f"a prompt of {length} tokens is longer than this model's max_position_embeddings ({limit}): positions "
+                "past it were never trained and its output is unreliable; shorten the text or use fewer / smaller images"
+            )
 
     def _resume(self, cache, input_ids, inputs_embeds, mask):
         seq: SequenceState | None = getattr(cache, STATE_ATTR, None)
@@ -187,9 +217,15 @@ class CompressionHandle:
         self._forward = _Forward(seq, prefill=False, q_len=q_len)
 
     def _on_core_end(self, module, args, output):
-        fwd, self._forward = self._forward, None
+        fwd, self._forward, self._running = self._forward, None, False
         if fwd is not None and fwd.prefill:
             self.last_trace = Trace(fwd.seq, self.num_layers)
+        return None
+
+    def _on_core_exit(self, module, args, output):
+        """Runs even when the forward raised: then no trace describes it, so ``last_trace`` is None."""
+        if self._running:
+            self._forward, self._running, self.last_trace = None, False, None
         return None
 
     # ------------------------------------------------------------------ layer hooks
