@@ -31,4 +31,4 @@ def adapter_for(model: nn.Module) -> Adapter:
     raise UnsupportedModelError(f"adsc does not support {name}; supported models: {supported}")
 
 
-__all__ = ["Adapter", "VisionSpan", "UnsupportedModelError", "ADAPTERS", "adapter_for", "unwrap"]
+__all__ = ["ADAPTERS", "Adapter", "LlavaAdapter", "Qwen2VLAdapter", "UnsupportedModelError", "VisionSpan", "adapter_for", "unwrap"]

@@ -12,6 +12,11 @@ from .base import Adapter, VisionSpan, token_runs
 class Qwen2VLAdapter(Adapter):
     name = "qwen2_vl"
     model_classes = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
+    training_parts = {"llm": "model.language_model", "projector": "model.visual.merger", "vision": "model.visual"}
+    REFERENCE_TOKENS = 576  # grids follow the image size; 576 = a 672 x 672 image (48 x 48 patches, 2 x 2 merge)
+
+    def reference_vision_tokens(self, model):
+        return self.REFERENCE_TOKENS
 
     def vision_token_ids(self, model):
         return (model.config.image_token_id, model.config.video_token_id)

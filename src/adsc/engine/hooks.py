@@ -276,7 +276,7 @@ class CompressionHandle:
         seq = fwd.seq
         if len(seq.stages) == stage:  # a gradient-checkpointing replay finds the table already built
             previous = seq.stages[stage - 1] if stage else None
-            step = StageInput(stage, hidden, previous, layer, kwargs, fwd.before.pop(stage, None))
+            step = StageInput(stage, hidden, previous, layer, kwargs, fwd.before.pop(stage, None), self.adapter)
             keep = seq.input_valid & ~seq.vision | self.selector.keep_vision(seq, step)
             if previous is not None:
                 keep &= previous.valid.new_zeros(keep.shape).scatter(1, previous.orig, previous.valid)

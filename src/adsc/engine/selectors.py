@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..adapters import Adapter
 from .state import SequenceState, StageTable, gather_positions
 
 
@@ -27,6 +28,7 @@ class StageInput:
     # (hidden, layer, kwargs) of the decoder layer just before the stage layer, recorded during
     # prefill only for selectors with ``reads_layer_before`` (FastV reads that layer's attention)
     before: tuple | None = None
+    adapter: Adapter | None = None  # the architecture's facts (how its layers form q and k, for scores)
 
 
 class Selector:

@@ -58,7 +58,7 @@ class PyramidDropSelector(Selector):
         full_pos = step.layer_kwargs["position_embeddings"]
         # the rank layer sees the previous stage's slots at the positions that stage used
         pos = full_pos if step.stage == 0 else self.stage_positions(seq, step.stage - 1, full_pos, True)
-        scores = attention_scores(step.layer, step.hidden, pos, valid.to(step.hidden.device), "last")
+        scores = attention_scores(step.adapter, step.layer, step.hidden, pos, valid.to(step.hidden.device), "last")
         scores = to_original(scores, orig, seq.length, float("-inf"))
         alive = to_original(valid, orig, seq.length, False) & seq.vision
         return keep_top(seq, scores.to(alive.device), alive, self.schedule.keep_counts[step.stage], self.schedule.vision_tokens)

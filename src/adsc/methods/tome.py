@@ -53,7 +53,7 @@ class ToMeSelector(Selector):
 
     def keep_vision(self, seq: SequenceState, step: StageInput) -> torch.Tensor:
         orig, valid = slot_view(seq, step.previous)
-        metric = key_metric(step.layer, step.hidden)
+        metric = key_metric(step.adapter, step.layer, step.hidden)
         slot_of = to_original(torch.arange(orig.shape[1], device=orig.device).expand_as(orig), orig, seq.length, -1)
         alive = to_original(valid, orig, seq.length, False) & seq.vision
         size = seq.extra.get("tome_size")
