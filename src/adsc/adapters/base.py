@@ -21,16 +21,47 @@ class UnsupportedModelError(TypeError):
     pass
 
 
+CAUSAL = "causal"  # the attention pattern of every layer of the families supported today
+
+
 @dataclass(frozen=True)
 class VisionSpan:
-    """One image's vision tokens in one sample: ``start`` in the sequence, token ``grid`` (rows, cols)."""
+    """One image (or tile, thumbnail, video) of one sample: where its grid tokens sit.
+
+    ``grid`` = (rows, cols) per frame and ``frames`` frames; grid token k in raster order over
+    (frame, row, col) is :meth:`cell` (k) and sits at sequence position ``positions[k]``
+    (``None``: contiguous from ``start``, as a LLaVA-1.5 or Qwen2-VL image). ``extra`` are
+    positions inside the image's run that are *not* grid tokens -- e.g. LLaVA-NeXT's
+    image-newline tokens or row / column separators: the engine treats them like text (never
+    dropped, not counted as vision tokens in any budget), because they mark layout that the kept
+    grid tokens still need. Selectors choose among grid tokens only.
+    """
 
     start: int
     grid: tuple[int, int]
+    frames: int = 1
+    positions: tuple[int, ...] | None = None
+    extra: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.positions is not None and len(self.positions) != self.length:
+            raise ValueError(f"a span of {self.length} grid tokens needs {self.length} positions, got {len(self.positions)}")
 
     @property
     def length(self) -> int:
-        return self.grid[0] * self.grid[1]
+        """Grid tokens of the span (``extra`` tokens not included)."""
+        return self.frames * self.grid[0] * self.grid[1]
+
+    def token_positions(self, device=None) -> torch.Tensor:
+        """(length,) sequence positions of the grid tokens, raster order over (frame, row, col)."""
+        if self.positions is None:
+            return torch.arange(self.start, self.start + self.length, device=device)
+        return torch.tensor(self.positions, dtype=torch.long, device=device)
+
+    def cell(self, k: int) -> tuple[int, int, int]:
+        """(frame, row, col) of grid token ``k`` (raster order)."""
+        frame, rest = divmod(k, self.grid[0] * self.grid[1])
+        return (frame, *divmod(rest, self.grid[1]))
 
 
 class Adapter:
@@ -59,6 +90,15 @@ class Adapter:
 
     def text_config(self, model: nn.Module):
         return model.config.get_text_config()
+
+    def mask_pattern(self, model: nn.Module, layer_index: int) -> str:
+        """The attention pattern decoder layer ``layer_index`` uses, which its stage mask must keep.
+
+        Causal for every family supported today; a family with sliding-window layers or
+        bidirectional attention among image tokens returns its own pattern here, and the engine
+        refuses patterns it cannot build a stage mask for (``engine.state.stage_mask``).
+        """
+        return CAUSAL
 
     def attach(self, model: nn.Module):
         """Architecture-specific checks installed by compress(); returns the callable that undoes them."""

@@ -29,7 +29,7 @@ from ..adapters import Adapter, unwrap
 from ..config import CompressionConfig
 from ..schedule import Schedule
 from .selectors import Selector, StageInput
-from .state import SequenceState, StageTable, gather_slots, scatter_back, stage_mask
+from .state import SequenceState, StageTable, check_pattern, gather_slots, scatter_back, stage_mask
 from .trace import Trace
 
 STATE_ATTR = "_adsc_state"
@@ -63,7 +63,7 @@ class _Forward:
 
     def __init__(self, seq: SequenceState, prefill: bool, q_len: int):
         self.seq, self.prefill, self.q_len = seq, prefill, q_len
-        self.masks: dict[int, object] = {}
+        self.masks: dict[tuple[int, str], object] = {}  # (stage, attention pattern) -> mask
         self.positions: dict[int, tuple] = {}
         self.before: dict[int, tuple] = {}  # stage -> (hidden, layer, kwargs) of the layer before it
 
@@ -82,7 +82,11 @@ class CompressionHandle:
         self.layers = adapter.decoder_layers(self._base)
         self.num_layers = len(self.layers)
         self._resolve = resolve
+        # each layer's own attention pattern (causal today), which its stage mask keeps
+        self._pattern_of_layer = [adapter.mask_pattern(self._base, i) for i in range(self.num_layers)]
         self.set_plan(config, schedule, selector)
+        for idx in range(self.stage_layers[0] if self.stage_layers else self.num_layers, self.num_layers):
+            check_pattern(self._pattern_of_layer[idx], idx)  # at compress(), not at the first forward
         self._forward: _Forward | None = None
         self.last_trace: Trace | None = None
         self._hooks = []
@@ -174,8 +178,8 @@ class CompressionHandle:
             return  # text only: nothing to compress, run unpatched
         vision = torch.zeros_like(input_ids, dtype=torch.bool)
         for b, sample in enumerate(spans):
-            for span in sample:
-                vision[b, span.start : span.start + span.length] = True
+            for span in sample:  # grid tokens only: a span's extra tokens (newlines, separators) count as text
+                vision[b, span.token_positions(vision.device)] = True
         valid = torch.ones_like(vision) if mask is None else mask.bool()
         seq = SequenceState(valid, vision, spans, self.stage_layers)
         self._forward = _Forward(seq, prefill=True, q_len=input_ids.shape[1])
@@ -239,16 +243,18 @@ class CompressionHandle:
             if fwd.prefill and layer_idx == self.stage_layers[stage]:
                 hidden = self._enter_stage(fwd, stage, hidden, module, kwargs)
             table = fwd.seq.stages[stage]
-            if stage not in fwd.masks:
+            pattern = self._pattern_of_layer[layer_idx]
+            if (stage, pattern) not in fwd.masks:
                 # built on the device of the stage's first layer (model-parallel splits move hidden states)
                 bias = None if table.kv_bias is None else table.kv_bias.to(hidden.device)
-                fwd.masks[stage] = stage_mask(
+                fwd.masks[stage, pattern] = stage_mask(
                     table.kv_valid.to(hidden.device), hidden.shape[1], self._attn_impl(), hidden.dtype, bias,
-                    all_valid=table.all_valid,
+                    all_valid=table.all_valid, pattern=pattern,
                 )
+            if stage not in fwd.positions:
                 pos = kwargs.get("position_embeddings")
                 fwd.positions[stage] = self.selector.stage_positions(fwd.seq, stage, pos, fwd.prefill)
-            kwargs["attention_mask"] = fwd.masks[stage]
+            kwargs["attention_mask"] = fwd.masks[stage, pattern]
             kwargs["position_embeddings"] = fwd.positions[stage]
             kwargs["position_ids"] = None  # gapped positions would look like packed sequences to FA2
             if args:

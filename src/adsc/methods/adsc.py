@@ -41,7 +41,10 @@ class UniformSelector(Selector):
         keep = torch.zeros_like(seq.vision)
         for b, spans in enumerate(seq.spans):
             for span in spans:
-                keep[b, span.start + self.kept_in_grid(span.grid, step.stage).to(keep.device)] = True
+                grid_positions = span.token_positions(keep.device)
+                if span.frames != 1:
+                    raise ValueError("uniform selection on multi-frame spans is not defined yet: give frames as rows")
+                keep[b, grid_positions[self.kept_in_grid(span.grid, step.stage).to(keep.device)]] = True
         return keep
 
 

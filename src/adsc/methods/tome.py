@@ -64,7 +64,7 @@ class ToMeSelector(Selector):
         n_ref, target_ref = self.schedule.vision_tokens, self.schedule.keep_counts[step.stage]
         for b, spans in enumerate(seq.spans):
             for span in spans:
-                tokens = alive_in_span(alive[b], span.start, span.length)
+                tokens = alive_in_span(alive[b], span)
                 r = tokens.numel() - image_count(target_ref, n_ref, span.length)
                 rows = metric[b, slot_of[b, tokens].to(metric.device)]
                 src, dst = bipartite_match(rows, r)
