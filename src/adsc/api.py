@@ -1,22 +1,25 @@
-"""The two calls most users need: ``compress`` and ``get_handle``."""
+"""The two calls most users need: ``compress`` and ``get_handle``.
+
+``compress`` is the one place where the three parts meet: the registry turns the config into a
+schedule and a selector (:func:`adsc.methods.resolve`), the adapter says where the model's
+layers are, and the engine attaches hooks that run them.
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
+from . import methods
 from .adapters import adapter_for, unwrap
 from .config import CompressionConfig
-from .engine import CompressionHandle, UniformSelector
+from .engine import CompressionHandle
 from .schedule import Schedule
 
 
 def _selector_for(config: CompressionConfig, schedule: Schedule):
-    if config.method in ("adsc", "random"):
-        pattern = "random" if config.method == "random" else config.pattern
-        return UniformSelector(schedule.ratio, len(schedule.stage_layers), pattern, config.phase, config.seed)
-    from .baselines import selector_for  # score-based methods live in their own package
-
-    return selector_for(config, schedule)
+    """The selector of ``config`` for a schedule already solved (kept for callers of the old API;
+    new code calls :func:`adsc.methods.resolve`)."""
+    return methods.get_method(config.method).selector(config, schedule)
 
 
 def compress(model: nn.Module, config: CompressionConfig | None = None, **overrides) -> CompressionHandle:
@@ -34,7 +37,8 @@ def compress(model: nn.Module, config: CompressionConfig | None = None, **overri
     adapter = adapter_for(model)
     if getattr(unwrap(model), "_adsc_handle", None) is not None:
         raise RuntimeError("this model is already compressed: call handle.remove() (or adsc.get_handle(model).remove()) first")
-    return CompressionHandle(model, config, adapter, _selector_for)
+    schedule, selector = methods.resolve(config, len(adapter.decoder_layers(unwrap(model))))
+    return CompressionHandle(model, adapter, config, schedule, selector, resolve=methods.resolve)
 
 
 def get_handle(model: nn.Module) -> CompressionHandle | None:

@@ -1,25 +1,73 @@
 """``CompressionConfig``: what to drop, where, and how much. JSON in, JSON out.
 
 A config is model-agnostic: the layer range and the budget are checked against a model's
-depth by :meth:`CompressionConfig.schedule` (called by :func:`adsc.compress`).
+depth by :meth:`CompressionConfig.schedule` (called by :func:`adsc.compress`). What a method
+does with it lives in :mod:`adsc.methods` (looked up by name, lazily: methods import this module).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 
-from .schedule import BudgetError, Schedule, schedule_from_ratio, solve_ratio
+from .schedule import Schedule
 
 CONFIG_NAME = "adsc_config.json"
-METHODS = ("adsc", "random", "fastv", "pyramiddrop", "tome")
 PATTERNS = ("grid2d", "stride1d")
 DROP_POSITIONS = ("before", "after")
 
 
 class ConfigError(ValueError):
     """A compression setting that cannot work; the message names the fix."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    """A finite real number; bools are refused (True would silently be 1)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _checked_layers(layers) -> tuple[int, ...] | None:
+    """``layers`` as a tuple of ints, or ConfigError: one int, strings, fractions and bools are refused."""
+    if layers is None:
+        return None
+    if _is_int(layers):
+        raise ConfigError(f"layers must be a list of decoder-layer indices, got the single number {layers}: write [{layers}]")
+    if not isinstance(layers, (list, tuple)):
+        raise ConfigError(f"layers must be a list of decoder-layer indices such as [2, 8, 16, 24] (or null for the "
+                          f"method's default), got {type(layers).__name__} {layers!r}")
+    bad = [x for x in layers if not _is_int(x) or x < 0]
+    if bad:
+        raise ConfigError(f"layers must be whole non-negative layer indices, got {bad!r} in {list(layers)!r}")
+    return tuple(int(x) for x in layers)
+
+
+def _check_field_types(cfg: "CompressionConfig") -> None:
+    """Each field of the wrong type named with its fix (JSON files and CLIs hand in anything)."""
+    for name in ("method", "pattern", "drop_position"):
+        value = getattr(cfg, name)
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+    for name, example in (("drop_ratio", "0.5"), ("budget", "192")):
+        value = getattr(cfg, name)
+        if value is not None and not _is_number(value):
+            raise ConfigError(f"{name} must be a finite number such as {example} (or null), got {type(value).__name__} {value!r}")
+    if not _is_number(cfg.phase):
+        raise ConfigError(f"phase must be a number in [0, 1) such as 0.5, got {type(cfg.phase).__name__} {cfg.phase!r}")
+    for name, example in (("vision_tokens", "576"), ("seed", "0")):
+        value = getattr(cfg, name)
+        if not _is_int(value):
+            raise ConfigError(f"{name} must be a whole number such as {example}, got {type(value).__name__} {value!r}")
+    if not isinstance(cfg.options, dict):
+        raise ConfigError(f"options must be a dict of the method's settings (e.g. {{}}), got "
+                          f"{type(cfg.options).__name__} {cfg.options!r}")
+    cfg.layers = _checked_layers(cfg.layers)
 
 
 def unknown_keys(cls, data: dict) -> list[str]:
@@ -32,9 +80,12 @@ class CompressionConfig:
     """Where and how much to compress the vision tokens inside the language model.
 
     Args:
-        method: "adsc" (uniform spatial dropping, the paper's method) or "random" (uniform at
-            random, seeded). The score-based baselines plug in here as well.
-        layers: pruning layers, 0-indexed decoder layers. See ``drop_position``.
+        method: a registered method (:mod:`adsc.methods`): "adsc" (uniform spatial dropping, the
+            paper's method), "random" (uniform at random, seeded), or a baseline: "fastv",
+            "pyramiddrop", "tome".
+        layers: pruning layers, 0-indexed decoder layers (see ``drop_position``). None (default):
+            the method's own default -- (2, 8, 16, 24) for ADSC and random, K=2 for FastV, ...;
+            () turns compression off.
         drop_ratio: share r of the *remaining* vision tokens dropped at every pruning layer;
             keeps floor((1 - r) * n). Give this or ``budget``.
         budget: target average number of vision tokens over all decoder layers (the paper's
@@ -48,11 +99,12 @@ class CompressionConfig:
             layers 0..l-1 see every token -- the paper's "576 reduced to 300 at layer 8: the
             first 8 layers operate on the full set". "after": layer l is the last on the full set.
         seed: seed of the "random" method.
-        options: method-specific settings of the baselines.
+        options: the method's own settings (its ``Options`` dataclass in :mod:`adsc.methods`);
+            unknown keys are refused with the known ones listed.
     """
 
     method: str = "adsc"
-    layers: tuple[int, ...] = (2, 8, 16, 24)
+    layers: tuple[int, ...] | None = None
     drop_ratio: float | None = None
     budget: float | None = None
     vision_tokens: int = 576
@@ -63,13 +115,16 @@ class CompressionConfig:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.layers = tuple(int(x) for x in self.layers)
         self.validate()
 
     # ------------------------------------------------------------------ validation
     def validate(self, num_layers: int | None = None) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        """ConfigError naming the field and the fix; with ``num_layers`` also the layer range."""
+        from .methods import get_method
+
+        _check_field_types(self)
+
+        get_method(self.method).options(self.options)  # unknown methods and options name the known ones
         if self.pattern not in PATTERNS:
             raise ConfigError(f"unknown pattern {self.pattern!r}; choose one of {', '.join(PATTERNS)}")
         if self.drop_position not in DROP_POSITIONS:
@@ -84,9 +139,9 @@ class CompressionConfig:
             raise ConfigError(f"phase must lie in [0, 1), got {self.phase}")
         if self.vision_tokens <= 0:
             raise ConfigError(f"vision_tokens must be positive, got {self.vision_tokens}")
-        if len(set(self.layers)) != len(self.layers):
+        if self.layers is not None and len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"pruning layers must be distinct, got {list(self.layers)}")
-        if num_layers is not None:
+        if num_layers is not None and self.layers is not None:
             lo, hi = (1, num_layers - 1) if self.drop_position == "before" else (0, num_layers - 2)
             bad = [x for x in self.layers if not lo <= x <= hi]
             if bad:
@@ -96,31 +151,30 @@ class CompressionConfig:
                     "(layer 0 always sees the full sequence so the cache length generate reads stays right)"
                 )
 
-    def stage_layers(self) -> tuple[int, ...]:
-        """Pruning layers in the package's internal convention: first layer on the reduced set."""
+    def stage_layers(self) -> tuple[int, ...] | None:
+        """Pruning layers in the package's internal convention (first layer on the reduced set);
+        None when they are left to the method."""
+        if self.layers is None:
+            return None
         shift = 0 if self.drop_position == "before" else 1
         return tuple(sorted(x + shift for x in self.layers))
 
     def schedule(self, num_layers: int) -> Schedule:
-        """Resolve against a decoder depth: checks the layers and solves a budget into a ratio."""
-        self.validate(num_layers)
-        if not self.layers:  # no pruning layers: compression off, whatever the ratio or budget says
-            return Schedule(num_layers, self.vision_tokens, (), (), 0.0)
-        if self.drop_ratio is not None:
-            return schedule_from_ratio(num_layers, self.vision_tokens, self.stage_layers(), self.drop_ratio)
-        try:
-            return solve_ratio(num_layers, self.vision_tokens, self.stage_layers(), self.budget)
-        except BudgetError as err:
-            raise ConfigError(str(err)) from None
+        """Resolve against a decoder depth: the method's layers and its counts for the ratio or budget."""
+        from .methods import get_method
+
+        return get_method(self.method).schedule(self, num_layers)
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["layers"] = list(self.layers)
+        out["layers"] = None if self.layers is None else list(self.layers)
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "CompressionConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a compression config is a JSON object of fields, got {type(data).__name__}")
         unknown = unknown_keys(cls, data)
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}; known keys are {sorted(f.name for f in fields(cls))}")
@@ -140,8 +194,18 @@ class CompressionConfig:
             path = os.path.join(path, CONFIG_NAME)
         if not os.path.isfile(path):
             raise ConfigError(f"no compression config at {path}; save one with CompressionConfig.save_pretrained(dir)")
-        with open(path) as fh:
-            return cls.from_dict(json.load(fh))
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path} is not a JSON file ({err}); write it with CompressionConfig.save_pretrained") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not an object of compression fields "
+                              '(e.g. {"budget": 192})')
+        try:
+            return cls.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
 
     def replace(self, **changes) -> "CompressionConfig":
         data = self.to_dict()

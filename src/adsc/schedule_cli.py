@@ -5,29 +5,32 @@ from __future__ import annotations
 import json
 
 from .config import CompressionConfig
+from .methods import get_method, names
 from .schedule import Schedule, schedule_from_counts
 
 
 def add_arguments(p) -> None:
     p.add_argument("--num-layers", type=int, default=32, help="decoder depth (32 for LLaVA-1.5-7B)")
     p.add_argument("--vision-tokens", type=int, default=576, help="vision tokens per image (576 = 24x24)")
-    p.add_argument("--layers", type=int, nargs="+", default=[2, 8, 16, 24], help="pruning layers (0-indexed)")
+    p.add_argument("--layers", type=int, nargs="+",
+                   help="pruning layers (0-indexed; default: the method's own, e.g. 2 8 16 24 for adsc, 2 for fastv)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--budget", type=float, help="target average vision tokens over all layers")
     how.add_argument("--ratio", type=float, help="drop ratio at each pruning layer")
     how.add_argument("--keep", type=int, nargs="+", help="explicit tokens kept from each pruning layer on")
     p.add_argument("--drop-position", choices=["before", "after"], default="before")
-    p.add_argument("--method", default="adsc", help="adsc, or a baseline: fastv, pyramiddrop, tome, random")
+    p.add_argument("--method", default="adsc", help=f"a registered method: {', '.join(names())}")
     p.add_argument("--plot", help="save a PNG of tokens per layer here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def schedule_from_args(args) -> Schedule:
     if args.keep:
-        if len(args.keep) != len(args.layers):
-            raise ValueError(f"--keep needs one count per pruning layer ({len(args.layers)})")
-        stage = [x + (args.drop_position == "after") for x in args.layers]
-        CompressionConfig(layers=args.layers, drop_ratio=0.0, drop_position=args.drop_position).validate(args.num_layers)
+        layers = args.layers or get_method(args.method).default_layers
+        if len(args.keep) != len(layers):
+            raise ValueError(f"--keep needs one count per pruning layer ({len(layers)})")
+        stage = [x + (args.drop_position == "after") for x in layers]
+        CompressionConfig(layers=layers, drop_ratio=0.0, drop_position=args.drop_position).validate(args.num_layers)
         return schedule_from_counts(args.num_layers, args.vision_tokens, stage, args.keep)
     budget = args.budget if args.ratio is None and args.budget is not None else None
     ratio = args.ratio if args.ratio is not None else (None if budget is not None else 0.5)
@@ -35,11 +38,7 @@ def schedule_from_args(args) -> Schedule:
         method=args.method, layers=args.layers, drop_ratio=ratio, budget=budget,
         vision_tokens=args.vision_tokens, drop_position=args.drop_position,
     )
-    if config.method in ("adsc", "random"):
-        return config.schedule(args.num_layers)
-    from .baselines import schedule_for  # baselines solve their own parameters
-
-    return schedule_for(config, args.num_layers)
+    return config.schedule(args.num_layers)
 
 
 def plot_schedules(schedules: dict[str, Schedule], path: str, title: str = "vision tokens per layer") -> None:

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import adsc
-from adsc.baselines import bipartite_match
-from adsc.baselines.scores import key_metric
+from adsc.methods import bipartite_match
+from adsc.adapters import LlavaAdapter
+from adsc.methods.scores import key_metric
 from adsc.tiny import IMAGE_TOKEN
 
 from .helpers import N_IMG, assert_matches_reference, llava, llava_row, naive_tome, pixels, reference_forward
@@ -32,7 +33,7 @@ def _tome_reference(counts, stage_layers, proportional):
             return None
         layer = llava("eager").model.language_model.layers[l]
         vis = [i for i in range(len(idx)) if vision[idx[i]]]
-        metric = key_metric(layer, h)[0, vis]
+        metric = key_metric(LlavaAdapter(), layer, h)[0, vis]
         r = len(vis) - counts[stage_layers.index(l)]
         pairs, merged, new_size, survivors = naive_tome(metric, h[0, vis], size[vis], r)
         h, size = h.clone(), size.clone()

@@ -90,3 +90,47 @@ def test_token_count_mismatch_is_reported():
 def test_no_pruning_layers_means_no_compression_for_any_budget():
     sched = CompressionConfig(layers=(), budget=64).schedule(32)
     assert sched.tokens_per_layer() == [576] * 32 and sched.stage_layers == ()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(budget="192"), r"budget must be a finite number such as 192 \(or null\), got str '192'"),
+        (dict(budget=True), "budget must be a finite number.*got bool"),
+        (dict(budget=float("nan")), "budget must be a finite number"),
+        (dict(drop_ratio="0.5"), "drop_ratio must be a finite number such as 0.5"),
+        (dict(budget=128, layers=8), r"layers must be a list .*single number 8: write \[8\]"),
+        (dict(budget=128, layers="2 8"), "layers must be a list of decoder-layer indices"),
+        (dict(budget=128, layers=[2.5, 8]), r"whole non-negative layer indices, got \[2.5\]"),
+        (dict(budget=128, layers=[2, True]), r"whole non-negative layer indices, got \[True\]"),
+        (dict(budget=128, layers=[-1, 8]), r"whole non-negative layer indices, got \[-1\]"),
+        (dict(budget=128, vision_tokens=575.5), "vision_tokens must be a whole number such as 576, got float"),
+        (dict(budget=128, vision_tokens=True), "vision_tokens must be a whole number.*got bool"),
+        (dict(budget=128, seed=1.0), "seed must be a whole number"),
+        (dict(budget=128, phase="mid"), r"phase must be a number in \[0, 1\)"),
+        (dict(budget=128, options=[]), "options must be a dict"),
+        (dict(budget=128, method=3), "method must be a string"),
+        (dict(budget=128, options={"every_layer": True}), r"unknown options \['every_layer'\] for method 'adsc'"),
+    ],
+)
+def test_fields_of_the_wrong_type_are_named_not_coerced(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        CompressionConfig(**kwargs)
+
+
+def test_a_compression_file_that_is_not_json_or_not_an_object_is_named(tmp_path):
+    bad = tmp_path / "adsc_config.json"
+    bad.write_text("{budget: 192")
+    with pytest.raises(ConfigError, match=rf"{bad} is not a JSON file"):
+        CompressionConfig.from_pretrained(bad)
+    bad.write_text("[192]")
+    with pytest.raises(ConfigError, match=rf"{bad} holds a JSON list, not an object"):
+        CompressionConfig.from_pretrained(tmp_path)
+    bad.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="is not a JSON file"):
+        CompressionConfig.from_pretrained(bad)
+    bad.write_text('{"budget": "192"}')
+    with pytest.raises(ConfigError, match=rf"{bad}: budget must be a finite number"):
+        CompressionConfig.from_pretrained(bad)
+    with pytest.raises(ConfigError, match="JSON object of fields, got list"):
+        CompressionConfig.from_dict([("budget", 192)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import Adapter, UnsupportedModelError, VisionSpan
+from .base import CAUSAL, Adapter, UnsupportedModelError, VisionSpan
 from .llava import LlavaAdapter
 from .qwen2_vl import Qwen2VLAdapter
 
@@ -31,4 +31,4 @@ def adapter_for(model: nn.Module) -> Adapter:
     raise UnsupportedModelError(f"adsc does not support {name}; supported models: {supported}")
 
 
-__all__ = ["Adapter", "VisionSpan", "UnsupportedModelError", "ADAPTERS", "adapter_for", "unwrap"]
+__all__ = ["ADAPTERS", "CAUSAL", "Adapter", "LlavaAdapter", "Qwen2VLAdapter", "UnsupportedModelError", "VisionSpan", "adapter_for", "unwrap"]

@@ -1,8 +1,12 @@
-"""What the engine needs to know about an architecture, and nothing more.
+"""Everything adsc knows about an architecture, in one place per family.
 
-An adapter finds three things on a loaded model: the module whose forward sees ``input_ids``
-(where vision-token positions are read), the decoder layers of the language model, and the
-image grids behind each run of vision tokens. Everything else is shared engine code.
+For the engine an adapter finds the module whose forward sees ``input_ids`` (where vision-token
+positions are read), the decoder layers of the language model, and the image grids behind each
+run of vision tokens. For the rest of the package it holds the family's facts that callers must
+not guess: the module paths training freezes or trains (:attr:`Adapter.training_parts`), the
+vision tokens of the reference image a budget refers to (:meth:`Adapter.reference_vision_tokens`),
+prompt defaults (:attr:`Adapter.train_template`, :attr:`Adapter.pad_to_square`), and how to form a
+layer's queries and keys for the score-based methods (:meth:`Adapter.queries`, :meth:`Adapter.keys`).
 """
 
 from __future__ import annotations
@@ -17,21 +21,65 @@ class UnsupportedModelError(TypeError):
     pass
 
 
+CAUSAL = "causal"  # the attention pattern of every layer of the families supported today
+
+
 @dataclass(frozen=True)
 class VisionSpan:
-    """One image's vision tokens in one sample: ``start`` in the sequence, token ``grid`` (rows, cols)."""
+    """One image (or tile, thumbnail, video) of one sample: where its grid tokens sit.
+
+    ``grid`` = (rows, cols) per frame and ``frames`` frames; grid token k in raster order over
+    (frame, row, col) is :meth:`cell` (k) and sits at sequence position ``positions[k]``
+    (``None``: contiguous from ``start``, as a LLaVA-1.5 or Qwen2-VL image). ``extra`` are
+    positions inside the image's run that are *not* grid tokens -- e.g. LLaVA-NeXT's
+    image-newline tokens or row / column separators: the engine treats them like text (never
+    dropped, not counted as vision tokens in any budget), because they mark layout that the kept
+    grid tokens still need. Selectors choose among grid tokens only.
+    """
 
     start: int
     grid: tuple[int, int]
+    frames: int = 1
+    positions: tuple[int, ...] | None = None
+    extra: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.positions is not None and len(self.positions) != self.length:
+            raise ValueError(f"a span of {self.length} grid tokens needs {self.length} positions, got {len(self.positions)}")
 
     @property
     def length(self) -> int:
-        return self.grid[0] * self.grid[1]
+        """Grid tokens of the span (``extra`` tokens not included)."""
+        return self.frames * self.grid[0] * self.grid[1]
+
+    def token_positions(self, device=None) -> torch.Tensor:
+        """(length,) sequence positions of the grid tokens, raster order over (frame, row, col)."""
+        if self.positions is None:
+            return torch.arange(self.start, self.start + self.length, device=device)
+        return torch.tensor(self.positions, dtype=torch.long, device=device)
+
+    def cell(self, k: int) -> tuple[int, int, int]:
+        """(frame, row, col) of grid token ``k`` (raster order)."""
+        frame, rest = divmod(k, self.grid[0] * self.grid[1])
+        return (frame, *divmod(rest, self.grid[1]))
 
 
 class Adapter:
+    """Defaults fit a Llama-style language model inside ``model.model.language_model``.
+
+    Attributes:
+        training_parts: dotted paths inside the transformers model of the language model
+            ("llm"), the projector and the vision encoder, as training freezes / trains them.
+        train_template: the prompt format training uses for template "auto".
+        pad_to_square: whether the family's own preprocessing pads images to a square
+            (LLaVA-1.5's "image_aspect_ratio: pad") before the processor.
+    """
+
     name: str = ""
     model_classes: tuple[str, ...] = ()
+    training_parts: dict[str, str] = {}
+    train_template: str = "chat_template"
+    pad_to_square: bool = False
 
     def core(self, model: nn.Module) -> nn.Module:
         """The multimodal module whose forward receives input_ids and the image inputs."""
@@ -43,12 +91,70 @@ class Adapter:
     def text_config(self, model: nn.Module):
         return model.config.get_text_config()
 
+    def mask_pattern(self, model: nn.Module, layer_index: int) -> str:
+        """The attention pattern decoder layer ``layer_index`` uses, which its stage mask must keep.
+
+        Causal for every family supported today; a family with sliding-window layers or
+        bidirectional attention among image tokens returns its own pattern here, and the engine
+        refuses patterns it cannot build a stage mask for (``engine.state.stage_mask``).
+        """
+        return CAUSAL
+
+    def attach(self, model: nn.Module):
+        """Architecture-specific checks installed by compress(); returns the callable that undoes them."""
+        return lambda: None
+
     def vision_token_ids(self, model: nn.Module) -> tuple[int, ...]:
         raise NotImplementedError
 
     def vision_spans(self, model: nn.Module, input_ids: torch.Tensor, inputs: dict) -> list[list[VisionSpan]]:
         """Per sample, the vision-token runs in order, each with its grid."""
         raise NotImplementedError
+
+    def reference_vision_tokens(self, model: nn.Module) -> int:
+        """Vision tokens of the reference image a budget refers to (``CompressionConfig.vision_tokens``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ q/k for score-based methods
+    def queries(self, layer: nn.Module, hidden: torch.Tensor, position_embeddings) -> torch.Tensor:
+        """(B, heads, T, head_dim) float32 queries ``layer`` forms from its input ``hidden`` (B, T, d),
+        rotated by ``position_embeddings`` = (cos, sin) of those tokens."""
+        attn = layer.self_attn
+        q = _heads(attn.q_proj, layer.input_layernorm(hidden), attn.head_dim)
+        if getattr(attn, "q_norm", None) is not None:  # per-head q/k norms (Qwen3, Gemma 3) come before RoPE
+            q = attn.q_norm(q)
+        return _rotate(q, *expand_to_batch(position_embeddings, hidden.shape[0])).float()
+
+    def keys(self, layer: nn.Module, hidden: torch.Tensor, position_embeddings=None) -> torch.Tensor:
+        """(B, kv_heads, T, head_dim) float32 keys of ``layer``; before RoPE when ``position_embeddings`` is None."""
+        attn = layer.self_attn
+        k = _heads(attn.k_proj, layer.input_layernorm(hidden), attn.head_dim)
+        if getattr(attn, "k_norm", None) is not None:
+            k = attn.k_norm(k)
+        if position_embeddings is not None:
+            k = _rotate(k, *expand_to_batch(position_embeddings, hidden.shape[0]))
+        return k.float()
+
+    def attention_scaling(self, layer: nn.Module) -> float:
+        """The factor ``layer`` multiplies q . k by before the softmax."""
+        return layer.self_attn.scaling
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE as Llama-style models apply it: x * cos + rotate_half(x) * sin, cos/sin (B, T, hd)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos[:, None] + rotated * sin[:, None]
+
+
+def _heads(proj: nn.Module, x: torch.Tensor, head_dim: int) -> torch.Tensor:
+    batch, length, _ = x.shape
+    return proj(x).view(batch, length, -1, head_dim).transpose(1, 2)  # (B, heads, T, hd)
+
+
+def expand_to_batch(pos, batch: int):
+    """(cos, sin) broadcast over a batch of ``batch`` (models may give them for one row)."""
+    return tuple(t.expand(batch, *t.shape[1:]) if t.shape[0] != batch else t for t in pos)
 
 
 def token_runs(row: torch.Tensor, token_ids: tuple[int, ...]) -> list[tuple[int, int, int]]:

@@ -9,6 +9,9 @@ from .base import Adapter, VisionSpan, token_runs
 class LlavaAdapter(Adapter):
     name = "llava"
     model_classes = ("LlavaForConditionalGeneration",)
+    training_parts = {"llm": "model.language_model", "projector": "model.multi_modal_projector", "vision": "model.vision_tower"}
+    train_template = "vicuna_v1"  # LLaVA-1.5's conversation format
+    pad_to_square = True  # LLaVA-1.5 pads with the processor's mean colour ("image_aspect_ratio: pad")
 
     def vision_token_ids(self, model):
         return (model.config.image_token_id,)
@@ -22,6 +25,10 @@ class LlavaAdapter(Adapter):
                 "an image's tokens form a square grid"
             )
         return side, side
+
+    def reference_vision_tokens(self, model):
+        rows, cols = self._grid(model)  # every image has the tower's one grid: 24 x 24 = 576 for LLaVA-1.5
+        return rows * cols
 
     def vision_spans(self, model, input_ids, inputs):
         grid = self._grid(model)
@@ -38,5 +45,3 @@ class LlavaAdapter(Adapter):
                 sample += [VisionSpan(start + i * per_image, grid) for i in range(length // per_image)]
             spans.append(sample)
         return spans
-
-

@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
+import functools
+
+import torch
+
 from .base import Adapter, VisionSpan, token_runs
 
 
 class Qwen2VLAdapter(Adapter):
     name = "qwen2_vl"
     model_classes = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
+    training_parts = {"llm": "model.language_model", "projector": "model.visual.merger", "vision": "model.visual"}
+    REFERENCE_TOKENS = 576  # grids follow the image size; 576 = a 672 x 672 image (48 x 48 patches, 2 x 2 merge)
+
+    def reference_vision_tokens(self, model):
+        return self.REFERENCE_TOKENS
 
     def vision_token_ids(self, model):
         return (model.config.image_token_id, model.config.video_token_id)
+
+    def attach(self, model):
+        """Check token counts before ``get_rope_index``: generate computes M-RoPE positions before
+        any forward (so before the core hook), and a mismatch there is a raw shape error."""
+        core = self.core(model)
+        original = core.get_rope_index
+
+        @functools.wraps(original)
+        def checked(input_ids, *args, **kwargs):
+            check_token_counts(model, input_ids, kwargs.get("image_grid_thw"), kwargs.get("video_grid_thw"))
+            return original(input_ids, *args, **kwargs)
+
+        core.get_rope_index = checked  # an instance attribute: removing it restores the class method
+        return lambda: core.__dict__.pop("get_rope_index", None)
 
     def vision_spans(self, model, input_ids, inputs):
         positions = inputs.get("position_ids")
         if inputs.get("image_grid_thw") is None and inputs.get("video_grid_thw") is None and positions is not None:
             # generate() hands over pre-encoded images and M-RoPE positions instead of the grids
             return _spans_from_mrope(input_ids, positions, self.vision_token_ids(model))
+        check_token_counts(model, input_ids, inputs.get("image_grid_thw"), inputs.get("video_grid_thw"))
         merge = model.config.vision_config.spatial_merge_size
         grids = {
             model.config.image_token_id: list(_grids(inputs.get("image_grid_thw"), merge)),
@@ -45,6 +69,23 @@ class Qwen2VLAdapter(Adapter):
         return spans
 
 
+def check_token_counts(model, input_ids, image_grid_thw, video_grid_thw) -> None:
+    """ValueError naming both counts when input_ids and the grids disagree about how many vision tokens there are."""
+    if input_ids is None:
+        return
+    merge = model.config.vision_config.spatial_merge_size
+    for kind, token, grid_thw in (("image", model.config.image_token_id, image_grid_thw),
+                                  ("video", model.config.video_token_id, video_grid_thw)):
+        in_ids = int((input_ids == token).sum())
+        in_grids = 0 if grid_thw is None else int(grid_thw.prod(-1).sum()) // (merge * merge)
+        if in_ids != in_grids and (grid_thw is not None or in_ids):
+            raise ValueError(
+                f"input_ids hold {in_ids} {kind} tokens but {kind}_grid_thw describes {in_grids} "
+                f"({kind}_grid_thw={None if grid_thw is None else grid_thw.tolist()}, {merge}x{merge} merge): "
+                f"pass the input_ids and {kind}_grid_thw of one processor call (token-count mismatch)"
+            )
+
+
 def _grids(grid_thw, merge: int):
     """(rows, cols) per image: frames stacked as rows, after the merge x merge token merge."""
     if grid_thw is None:
@@ -61,10 +102,19 @@ def _spans_from_mrope(input_ids, position_ids, token_ids):
         sample = []
         for start, length, _ in token_runs(row, token_ids):
             t, h, w = (thw[i, b, start : start + length] for i in range(3))
+            if length > 1 and torch.equal(t, h) and torch.equal(h, w) and bool((t.diff() == 1).all()):
+                raise ValueError(
+                    f"the vision tokens at {start}..{start + length} have text (1-D) positions: Qwen2-VL's generate "
+                    "computes M-RoPE positions only with mm_token_type_ids; pass the processor's mm_token_type_ids "
+                    "(returned next to input_ids) to generate"
+                )
             rows = len(set(zip(t.tolist(), h.tolist())))
             cols = len(set(w.tolist()))
             if rows * cols != length:
-                raise ValueError(f"vision tokens at {start}..{start + length} do not form a grid; pass image_grid_thw")
+                raise ValueError(
+                    f"the M-RoPE positions of the vision tokens at {start}..{start + length} do not form a grid: "
+                    "pass the processor's mm_token_type_ids and image_grid_thw / video_grid_thw unchanged"
+                )
             sample.append(VisionSpan(start, (rows, cols)))
         spans.append(sample)
     return spans

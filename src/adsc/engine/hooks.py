@@ -12,6 +12,9 @@ Hooks installed by :class:`CompressionHandle`:
 3. a forward hook on the last decoder layer: scatters the survivors back to their original
    positions so logits and labels keep their usual (B, T) shape.
 
+The handle runs a finished :class:`~adsc.schedule.Schedule` and :class:`Selector`; it never asks
+which method they came from (:func:`adsc.methods.resolve` makes them from a config).
+
 Layers before the first pruning layer run exactly as unpatched. Decoder layers of
 transformers checkpoint ``forward`` (not ``__call__``), so these hooks stay outside gradient
 checkpointing and run once per step.
@@ -24,8 +27,9 @@ from torch import nn
 
 from ..adapters import Adapter, unwrap
 from ..config import CompressionConfig
+from ..schedule import Schedule
 from .selectors import Selector, StageInput
-from .state import SequenceState, StageTable, gather_slots, scatter_back, stage_mask
+from .state import SequenceState, StageTable, check_pattern, gather_slots, scatter_back, stage_mask
 from .trace import Trace
 
 STATE_ATTR = "_adsc_state"
@@ -45,12 +49,13 @@ def _grows_per_layer(cache) -> bool:
     return isinstance(cache, DynamicCache) and not any(getattr(layer, "is_sliding", False) for layer in cache.layers)
 
 
-def _resolve_schedule(config: CompressionConfig, num_layers: int):
-    if config.method in ("adsc", "random"):
-        return config.schedule(num_layers)
-    from ..baselines import schedule_for  # baselines solve their own layers and counts
-
-    return schedule_for(config, num_layers)
+def _check_mask(mask) -> None:
+    if mask is not None and (not torch.is_tensor(mask) or mask.dim() != 2):
+        got = f"a {mask.dim()}-D tensor" if torch.is_tensor(mask) else f"a {type(mask).__name__}"
+        raise ValueError(
+            f"adsc needs a 2-D attention_mask (batch, length), got {got}; custom 4-D masks and per-layer-type mask "
+            "dicts are not supported (a dict comes from cache_implementation: drop it)"
+        )
 
 
 class _Forward:
@@ -58,27 +63,39 @@ class _Forward:
 
     def __init__(self, seq: SequenceState, prefill: bool, q_len: int):
         self.seq, self.prefill, self.q_len = seq, prefill, q_len
-        self.masks: dict[int, object] = {}
+        self.masks: dict[tuple[int, str], object] = {}  # (stage, attention pattern) -> mask
         self.positions: dict[int, tuple] = {}
         self.before: dict[int, tuple] = {}  # stage -> (hidden, layer, kwargs) of the layer before it
 
 
 class CompressionHandle:
-    """Returned by :func:`adsc.compress`. ``remove()`` restores the original model exactly."""
+    """Returned by :func:`adsc.compress`. ``remove()`` restores the original model exactly.
 
-    def __init__(self, model: nn.Module, config: CompressionConfig, adapter: Adapter, selector_factory):
-        self.model, self.config, self.adapter = model, config, adapter
+    ``schedule`` and ``selector`` are what runs; ``config`` is kept for reports. ``resolve``
+    (config, num_layers) -> (schedule, selector) serves :meth:`set_config`.
+    """
+
+    def __init__(self, model: nn.Module, adapter: Adapter, config: CompressionConfig, schedule: Schedule,
+                 selector: Selector, resolve=None):
+        self.model, self.adapter = model, adapter
         self._base = unwrap(model)
         self.layers = adapter.decoder_layers(self._base)
         self.num_layers = len(self.layers)
-        self._selector_factory = selector_factory
-        self.set_config(config)
+        self._resolve = resolve
+        # each layer's own attention pattern (causal today), which its stage mask keeps
+        self._pattern_of_layer = [adapter.mask_pattern(self._base, i) for i in range(self.num_layers)]
+        self.set_plan(config, schedule, selector)
+        for idx in range(self.stage_layers[0] if self.stage_layers else self.num_layers, self.num_layers):
+            check_pattern(self._pattern_of_layer[idx], idx)  # at compress(), not at the first forward
         self._forward: _Forward | None = None
         self.last_trace: Trace | None = None
         self._hooks = []
         core = adapter.core(self._base)
         self._hooks.append(core.register_forward_pre_hook(self._on_core_start, with_kwargs=True))
-        self._hooks.append(core.register_forward_hook(self._on_core_end, always_call=True))
+        # on success only; then one that always runs (after it), to clear state left by a forward that raised
+        self._hooks.append(core.register_forward_hook(self._on_core_end))
+        self._hooks.append(core.register_forward_hook(self._on_core_exit, always_call=True))
+        self._running = False
         for idx in range(self.stage_layers[0] if self.stage_layers else self.num_layers, self.num_layers):
             hook = self._make_layer_hook(idx)
             self._hooks.append(self.layers[idx].register_forward_pre_hook(hook, with_kwargs=True))
@@ -86,6 +103,7 @@ class CompressionHandle:
         for idx in sorted({s - 1 for s in self.stage_layers if s >= 1}):
             self._hooks.append(self.layers[idx].register_forward_pre_hook(self._make_probe(idx), with_kwargs=True))
         self._hooks.append(self.layers[-1].register_forward_hook(self._on_last_layer))
+        self._undo_adapter = adapter.attach(self._base)
         setattr(self._base, "_adsc_handle", self)
 
     # ------------------------------------------------------------------ configuration
@@ -94,12 +112,19 @@ class CompressionHandle:
 
         The pruning layers must stay the same: hooks are installed for them.
         """
-        schedule = _resolve_schedule(config, self.num_layers)
+        if self._resolve is None:
+            raise ValueError("this handle was built without a resolver: use set_plan(config, schedule, selector)")
+        self.set_plan(config, *self._resolve(config, self.num_layers))
+
+    def set_plan(self, config: CompressionConfig, schedule: Schedule, selector: Selector) -> None:
+        """Swap in a finished schedule and selector (same pruning layers as before)."""
+        if schedule.num_layers != self.num_layers:
+            raise ValueError(f"the schedule is for {schedule.num_layers} layers, the model has {self.num_layers}")
         if hasattr(self, "stage_layers") and schedule.stage_layers != self.stage_layers:
             raise ValueError("set_config cannot move pruning layers; remove() and compress() again")
         self.config, self.schedule = config, schedule
         self.stage_layers = schedule.stage_layers
-        self.selector: Selector = self._selector_factory(config, schedule)
+        self.selector: Selector = selector
         self._stage_of_layer = {}
         stage = -1
         for idx in range(self.num_layers):
@@ -111,6 +136,9 @@ class CompressionHandle:
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
+        if self._undo_adapter is not None:
+            self._undo_adapter()
+            self._undo_adapter = None
         self._forward = None
         if getattr(self._base, "_adsc_handle", None) is self:
             delattr(self._base, "_adsc_handle")
@@ -120,27 +148,29 @@ class CompressionHandle:
         return self.adapter.text_config(self._base)._attn_implementation or "eager"
 
     def _on_core_start(self, module, args, kwargs):
-        self._forward = None
-        if not self.stage_layers:
-            return None
+        self._forward, self._running = None, True
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         mask = kwargs.get("attention_mask")
         cache = cache_kwarg(kwargs)
-        if mask is not None and mask.dim() != 2:
-            raise ValueError("adsc needs a 2-D attention_mask (batch, length); custom 4-D masks are not supported")
         if cache is not None and cache.get_seq_length() > 0:
-            self._resume(cache, input_ids, kwargs.get("inputs_embeds"), mask)
+            if self.stage_layers:
+                _check_mask(mask)
+                self._resume(cache, input_ids, kwargs.get("inputs_embeds"), mask)
         else:
             self._start(module, input_ids, mask, kwargs)
         return None
 
     def _start(self, module, input_ids, mask, kwargs):
+        self._check_length(input_ids if input_ids is not None else kwargs.get("inputs_embeds"))
+        if not self.stage_layers:
+            return
         cache = cache_kwarg(kwargs)
         if cache is not None and not _grows_per_layer(cache):  # checked once per prefill, not per decode step
             raise ValueError(
                 f"adsc needs a DynamicCache: compressed layers cache fewer tokens than layer 0, which a "
                 f"{type(cache).__name__} cannot hold; drop cache_implementation / pass DynamicCache()"
             )
+        _check_mask(mask)
         if input_ids is None:
             raise ValueError("adsc reads vision-token positions from input_ids: pass input_ids, not inputs_embeds")
         spans = self.adapter.vision_spans(self._base, input_ids, kwargs)
@@ -148,11 +178,23 @@ class CompressionHandle:
             return  # text only: nothing to compress, run unpatched
         vision = torch.zeros_like(input_ids, dtype=torch.bool)
         for b, sample in enumerate(spans):
-            for span in sample:
-                vision[b, span.start : span.start + span.length] = True
+            for span in sample:  # grid tokens only: a span's extra tokens (newlines, separators) count as text
+                vision[b, span.token_positions(vision.device)] = True
         valid = torch.ones_like(vision) if mask is None else mask.bool()
         seq = SequenceState(valid, vision, spans, self.stage_layers)
         self._forward = _Forward(seq, prefill=True, q_len=input_ids.shape[1])
+
+    def _check_length(self, tokens) -> None:
+        """Refuse a prompt longer than the model's positions (refused, not warned: its output is unreliable
+        and a long evaluation would otherwise finish with nothing said). The padded width is compared,
+        which is the longest prompt of the batch; read on the host, no device sync."""
+        limit = getattr(self.adapter.text_config(self._base), "max_position_embeddings", None)
+        length = None if tokens is None else tokens.shape[1]
+        if limit is not None and length is not None and length > limit:
+            raise ValueError(
+                f"a prompt of {length} tokens is longer than this model's max_position_embeddings ({limit}): positions "
+                "past it were never trained and its output is unreliable; shorten the text or use fewer / smaller images"
+            )
 
     def _resume(self, cache, input_ids, inputs_embeds, mask):
         seq: SequenceState | None = getattr(cache, STATE_ATTR, None)
@@ -179,9 +221,15 @@ class CompressionHandle:
         self._forward = _Forward(seq, prefill=False, q_len=q_len)
 
     def _on_core_end(self, module, args, output):
-        fwd, self._forward = self._forward, None
+        fwd, self._forward, self._running = self._forward, None, False
         if fwd is not None and fwd.prefill:
             self.last_trace = Trace(fwd.seq, self.num_layers)
+        return None
+
+    def _on_core_exit(self, module, args, output):
+        """Runs even when the forward raised: then no trace describes it, so ``last_trace`` is None."""
+        if self._running:
+            self._forward, self._running, self.last_trace = None, False, None
         return None
 
     # ------------------------------------------------------------------ layer hooks
@@ -195,16 +243,18 @@ class CompressionHandle:
             if fwd.prefill and layer_idx == self.stage_layers[stage]:
                 hidden = self._enter_stage(fwd, stage, hidden, module, kwargs)
             table = fwd.seq.stages[stage]
-            if stage not in fwd.masks:
+            pattern = self._pattern_of_layer[layer_idx]
+            if (stage, pattern) not in fwd.masks:
                 # built on the device of the stage's first layer (model-parallel splits move hidden states)
                 bias = None if table.kv_bias is None else table.kv_bias.to(hidden.device)
-                fwd.masks[stage] = stage_mask(
+                fwd.masks[stage, pattern] = stage_mask(
                     table.kv_valid.to(hidden.device), hidden.shape[1], self._attn_impl(), hidden.dtype, bias,
-                    all_valid=table.all_valid,
+                    all_valid=table.all_valid, pattern=pattern,
                 )
+            if stage not in fwd.positions:
                 pos = kwargs.get("position_embeddings")
                 fwd.positions[stage] = self.selector.stage_positions(fwd.seq, stage, pos, fwd.prefill)
-            kwargs["attention_mask"] = fwd.masks[stage]
+            kwargs["attention_mask"] = fwd.masks[stage, pattern]
             kwargs["position_embeddings"] = fwd.positions[stage]
             kwargs["position_ids"] = None  # gapped positions would look like packed sequences to FA2
             if args:
@@ -232,7 +282,7 @@ class CompressionHandle:
         seq = fwd.seq
         if len(seq.stages) == stage:  # a gradient-checkpointing replay finds the table already built
             previous = seq.stages[stage - 1] if stage else None
-            step = StageInput(stage, hidden, previous, layer, kwargs, fwd.before.pop(stage, None))
+            step = StageInput(stage, hidden, previous, layer, kwargs, fwd.before.pop(stage, None), self.adapter)
             keep = seq.input_valid & ~seq.vision | self.selector.keep_vision(seq, step)
             if previous is not None:
                 keep &= previous.valid.new_zeros(keep.shape).scatter(1, previous.orig, previous.valid)

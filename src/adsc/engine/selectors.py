@@ -3,7 +3,8 @@
 A selector sees the stage's input (hidden states in the previous stage's slot layout, the
 decoder layer about to run and its keyword arguments) and returns a (B, T) bool mask over
 *original* positions of the vision tokens to keep. Score-free selectors ignore the hidden
-states; score-based baselines read them.
+states; score-based baselines read them. The selectors themselves live with their methods
+(:mod:`adsc.methods`); this module holds only what the engine calls.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..schedule import counts_from_ratio
-from ..selection import nested_selection
+from ..adapters import Adapter
 from .state import SequenceState, StageTable, gather_positions
 
 
@@ -28,6 +28,7 @@ class StageInput:
     # (hidden, layer, kwargs) of the decoder layer just before the stage layer, recorded during
     # prefill only for selectors with ``reads_layer_before`` (FastV reads that layer's attention)
     before: tuple | None = None
+    adapter: Adapter | None = None  # the architecture's facts (how its layers form q and k, for scores)
 
 
 class Selector:
@@ -47,22 +48,3 @@ class Selector:
     def stage_positions(self, seq: SequenceState, stage: int, position_embeddings, prefill: bool):
         """Rotary (cos, sin) of the stage's slots (prefill) or of the new tokens (decode)."""
         return gather_positions(position_embeddings, seq.stages[stage].orig) if prefill else position_embeddings
-
-
-class UniformSelector(Selector):
-    """ADSC: fixed, evenly spread positions per image grid (or a fixed random pattern)."""
-
-    def __init__(self, ratio: float, num_stages: int, pattern: str, phase: float, seed: int = 0):
-        self.ratio, self.num_stages = ratio, num_stages
-        self.pattern, self.phase, self.seed = pattern, phase, seed
-
-    def kept_in_grid(self, grid: tuple[int, int], stage: int) -> torch.Tensor:
-        counts = counts_from_ratio(grid[0] * grid[1], self.ratio, self.num_stages)
-        return nested_selection(grid, counts, self.pattern, self.phase, self.seed)[stage]
-
-    def keep_vision(self, seq: SequenceState, step: StageInput) -> torch.Tensor:
-        keep = torch.zeros_like(seq.vision)
-        for b, spans in enumerate(seq.spans):
-            for span in spans:
-                keep[b, span.start + self.kept_in_grid(span.grid, step.stage).to(keep.device)] = True
-        return keep

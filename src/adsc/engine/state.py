@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..adapters import VisionSpan
+from ..adapters import CAUSAL, VisionSpan
 
 
 @dataclass
@@ -79,16 +79,29 @@ class SequenceState:
         self.generated += new_valid.shape[1]
 
 
+def check_pattern(pattern: str, layer: int | None = None) -> None:
+    """Refuse an attention pattern no stage mask is built for, instead of silently using causal."""
+    if pattern != CAUSAL:
+        where = "" if layer is None else f" (decoder layer {layer})"
+        raise ValueError(
+            f"adsc cannot build a stage mask for attention pattern {pattern!r}{where} yet, only {CAUSAL!r}: "
+            "compressing these layers would change what their tokens attend to; keep pruning layers before them"
+        )
+
+
 def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype, kv_bias: torch.Tensor | None = None,
-               all_valid: bool = False):
+               all_valid: bool = False, pattern: str = CAUSAL):
     """Attention mask for ``q_len`` new queries over a stage's ``C`` keys, in ``impl``'s format.
 
     Causal in slot order, keys restricted to valid slots. Every query may see itself so that
     padding slots never form an all-masked row (their outputs are never read). ``kv_bias``
     (B, C) is added to the logits of each key; it needs an additive float mask (eager, sdpa).
     ``all_valid`` says (from the host) that every key is valid, which allows the mask-free paths;
-    False is always correct, only slower.
+    False is always correct, only slower. ``pattern`` is the layer's own attention pattern (the
+    adapter's ``mask_pattern``); only causal is built today, others are refused rather than
+    silently replaced by causal.
     """
+    check_pattern(pattern)
     batch, kv_len = kv_valid.shape
     if impl.startswith("flash"):
         if kv_bias is not None:

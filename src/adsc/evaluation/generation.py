@@ -67,8 +67,8 @@ class Generator:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.tokenizer = tokenizer
-        if pad_square is None:  # LLaVA-1.5 pads ("image_aspect_ratio: pad"); Qwen2-VL keeps the shape
-            pad_square = getattr(model.config, "model_type", "") == "llava"
+        if pad_square is None:  # the family's own preprocessing (LLaVA-1.5 pads; Qwen2-VL keeps the shape)
+            pad_square = _family_pads_to_square(model)
         self.pad_square = pad_square
         mean = getattr(getattr(processor, "image_processor", None), "image_mean", None) or (0.5, 0.5, 0.5)
         self.fill = tuple(int(round(255 * m)) for m in mean)
@@ -126,3 +126,13 @@ class Generator:
         new = out[:, inputs["input_ids"].shape[1]:]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [t.strip() for t in texts], int((new != self.tokenizer.pad_token_id).sum())
+
+
+def _family_pads_to_square(model) -> bool:
+    """The adapter's ``pad_to_square``; False for a model adsc has no adapter for (it is not compressed)."""
+    from ..adapters import UnsupportedModelError, adapter_for
+
+    try:
+        return adapter_for(model).pad_to_square
+    except UnsupportedModelError:
+        return False

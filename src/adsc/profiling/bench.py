@@ -19,6 +19,7 @@ import torch
 
 from .. import CompressionConfig, cache_bytes, compress
 from ..tiny import IMAGE_TOKEN
+from ..methods import get_method
 from .bench_models import build_inputs, build_model, scaled_layers
 from .flops import Conventions, account
 from .measure import text_tokens
@@ -123,9 +124,8 @@ def _configs(model, methods, budgets, layers) -> tuple[list[tuple[str, Compressi
         for budget in budgets:
             label = f"{method}@{budget:g}"
             try:  # a baseline that has not landed, or rejects these settings, is reported and skipped
-                # FastV and ToMe start once, at the first pruning layer (FastV's K; ToMe merges from there on)
-                method_layers = layers[:1] if method in ("fastv", "tome") else layers
-                config = CompressionConfig(method=method, layers=method_layers, budget=budget)
+                # each method's layers for these ADSC layers (FastV's K and ToMe's start: the first)
+                config = CompressionConfig(method=method, layers=get_method(method).layers_like(layers), budget=budget)
                 compress(model, config).remove()
             except Exception as err:  # noqa: BLE001 -- any failure of a method must not stop the others
                 skipped.append({"config": label, "reason": f"{type(err).__name__}: {err}".splitlines()[0][:200]})

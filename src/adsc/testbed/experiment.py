@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..config import CompressionConfig, ConfigError
+from ..methods import get_method
 from .formats.instruct import INSTRUCT_FILE
 
 REPO = Path(__file__).resolve().parents[3]  # the checkout (src/adsc/testbed/ -> root)
@@ -31,7 +32,6 @@ BENCHMARKS = ("gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2")
 EVAL_NAMES = {"scienceqa": "sqa"}  # generator folder name -> evaluation package name
 VISION_TOKENS = 144  # 12 x 12
 ADSC_LAYERS = (1, 3, 6, 9)  # (2, 8, 16, 24) of 32 scaled to 12 layers
-BASELINE_LAYERS = {"fastv": (1,), "pyramiddrop": (1, 3, 6, 9), "tome": (1,), "random": ADSC_LAYERS}
 
 
 @dataclass
@@ -163,7 +163,8 @@ class Experiment:
         for b in p.budgets:
             tag = _budget_label(b)
             for method in p.baselines:
-                cfg = CompressionConfig(method=method, layers=BASELINE_LAYERS[method], budget=b, vision_tokens=VISION_TOKENS)
+                layers = get_method(method).layers_like(ADSC_LAYERS)  # fastv, tome: (1,); the rest: ADSC's
+                cfg = CompressionConfig(method=method, layers=layers, budget=b, vision_tokens=VISION_TOKENS)
                 try:
                     results[f"{method}@{tag}"] = self.evaluate(f"{method}@{tag}", model, processor, cfg)
                 except ConfigError as err:  # e.g. ToMe halves at most per layer: 1/9 is out of its reach here

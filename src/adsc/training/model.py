@@ -16,15 +16,9 @@ from torch import nn
 
 from ..adapters import adapter_for, unwrap
 
-# dotted paths inside the transformers model, per adsc adapter
-PARTS = {
-    "llava": {"llm": "model.language_model", "projector": "model.multi_modal_projector", "vision": "model.vision_tower"},
-    "qwen2_vl": {"llm": "model.language_model", "projector": "model.visual.merger", "vision": "model.visual"},
-}
-
-
 def parts(model: nn.Module) -> dict[str, str]:
-    return PARTS[adapter_for(model).name]
+    """Dotted paths of the llm, projector and vision encoder: the adapter's ``training_parts``."""
+    return adapter_for(model).training_parts
 
 
 def default_bf16() -> bool:

@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from ..adapters import adapter_for, unwrap
 from ..api import compress
 from ..config import CompressionConfig
 from .checkpoints import clean_litter, last_checkpoint
@@ -56,11 +57,8 @@ def _write_json_atomic(path: str, data) -> None:
 
 
 def vision_tokens_of(model) -> int:
-    """Vision tokens per image the budget refers to: LLaVA's patch grid (576 for LLaVA-1.5)."""
-    vc = getattr(model.config, "vision_config", None)
-    if getattr(model.config, "model_type", "") == "llava" and vc is not None:
-        return (vc.image_size // vc.patch_size) ** 2
-    return 576  # other models: the paper's reference image; pass --vision-tokens to change it
+    """Vision tokens per image the budget refers to: the adapter's reference (576 for LLaVA-1.5)."""
+    return adapter_for(model).reference_vision_tokens(unwrap(model))
 
 
 def _check_resume(cfg: TrainConfig, out: str, checkpoint: str | None) -> None:
@@ -103,14 +101,14 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     bf16 = default_bf16() if cfg.bf16 is None else cfg.bf16
     model = load_model(cfg.model, bf16, cfg.attn_implementation)
     processor = load_processor(cfg.model)
-    is_llava = model.config.model_type == "llava"
-    template = cfg.template if cfg.template != "auto" else ("vicuna_v1" if is_llava else "chat_template")
+    adapter = adapter_for(model)
+    template = cfg.template if cfg.template != "auto" else adapter.train_template
     if template == "chat_template" and not getattr(processor, "chat_template", None):
         raise ValueError(f"{cfg.model} has no chat template; pass --template vicuna_v1")
     records, malformed = parse_records(load_json(cfg.data), cfg.skip_malformed)
     if not records:
         raise ValueError(f"{cfg.data} holds no usable records")
-    pad_square = is_llava if cfg.pad_to_square is None else cfg.pad_to_square
+    pad_square = adapter.pad_to_square if cfg.pad_to_square is None else cfg.pad_to_square
     encoder = Encoder(processor, template, cfg.max_length, cfg.image_folder, pad_square)
     dataset = InstructDataset(records, encoder)
     pad_id = processor.tokenizer.pad_token_id

@@ -31,9 +31,10 @@ def image_count(keep_ref: int, n_ref: int, n_image: int) -> int:
     return min(n_image, max(count, 1 if keep_ref > 0 else 0))
 
 
-def alive_in_span(alive: torch.Tensor, start: int, length: int) -> torch.Tensor:
-    """Original indices of an image's tokens still alive, in original order."""
-    return start + alive[start : start + length].nonzero().flatten()
+def alive_in_span(alive: torch.Tensor, span) -> torch.Tensor:
+    """Original indices of an image's grid tokens still alive, in raster order of its grid."""
+    positions = span.token_positions(alive.device)
+    return positions[alive[positions]]
 
 
 def keep_top(seq: SequenceState, scores: torch.Tensor, alive: torch.Tensor, keep_ref: int, n_ref: int) -> torch.Tensor:
@@ -41,7 +42,7 @@ def keep_top(seq: SequenceState, scores: torch.Tensor, alive: torch.Tensor, keep
     keep = torch.zeros_like(seq.vision)
     for b, spans in enumerate(seq.spans):
         for span in spans:
-            cand = alive_in_span(alive[b], span.start, span.length)
+            cand = alive_in_span(alive[b], span)
             k = min(image_count(keep_ref, n_ref, span.length), cand.numel())
             if k:
                 keep[b, cand[scores[b, cand].topk(k).indices]] = True

@@ -18,13 +18,25 @@ real tokens have contiguous positions (true for LLaVA with plain or left-padded
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..engine import Selector, StageInput
 from ..engine.state import SequenceState, gather_positions
-from ..schedule import Schedule
+from ..schedule import Schedule, average_budget
+from .base import (
+    Method,
+    check_budget,
+    given_stage_layers,
+    nearest_parameter,
+    no_compression,
+    option,
+)
 from .common import keep_top, slot_view, to_original
 from .scores import attention_scores
+
+_EPS = 1e-9
 
 
 def uses_mrope(layer) -> bool:
@@ -46,7 +58,7 @@ class PyramidDropSelector(Selector):
         full_pos = step.layer_kwargs["position_embeddings"]
         # the rank layer sees the previous stage's slots at the positions that stage used
         pos = full_pos if step.stage == 0 else self.stage_positions(seq, step.stage - 1, full_pos, True)
-        scores = attention_scores(step.layer, step.hidden, pos, valid.to(step.hidden.device), "last")
+        scores = attention_scores(step.adapter, step.layer, step.hidden, pos, valid.to(step.hidden.device), "last")
         scores = to_original(scores, orig, seq.length, float("-inf"))
         alive = to_original(valid, orig, seq.length, False) & seq.vision
         return keep_top(seq, scores.to(alive.device), alive, self.schedule.keep_counts[step.stage], self.schedule.vision_tokens)
@@ -73,3 +85,50 @@ class PyramidDropSelector(Selector):
         scale2 = c_0 * c_0 + s_0 * s_0  # attention_scaling^2 of the rope type
         seq.extra[("shift", stage)] = ((c_d * c_0 + s_d * s_0) / scale2, (s_d * c_0 - c_d * s_0) / scale2)
         return gather_positions(position_embeddings, real.gather(1, rank))
+
+
+def pyramid_counts(n: int, lam: float, stages: int) -> tuple[int, ...]:
+    """Tokens kept from each stage on: int(n * lambda^(s+1)), as its repository computes them."""
+    return tuple(int(n * lam ** (s + 1) + _EPS) for s in range(stages))
+
+
+def _pyramid(n: int, num_layers: int, layers: tuple[int, ...], config) -> Schedule:
+    if config.drop_ratio is not None:
+        lam = 1.0 - config.drop_ratio
+    else:
+        avg = lambda x: average_budget(num_layers, n, layers, pyramid_counts(n, x, len(layers)))
+        lam = nearest_parameter(avg, 0.0, 1.0, config.budget)
+    return Schedule(num_layers, n, layers, pyramid_counts(n, lam, len(layers)), 1.0 - lam)
+
+
+@dataclass(frozen=True)
+class PyramidDropOptions:
+    positions: str = option("auto", choices=("auto", "renumber", "keep"), doc=(
+        "'renumber': its repository (survivors get contiguous rotary positions, decoded tokens shifted back); "
+        "'keep': original positions, gaps stay; 'auto': renumber on 1-D RoPE, keep on M-RoPE (Qwen2-VL)"))
+
+
+class PyramidDrop(Method):
+    """Default layers: stages at 1/4, 2/4, 3/4 of the depth (8/16/24 of 32), with an extra first
+    stage at layer 2 when the budget is below what those reach (144 of 576 on 32 layers)."""
+
+    name = "pyramiddrop"
+    Options = PyramidDropOptions
+    default_layers = (8, 16, 24)  # of 32; scaled to the depth, see the class docstring
+    summary = "top int(n * lambda^(s+1)) per stage by the last instruction token's attention"
+
+    def schedule(self, config, num_layers):
+        n = config.vision_tokens
+        layers = given_stage_layers(config, num_layers)
+        if layers == ():
+            return no_compression(config, num_layers)
+        if layers is not None:
+            return check_budget(_pyramid(n, num_layers, layers, config), config.budget, "pyramiddrop", "Add an earlier stage.")
+        quarter = tuple(sorted({min(num_layers - 1, max(1, round(num_layers * q / 4))) for q in (1, 2, 3)}))
+        sched = _pyramid(n, num_layers, quarter, config)
+        if config.budget is not None and abs(sched.average - config.budget) > 1.0 and 2 < quarter[0]:
+            sched = _pyramid(n, num_layers, (2,) + quarter, config)  # too low for 8/16/24: start at 2 as ADSC
+        return check_budget(sched, config.budget, "pyramiddrop", "Give earlier pruning layers.")
+
+    def selector(self, config, schedule):
+        return PyramidDropSelector(schedule, self.options(config.options).positions)

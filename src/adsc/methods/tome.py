@@ -17,13 +17,19 @@ stage (eager/sdpa masks; decoded tokens have size 1, bias 0).
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 
 from ..engine import Selector, StageInput
 from ..engine.state import SequenceState
 from ..schedule import Schedule
+from .base import Method, check_budget, nearest_parameter, no_compression, option
 from .common import alive_in_span, image_count, slot_view, to_original
 from .scores import key_metric
+
+_EPS = 1e-9
 
 
 def bipartite_match(metric: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +53,7 @@ class ToMeSelector(Selector):
 
     def keep_vision(self, seq: SequenceState, step: StageInput) -> torch.Tensor:
         orig, valid = slot_view(seq, step.previous)
-        metric = key_metric(step.layer, step.hidden)
+        metric = key_metric(step.adapter, step.layer, step.hidden)
         slot_of = to_original(torch.arange(orig.shape[1], device=orig.device).expand_as(orig), orig, seq.length, -1)
         alive = to_original(valid, orig, seq.length, False) & seq.vision
         size = seq.extra.get("tome_size")
@@ -58,7 +64,7 @@ class ToMeSelector(Selector):
         n_ref, target_ref = self.schedule.vision_tokens, self.schedule.keep_counts[step.stage]
         for b, spans in enumerate(seq.spans):
             for span in spans:
-                tokens = alive_in_span(alive[b], span.start, span.length)
+                tokens = alive_in_span(alive[b], span)
                 r = tokens.numel() - image_count(target_ref, n_ref, span.length)
                 rows = metric[b, slot_of[b, tokens].to(metric.device)]
                 src, dst = bipartite_match(rows, r)
@@ -92,3 +98,57 @@ class ToMeSelector(Selector):
         if self.proportional:  # set here, before the engine builds this stage's mask
             table.kv_bias = torch.where(table.valid, slot_size.log(), 0.0).to(table.kv_valid.device)
         return out
+
+
+def tome_counts(n: int, r: float, merges: int) -> list[int]:
+    """Tokens left after each of ``merges`` merging layers, r per layer, at most half per layer."""
+    counts, current = [], n
+    for i in range(1, merges + 1):
+        current = max(n - int(math.floor(r * i + _EPS)), (current + 1) // 2)
+        counts.append(current)
+    return counts
+
+
+@dataclass(frozen=True)
+class ToMeOptions:
+    proportional_attention: bool = option(True, doc=(
+        "add log(size) of each merged key to the attention logits (eager and sdpa only; FlashAttention "
+        "takes no additive mask)"))
+    every_layer: bool = option(True, doc=(
+        "merge at every layer from the first pruning layer on, as ToMe does per block; False: only at the "
+        "given pruning layers"))
+
+
+class ToMe(Method):
+    """Budget: r, tokens merged per merging layer (fractional: cumulative floor(r * i)), solved by
+    bisection; at most half of the current tokens merge per layer (bipartite matching)."""
+
+    name = "tome"
+    Options = ToMeOptions
+    default_layers = (2,)  # merging starts here and, with every_layer, goes on at every layer
+    summary = "bipartite soft matching, size-weighted merging inside the language model"
+
+    def layers_like(self, reference):
+        return tuple(reference[:1])  # merges at every layer from the first reference layer on
+
+    def schedule(self, config, num_layers):
+        opts = self.options(config.options)
+        n = config.vision_tokens
+        layers = self.stage_layers(config, num_layers)
+        if not layers:
+            return no_compression(config, num_layers)
+        merge_layers = tuple(range(layers[0], num_layers)) if opts.every_layer else layers
+
+        def build(r: float) -> Schedule:
+            counts = tome_counts(n, r, len(merge_layers))
+            # a layer whose count does not change is no stage: it would rebuild an identical table
+            keep = [i for i, c in enumerate(counts) if c < ([n] + counts)[i]]
+            return Schedule(num_layers, n, tuple(merge_layers[i] for i in keep), tuple(counts[i] for i in keep), r / n)
+
+        if config.drop_ratio is not None:
+            return build(config.drop_ratio * n)
+        r = nearest_parameter(lambda x: -build(x).average, 0.0, float(n), -config.budget)
+        return check_budget(build(r), config.budget, "tome", "Start merging earlier.")
+
+    def selector(self, config, schedule):
+        return ToMeSelector(schedule, self.options(config.options).proportional_attention)
