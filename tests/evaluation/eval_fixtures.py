@@ -234,3 +234,13 @@ def write_all(root: str) -> str:
     for writer in (write_gqa, write_mme, write_pope, write_sqa, write_textvqa, write_vqav2):
         writer(root)
     return root
+
+
+def snapshot(directory: str) -> dict:
+    """Every file under ``directory`` with its bytes (to prove a failed run changed nothing)."""
+    out = {}
+    for base, _, files in os.walk(directory):
+        for f in files:
+            with open(os.path.join(base, f), "rb") as fh:
+                out[os.path.relpath(os.path.join(base, f), directory)] = fh.read()
+    return out

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import torch
-from eval_fixtures import OPTIONS
+from eval_fixtures import OPTIONS, snapshot
 
 import adsc
 from adsc.cli import main
@@ -34,16 +34,6 @@ def _eval(args, capsys=None):
 def _results(out):
     with open(os.path.join(out, "results.json")) as fh:
         return json.load(fh)
-
-
-def _snapshot(directory):
-    """Every file under ``directory`` with its bytes (to prove a failed run changed nothing)."""
-    out = {}
-    for base, _, files in os.walk(directory):
-        for f in files:
-            with open(os.path.join(base, f), "rb") as fh:
-                out[os.path.relpath(os.path.join(base, f), directory)] = fh.read()
-    return out
 
 
 # ------------------------------------------------------------------ item 1: the model's vision tokens
@@ -106,12 +96,12 @@ def test_a_bf16_rerun_into_an_fp32_directory_is_refused(model_and_processor, dat
     model, processor = model_and_processor
     out = str(tmp_path / "run")
     evaluate(model, processor, ["gqa"], data_root, out, compression=CONFIG, max_new_tokens=2, progress=False)
-    before = _snapshot(out)
+    before = snapshot(out)
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
     for names in (["gqa"], ["pope"]):  # an existing benchmark's predictions, and a new benchmark's results entry
         with pytest.raises(DataError, match="different .*numerics"):
             evaluate(bf16, processor, names, data_root, out, compression=CONFIG, max_new_tokens=2, progress=False)
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 def test_the_model_is_identified_by_what_it_is(tiny_model_dir, data_root, tmp_path, capsys, monkeypatch):
@@ -127,10 +117,10 @@ def test_the_model_is_identified_by_what_it_is(tiny_model_dir, data_root, tmp_pa
     assert rc == 0, err
     assert _results(out)["timing"]["pope"]["generated"] == 0
     tiny_llava(layers=6, image_size=48, patch=8, seed=11).save_pretrained(model_dir)  # new weights, same path
-    before = _snapshot(out)
+    before = snapshot(out)
     rc, err = _eval(["--model", model_dir, *args], capsys)
     assert rc == 2 and "different model" in err
-    assert _snapshot(out) == before
+    assert snapshot(out) == before
 
 
 # ------------------------------------------------------------------ item 5: one run per directory

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 
-from .benchmarks import BENCHMARKS, ORDER, DataError
+from .benchmarks import BENCHMARKS, ORDER, DataError, EvaluationInputError
 from .benchmarks.mme import COGNITION, PERCEPTION
 from .checks import (
     ATTN,
@@ -99,7 +99,7 @@ def compression_from_args(args, model_config=None):
     elif not inline:
         return None
     elif "budget" not in inline and "drop_ratio" not in inline:
-        raise ValueError("compression needs --budget or --drop-ratio (or --compression FILE)")
+        raise EvaluationInputError("compression needs --budget or --drop-ratio (or --compression FILE)")
     count, exact = reference_vision_tokens(model_config) if model_config is not None else (None, False)
     if not given and count is not None:
         inline["vision_tokens"] = count
@@ -116,9 +116,9 @@ def parse_shard(text: str | None):
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard must look like 0/4, got {text!r}") from None
+        raise EvaluationInputError(f"--shard must look like 0/4, got {text!r}") from None
     if not 0 <= i < n:
-        raise ValueError(f"--shard {text}: need 0 <= i < n")
+        raise EvaluationInputError(f"--shard {text}: need 0 <= i < n")
     return (i, n)
 
 
@@ -173,12 +173,12 @@ def run(args) -> int:
     check_run_settings(args.batch_size, args.limit, args.max_new_tokens)
     if args.merge:
         if not args.shards:
-            raise ValueError("--merge needs --shards N")
+            raise EvaluationInputError("--merge needs --shards N")
         results = merge_and_score(args.output_dir, names, args.data_root, args.shards, args.limit, options, args.label,
                                   args.allow_outside_data_root)
         return _print(results, args.output_dir)
     if not args.model:
-        raise ValueError("--model is required (hub id or local directory)")
+        raise EvaluationInputError("--model is required (hub id or local directory)")
     check_dtype(args.dtype)
     check_device(args.device)
     shard = parse_shard(args.shard)
