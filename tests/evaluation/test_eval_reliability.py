@@ -87,6 +87,9 @@ def test_rerunning_a_subset_keeps_the_other_benchmarks(model_and_processor, data
     assert again["benchmarks"]["gqa"] == first["benchmarks"]["gqa"]
     assert again["timing"]["gqa"] == first["timing"]["gqa"] and again["timing"]["pope"]["generated"] == 0
     assert _results(out)["benchmarks"].keys() == {"gqa", "pope"}
+    redone = evaluate(model, processor, ["pope"], data_root, out, compression=CONFIG, max_new_tokens=2, progress=False,
+                      overwrite=True)  # starts pope again, keeps gqa
+    assert redone["timing"]["pope"]["generated"] == 12 and redone["benchmarks"]["gqa"] == first["benchmarks"]["gqa"]
     assert again["fingerprint"]["numerics"]["dtype"] == "float32"
 
 

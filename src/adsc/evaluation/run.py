@@ -269,7 +269,15 @@ def merge_and_score(output_dir: str, benchmarks, data_root: str, shards: int, li
 def _finish(output_dir, loaded, shards, summary, timing, batch_size, label, limit, overwrite, extra) -> dict:
     """Score the benchmarks of this run and merge them into results.json (others' entries kept)."""
     path = os.path.join(output_dir, RESULTS)
-    old = {} if overwrite or not os.path.exists(path) else _read_results(path)
+    old = {}
+    if os.path.exists(path):
+        try:
+            old = _read_results(path)
+        except DataError:
+            if not overwrite:  # checked before generation; only --overwrite gets here with a bad file
+                raise
+    if old.get("fingerprint") != summary.get("fingerprint"):
+        old = {}  # --overwrite of a run with other settings: its entries are not this run's
     scored = {}
     for bench_name, bench in loaded.items():
         entry = score_benchmark(bench, predictions_path(output_dir, bench_name), bool(limit), output_dir)
