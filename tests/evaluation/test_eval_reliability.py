@@ -46,6 +46,8 @@ def test_budget_is_solved_against_the_models_vision_tokens(tiny_model_dir, data_
     res = _results(out)
     assert res["compression"]["vision_tokens"] == 36 and res["vision_tokens"] == 36
     assert res["tokens"] == 24 and abs(res["measured_average"] - 24) <= 1.0  # label and measurement agree
+    assert main(["report", out, "--baseline", out]) == 0
+    assert "| 24 |" in capsys.readouterr().out  # `adsc report` puts the run at its real budget
     rc, err = _eval(["--model", tiny_model_dir, "--data-root", data_root, "--output-dir", str(tmp_path / "b40"),
                      "--benchmarks", "pope", "--layers", "2", "4", "--budget", "40"], capsys)
     assert rc == 2 and "--budget 40 exceeds this model's 36 vision tokens per image" in err
