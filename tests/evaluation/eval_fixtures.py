@@ -76,6 +76,9 @@ MME_FILES = {  # (category, stem, split layout?) -> [(question, answer, predicti
         ("Is a c++ code shown in the picture? Please answer yes or no.", "No", "NO"),  # lowercased first -> right
     ],
 }
+# The fixture has 3 of the 14 subtasks: runs declare them (the official headline needs all ten perception ones).
+MME_SUBTASKS = ("existence", "artwork", "code_reasoning")
+OPTIONS = {"mme": {"subtasks": MME_SUBTASKS}}
 # existence: acc 3/4 = 75, acc+ 1/2 (0001) = 50 -> 125; artwork: acc 2/4 = 50, acc+ 1/2 = 50 -> 100
 MME_EXPECTED = {"perception": 225.0, "cognition": 200.0, "existence": 125.0, "artwork": 100.0, "code_reasoning": 200.0}
 
@@ -231,3 +234,13 @@ def write_all(root: str) -> str:
     for writer in (write_gqa, write_mme, write_pope, write_sqa, write_textvqa, write_vqav2):
         writer(root)
     return root
+
+
+def snapshot(directory: str) -> dict:
+    """Every file under ``directory`` with its bytes (to prove a failed run changed nothing)."""
+    out = {}
+    for base, _, files in os.walk(directory):
+        for f in files:
+            with open(os.path.join(base, f), "rb") as fh:
+                out[os.path.relpath(os.path.join(base, f), directory)] = fh.read()
+    return out

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from adsc.cli import main
-from adsc.evaluation.report import paper_table, relative
+from adsc.evaluation.report import load_run, paper_table, relative
 
 HEADLINE_KEYS = {"gqa": "accuracy", "mme": "perception", "pope": "f1_mean", "sqa": "img_accuracy",
                  "textvqa": "accuracy", "vqav2": "accuracy"}
@@ -57,3 +57,12 @@ def test_relative_and_paper_table():
     rows = paper_table().splitlines()
     assert rows[2].startswith("| full | 576 | 61.9 | 1864 |") and rows[2].endswith("| 100.0 | 0.0 |")
     assert "| ADSC | 192 | 61.0 | 1801 | 85.0 | 69.5 | 56.2 | 77.1 | 98.1 |" in rows[6]
+
+
+def test_a_broken_results_file_is_named(tmp_path):
+    (tmp_path / "results.json").write_text('{"benchmarks": ')
+    with pytest.raises(ValueError, match="results.json is not valid JSON"):
+        load_run(str(tmp_path))
+    (tmp_path / "results.json").write_text("[1]")
+    with pytest.raises(ValueError, match="not an `adsc eval` results file"):
+        load_run(str(tmp_path))

@@ -5,6 +5,7 @@ import os
 import shutil
 
 import pytest
+from eval_fixtures import MME_SUBTASKS, OPTIONS
 
 import adsc
 from adsc.evaluation.benchmarks import DataError
@@ -35,7 +36,7 @@ def clean_run(model_and_processor, data_root, tmp_path_factory):
     model, processor = model_and_processor
     out = str(tmp_path_factory.mktemp("clean"))
     results = evaluate(model, processor, ALL, data_root, out, compression=CONFIG, model_name="tiny", batch_size=3,
-                       max_new_tokens=3, progress=False)
+                       max_new_tokens=3, progress=False, benchmark_options=OPTIONS)
     return out, results
 
 
@@ -45,7 +46,7 @@ def test_cli_end_to_end_all_six(tiny_model_dir, data_root, tmp_path):
     out = str(tmp_path / "run")
     rc = main(["eval", "--model", tiny_model_dir, "--data-root", data_root, "--output-dir", out, "--benchmarks", ",".join(ALL),
                "--layers", "2", "4", "--drop-ratio", "0.5", "--vision-tokens", "36", "--max-new-tokens", "3",
-               "--batch-size", "4", "--device", "cpu", "--quiet"])
+               "--batch-size", "4", "--device", "cpu", "--quiet", "--mme-subtasks", ",".join(MME_SUBTASKS)])
     assert rc == 0
     with open(os.path.join(out, "results.json")) as fh:
         results = json.load(fh)
@@ -76,7 +77,7 @@ def test_resume_after_kill_gives_identical_scores(clean_run, model_and_processor
         fh.write(lines[3][: len(lines[3]) // 2])
     os.remove(os.path.join(killed, "mme.predictions.jsonl"))
     resumed = evaluate(model, processor, ALL, data_root, killed, compression=CONFIG, model_name="tiny", batch_size=3,
-                       max_new_tokens=3, progress=False)
+                       max_new_tokens=3, progress=False, benchmark_options=OPTIONS)
     assert resumed["timing"]["pope"] == pytest.approx({**resumed["timing"]["pope"], "generated": 10, "resumed": 2})
     assert resumed["timing"]["gqa"]["generated"] == 0 and resumed["timing"]["mme"]["generated"] == 10
     assert _scores(resumed) == _scores(clean)
@@ -91,10 +92,13 @@ def test_resume_refuses_another_config(clean_run, model_and_processor, data_root
     shutil.copytree(clean_dir, other)
     with pytest.raises(DataError, match="different compression"):
         evaluate(model, processor, ["gqa"], data_root, other, compression=CONFIG.replace(drop_ratio=0.25),
-                 model_name="tiny", max_new_tokens=3, progress=False)
+                 model_name="tiny", max_new_tokens=3, progress=False, benchmark_options=OPTIONS)
+    from adsc.tiny import tiny_llava
+
+    retrained = tiny_llava(layers=6, image_size=48, patch=8, seed=4).eval()  # other weights, same architecture
     with pytest.raises(DataError, match="different model"):
-        evaluate(model, processor, ["gqa"], data_root, other, compression=CONFIG, model_name="another",
-                 max_new_tokens=3, progress=False)
+        evaluate(retrained, processor, ["gqa"], data_root, other, compression=CONFIG, model_name="tiny",
+                 max_new_tokens=3, progress=False, benchmark_options=OPTIONS)
     assert adsc.get_handle(model) is None  # the compression was removed on the error path
 
 
@@ -104,9 +108,9 @@ def test_shards_merge_to_the_clean_scores(clean_run, model_and_processor, data_r
     out = str(tmp_path / "sharded")
     for i in range(2):
         assert evaluate(model, processor, ALL, data_root, out, compression=CONFIG, model_name="tiny", batch_size=3,
-                        max_new_tokens=3, shard=(i, 2), progress=False) is None
+                        max_new_tokens=3, shard=(i, 2), progress=False, benchmark_options=OPTIONS) is None
     assert os.path.exists(os.path.join(out, "pope.predictions.shard1of2.jsonl"))
-    merged = merge_and_score(out, ALL, data_root, 2)
+    merged = merge_and_score(out, ALL, data_root, 2, benchmark_options=OPTIONS)
     assert _scores(merged) == _scores(clean)
     assert merged["tokens"] == clean["tokens"] and merged["model"] == "tiny"
     assert list(_texts(out, "pope")) == list(_texts(clean_dir, "pope"))  # merged in question order

@@ -10,9 +10,20 @@ under ``accelerate launch`` every process takes its slice and the main one score
 
 from __future__ import annotations
 
+import json
 import os
 
-from .benchmarks import BENCHMARKS, ORDER, DataError
+from .benchmarks import BENCHMARKS, ORDER, DataError, EvaluationInputError
+from .benchmarks.mme import COGNITION, PERCEPTION
+from .checks import (
+    ATTN,
+    DTYPES,
+    check_budget,
+    check_device,
+    check_dtype,
+    check_output_dir,
+    check_run_settings,
+)
 
 
 def add_arguments(p) -> None:
@@ -37,25 +48,65 @@ def add_arguments(p) -> None:
     p.add_argument("--vqav2-split", default="val", choices=["val", "test-dev"], help="test-dev writes an EvalAI submission")
     p.add_argument("--template", default="auto", help="'auto' (the processor's chat template) or a string with {text}")
     p.add_argument("--no-pad-square", action="store_true", help="do not pad images to square (LLaVA-1.5 pads)")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32")
+    p.add_argument("--dtype", default="auto", choices=DTYPES, help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
-    p.add_argument("--attn", help="attention implementation: eager | sdpa | flash_attention_2")
+    p.add_argument("--attn", choices=ATTN, help="attention implementation: eager | sdpa | flash_attention_2")
+    p.add_argument("--mme-subtasks", help=f"comma-separated MME subtasks your data has (default: the official ten "
+                   f"perception ones are required); from {','.join(PERCEPTION + COGNITION)}")
+    p.add_argument("--allow-outside-data-root", action="store_true",
+                   help="accept image paths in data files that leave the benchmark's image folder (absolute, ../)")
     p.add_argument("--overwrite", action="store_true", help="discard existing predictions instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def compression_from_args(args):
+def _compression_file(path: str) -> dict:
+    """The --compression file's JSON object (a folder: its adsc_config.json), errors naming the file."""
+    from adsc.config import CONFIG_NAME
+
+    if os.path.isdir(path):
+        path = os.path.join(path, CONFIG_NAME)
+    if not os.path.isfile(path):
+        raise DataError(f"--compression: no file {path}; save one with CompressionConfig.save_pretrained(dir)")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"--compression: {path} is not valid JSON ({err}); write it with "
+                        "CompressionConfig.save_pretrained(dir)") from None
+    if not isinstance(data, dict):
+        raise DataError(f"--compression: {path} holds a JSON {type(data).__name__}, expected an object of config "
+                        'fields such as {"layers": [2, 8, 16, 24], "budget": 192}')
+    return data
+
+
+def compression_from_args(args, model_config=None):
+    """The run's CompressionConfig (None: the full model).
+
+    Without --vision-tokens (or a vision_tokens key in the --compression file) the budget refers
+    to the model's own vision tokens per image, read from ``model_config`` (see
+    ``model_facts.reference_vision_tokens``), so that it is solved against what the model has.
+    """
     import adsc
 
+    from .model_facts import reference_vision_tokens
+
     inline = {k: getattr(args, k) for k in ("method", "layers", "budget", "drop_ratio", "vision_tokens") if getattr(args, k) is not None}
+    given = "vision_tokens" in inline
     if args.compression:
-        config = adsc.CompressionConfig.from_pretrained(args.compression)
-        return config.replace(**inline) if inline else config
-    if not inline:
+        data = _compression_file(args.compression)
+        config = adsc.CompressionConfig.from_dict(data)
+        given = given or "vision_tokens" in data
+    elif not inline:
         return None
-    if "budget" not in inline and "drop_ratio" not in inline:
-        raise ValueError("compression needs --budget or --drop-ratio (or --compression FILE)")
-    return adsc.CompressionConfig(**inline)
+    elif "budget" not in inline and "drop_ratio" not in inline:
+        raise EvaluationInputError("compression needs --budget or --drop-ratio (or --compression FILE)")
+    count, exact = reference_vision_tokens(model_config) if model_config is not None else (None, False)
+    if not given and count is not None:
+        inline["vision_tokens"] = count
+    config = config.replace(**inline) if args.compression else adsc.CompressionConfig(**inline)
+    if count is not None:
+        check_budget(config, count, exact)
+    return config
 
 
 def parse_shard(text: str | None):
@@ -65,9 +116,9 @@ def parse_shard(text: str | None):
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard must look like 0/4, got {text!r}") from None
+        raise EvaluationInputError(f"--shard must look like 0/4, got {text!r}") from None
     if not 0 <= i < n:
-        raise ValueError(f"--shard {text}: need 0 <= i < n")
+        raise EvaluationInputError(f"--shard {text}: need 0 <= i < n")
     return (i, n)
 
 
@@ -90,23 +141,53 @@ def _distributed(device):
     return dist.barrier, dist.get_rank() == 0, device or "cpu"
 
 
+def _options(args) -> dict:
+    options = {"vqav2": {"split": args.vqav2_split}}
+    if args.mme_subtasks:
+        options["mme"] = {"subtasks": [t.strip() for t in args.mme_subtasks.split(",") if t.strip()]}
+    return options
+
+
+def _model_config(name_or_path: str):
+    """The model's config (no weights), refusing pickle-only checkpoints before anything loads."""
+    from transformers import AutoConfig
+
+    from .generation import check_safetensors
+
+    check_safetensors(name_or_path)
+    try:
+        return AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError) as err:
+        raise DataError(f"--model {name_or_path}: no model config there ({err}); pass a hub id or a folder "
+                        "saved with save_pretrained") from None
+
+
 def run(args) -> int:
-    from .run import evaluate, merge_and_score
+    from .run import evaluate, load_benchmarks, merge_and_score
 
     names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     unknown = [b for b in names if b not in BENCHMARKS]
-    if unknown:
-        raise DataError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
-    options = {"vqav2": {"split": args.vqav2_split}}
+    if unknown or not names:
+        raise DataError(f"unknown benchmark {(unknown or [''])[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    options = _options(args)
+    check_run_settings(args.batch_size, args.limit, args.max_new_tokens)
     if args.merge:
         if not args.shards:
-            raise ValueError("--merge needs --shards N")
-        results = merge_and_score(args.output_dir, names, args.data_root, args.shards, args.limit, options, args.label)
+            raise EvaluationInputError("--merge needs --shards N")
+        results = merge_and_score(args.output_dir, names, args.data_root, args.shards, args.limit, options, args.label,
+                                  args.allow_outside_data_root)
         return _print(results, args.output_dir)
     if not args.model:
-        raise ValueError("--model is required (hub id or local directory)")
-    compression = compression_from_args(args)
+        raise EvaluationInputError("--model is required (hub id or local directory)")
+    check_dtype(args.dtype)
+    check_device(args.device)
     shard = parse_shard(args.shard)
+    # Everything that can be wrong with the input is found before the model is loaded.
+    compression = compression_from_args(args, _model_config(args.model))
+    loaded = load_benchmarks(names, args.data_root, args.limit, options, args.allow_outside_data_root)
+    for bench in loaded.values():
+        bench.check_images()
+    check_output_dir(args.output_dir)
     barrier, is_main, device = None, True, args.device
     if args.shard is None and shard is not None:  # launched by accelerate / torchrun: one slice per process
         barrier, is_main, device = _distributed(device)
@@ -118,10 +199,11 @@ def run(args) -> int:
 
     model, processor = load_model(args.model, args.dtype, device, args.attn)
     results = evaluate(
-        model, processor, names, args.data_root, args.output_dir, compression=compression, model_name=args.model,
+        model, processor, loaded, args.data_root, args.output_dir, compression=compression, model_name=args.model,
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit, shard=shard,
         template=args.template, pad_square=False if args.no_pad_square else None, overwrite=args.overwrite,
         progress=not args.quiet, benchmark_options=options, label=args.label, is_main=is_main, barrier=barrier,
+        allow_outside_root=args.allow_outside_data_root,
     )
     if barrier is not None:
         import torch.distributed as dist
@@ -143,6 +225,8 @@ def _print(results: dict, output_dir: str) -> int:
     for name, r in results["benchmarks"].items():
         title, metric, _ = HEADLINES[name]
         value = "submission " + r["submission"] if r.get("submission") else f"{r['headline']:.2f}"
+        if r.get("limit"):
+            value += f"   (first {r['limit']} questions only)"
         print(f"  {title:<8} {metric:<13} {value}   (n={r['n']})")
     print(f"results: {os.path.join(output_dir, 'results.json')}")
     return 0

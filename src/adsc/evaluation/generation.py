@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+from .benchmarks.base import DataError, EvaluationInputError
 
 DEFAULT_TEMPLATE = "USER: <image>\n{text} ASSISTANT:"  # llava-hf's LLaVA-1.5 chat format
 
 
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.bin", "pytorch_model.pt")
+CONVERT = ("convert it once, where you trust the file: AutoModelForImageTextToText.from_pretrained(path, "
+           "use_safetensors=False).save_pretrained(path) (transformers >= 5 writes model.safetensors; older "
+           "versions need save_pretrained(path, safe_serialization=True))")
+
+
+def check_safetensors(name_or_path: str) -> None:
+    """Evaluation loads safetensors only: a pickle (.bin) checkpoint can run code when loaded."""
+    if not os.path.isdir(name_or_path):
+        return  # a hub id: from_pretrained(use_safetensors=True) refuses a pickle-only repository
+    files = os.listdir(name_or_path)
+    if any(f.endswith(".safetensors") or f in WEIGHT_FILES for f in files):
+        return
+    pickles = [f for f in files if f in PICKLE_FILES or f.endswith((".bin", ".pt", ".pth"))]
+    if pickles:
+        raise EvaluationInputError(f"{name_or_path} holds pickle weights only ({', '.join(sorted(pickles))}); "
+                                   f"adsc eval loads safetensors only: {CONVERT}")
+    raise EvaluationInputError(f"{name_or_path} holds no model weights (*.safetensors); save the model there "
+                               "with save_pretrained, or pass a hub id")
+
+
 def load_model(name_or_path: str, dtype: str = "auto", device: str | None = None, attn: str | None = None):
-    """(model, processor) from a hub id or a local directory saved with save_pretrained."""
+    """(model, processor) from a hub id or a local directory saved with save_pretrained; safetensors only."""
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
+    check_safetensors(name_or_path)
     config = AutoConfig.from_pretrained(name_or_path)
     kind = config.model_type
     if kind == "llava":
@@ -21,10 +48,16 @@ def load_model(name_or_path: str, dtype: str = "auto", device: str | None = None
         from transformers import Qwen2_5_VLForConditionalGeneration as cls
     else:
         cls = AutoModelForImageTextToText
-    kwargs = {"dtype": _dtype(dtype, device)}
+    kwargs = {"dtype": _dtype(dtype, device), "use_safetensors": True}
     if attn:
         kwargs["attn_implementation"] = attn
-    model = cls.from_pretrained(name_or_path, **kwargs)
+    try:
+        model = cls.from_pretrained(name_or_path, **kwargs)
+    except OSError as err:
+        if "safetensors" not in str(err):
+            raise
+        raise EvaluationInputError(f"{name_or_path}: no safetensors weights ({err}); adsc eval loads safetensors "
+                                   f"only: {CONVERT}") from None
     if device:
         model = model.to(device)
     processor = AutoProcessor.from_pretrained(name_or_path)
@@ -96,6 +129,13 @@ class Generator:
         with Image.open(path) as im:
             return self.load_image_obj(im)
 
+    def _sample_image(self, sample):
+        try:
+            return self.load_image(sample.image)
+        except Exception as err:  # checked up front; a file changed since then still names its question
+            raise DataError(f"image for question {sample.id!r} cannot be read: {sample.image} "
+                            f"({type(err).__name__}: {err}); restore it from the official download") from None
+
     def load_image_obj(self, image):
         image = image.convert("RGB")
         return pad_to_square(image, self.fill) if self.pad_square else image
@@ -103,7 +143,7 @@ class Generator:
     def __call__(self, samples) -> tuple[list[str], list[str], int]:
         """Answers (stripped), the prompts used, and the number of new tokens generated."""
         prompts = [self.prompt(s.text, s.image is not None) for s in samples]
-        images = [self.load_image(s.image) for s in samples if s.image is not None]
+        images = [self._sample_image(s) for s in samples if s.image is not None]
         texts, n_new = self.generate(prompts, images, max(s.max_new_tokens for s in samples))
         return texts, prompts, n_new
 

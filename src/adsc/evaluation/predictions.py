@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 
 from .benchmarks import DataError
 
@@ -38,11 +39,16 @@ def read_predictions(path: str, repair: bool = False) -> tuple[dict, dict[str, d
             fh.truncate(end)
             fh.flush()
             os.fsync(fh.fileno())
-    lines = data[:end].decode("utf-8").splitlines()
+    try:
+        lines = data[:end].decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text; not an adsc prediction file? (--overwrite starts it again)") from None
     if not lines:
         return {}, {}
     try:
         header = json.loads(lines[0])["header"]
+        if not isinstance(header, dict):
+            raise TypeError
     except (json.JSONDecodeError, KeyError, TypeError):
         raise DataError(f"{path}: first line is not a prediction-file header; not an adsc prediction file?") from None
     records = {}
@@ -51,8 +57,27 @@ def read_predictions(path: str, repair: bool = False) -> tuple[dict, dict[str, d
             rec = json.loads(line)
         except json.JSONDecodeError:
             raise DataError(f"{path}: line {n} is corrupt (not JSON) in the middle of the file") from None
+        if not isinstance(rec, dict) or "id" not in rec or not isinstance(rec.get("text"), str):
+            raise DataError(f"{path}: line {n} is no prediction record (needs id and text); not an adsc prediction file?")
         records[str(rec["id"])] = rec
     return header, records
+
+
+def check_compatible(path: str, fingerprint: dict, shard: tuple[int, int] | None = None) -> None:
+    """Refuse (without touching the file) when ``path`` holds another run's predictions."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    header, _ = read_predictions(path)
+    if not header:  # only a half-written header line: the writer starts the file again
+        return
+    theirs = header.get("fingerprint", {})
+    differs = _diff(theirs, fingerprint)
+    if differs or header.get("shard") != (list(shard) if shard else None):
+        what = ", ".join(differs) if differs else "shard"
+        raise DataError(
+            f"{path} was written by another run (different {what}); refusing to mix predictions. "
+            "Use another --output-dir, or --overwrite to start this benchmark again."
+        )
 
 
 class PredictionWriter:
@@ -63,24 +88,13 @@ class PredictionWriter:
         self.header = {"format": FORMAT, "fingerprint": fingerprint, "shard": list(shard) if shard else None}
         self.done: dict[str, dict] = {}
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        check_compatible(path, fingerprint, shard)
         if os.path.exists(path) and os.path.getsize(path) > 0:
             header, self.done = read_predictions(path, repair=True)
             if not header:  # only a half-written header line was there
                 self._write_header()
-            else:
-                self._check(header)
         else:
             self._write_header()
-
-    def _check(self, header: dict) -> None:
-        theirs, ours = header.get("fingerprint", {}), self.header["fingerprint"]
-        differs = _diff(theirs, ours)
-        if differs or header.get("shard") != self.header["shard"]:
-            what = ", ".join(differs) if differs else "shard"
-            raise DataError(
-                f"{self.path} was written by another run (different {what}); refusing to mix predictions. "
-                "Use another --output-dir, or --overwrite to start this benchmark again."
-            )
 
     def _write_header(self) -> None:
         with open(self.path, "w", encoding="utf-8") as fh:
@@ -118,8 +132,8 @@ def merge_shards(base: str, n: int, order: list[str] | None = None) -> dict[str,
             merged[k] = rec
     listed = set(order or ())
     keys = [k for k in (order or []) if k in merged] + [k for k in merged if k not in listed]
-    tmp = base + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(base)), prefix=os.path.basename(base) + ".", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(json.dumps({"header": {**header, "shard": None}}) + "\n")
         for k in keys:
             fh.write(json.dumps(merged[k], ensure_ascii=False) + "\n")

@@ -38,10 +38,16 @@ def load_run(path: str) -> dict:
         path = os.path.join(path, "results.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no results file at {path}; run `adsc eval` first")
-    with open(path) as fh:
-        run = json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            run = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); rerun `adsc eval` into that folder") from None
+    benches = run.get("benchmarks") if isinstance(run, dict) else None
+    if not isinstance(benches, dict) or not all(isinstance(r, dict) for r in benches.values()):
+        raise ValueError(f"{path} is not an `adsc eval` results file (no benchmarks object)")
     run["_path"] = os.path.abspath(path)
-    run["_scores"] = {b: r["headline"] for b, r in run.get("benchmarks", {}).items() if r.get("headline") is not None}
+    run["_scores"] = {b: r["headline"] for b, r in benches.items() if isinstance(r.get("headline"), (int, float))}
     return run
 
 

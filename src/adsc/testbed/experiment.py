@@ -25,6 +25,7 @@ import torch
 from ..config import CompressionConfig, ConfigError
 from ..methods import get_method
 from .formats.instruct import INSTRUCT_FILE
+from .questions.mme import SUBTASKS as MME_SUBTASKS
 
 REPO = Path(__file__).resolve().parents[3]  # the checkout (src/adsc/testbed/ -> root)
 CHECKPOINT = REPO / "checkpoints" / "testbed"
@@ -128,9 +129,10 @@ class Experiment:
         if (target / "results.json").exists():
             return json.loads((target / "results.json").read_text())
         names = [EVAL_NAMES.get(b, b) for b in BENCHMARKS]
+        # The testbed's MME has five perception subtasks (questions/mme.py): declared, as the reader asks.
         return evaluate(model, processor, names, str(self.data), str(target), compression=compression,
-                        model_name=label, batch_size=16, max_new_tokens=8,
-                        progress=self.progress, label=label)
+                        model_name=label, batch_size=16, max_new_tokens=8, progress=self.progress, label=label,
+                        benchmark_options={"mme": {"subtasks": MME_SUBTASKS}})
 
     def finetune(self, label: str, *, budget: float, layers=ADSC_LAYERS, curriculum: str = "reverse", mode: str = "lora"):
         from ..training import TrainConfig, load_trained, train

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from .base import MULTIPLE_CHOICE, SHORT_ANSWER, Benchmark, DataError, Sample
+import inspect
+import os
+
+from .base import (
+    MULTIPLE_CHOICE,
+    SHORT_ANSWER,
+    Benchmark,
+    DataError,
+    EvaluationInputError,
+    Sample,
+)
 from .gqa import GQA
 from .mme import MME
 from .pope import POPE
@@ -31,11 +41,24 @@ def headline(name: str, scores: dict) -> float | None:
     return scores.get(HEADLINES[name][1])
 
 
-def load_benchmark(name: str, root: str, **options) -> Benchmark:
+def load_benchmark(name: str, root: str, allow_outside_root: bool = False, **options) -> Benchmark:
+    """The benchmark's reader over ``root``; every bad input ends in a :class:`DataError`."""
     if name not in BENCHMARKS:
         raise DataError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-    return BENCHMARKS[name](root, **options)
+    cls = BENCHMARKS[name]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "root", "allow_outside_root")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise DataError(f"{name}: unknown option(s) {unknown}; {name} takes {accepted or 'none'}")
+    if not isinstance(root, str) or not os.path.isdir(root):
+        raise DataError(f"data root {root!r} is not a directory; pass the folder holding {', '.join(ORDER)} (see README)")
+    try:
+        return cls(root, allow_outside_root=allow_outside_root, **options)
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        # Every field a reader reads is checked on the way; this is the net for one missed.
+        raise DataError(f"{name}: a file under {root} has an unexpected shape ({type(err).__name__}: {err}); "
+                        f"expected the official files: {cls.files_help}") from err
 
 
-__all__ = ["BENCHMARKS", "HEADLINES", "ORDER", "headline", "load_benchmark", "Benchmark", "Sample", "DataError",
+__all__ = ["BENCHMARKS", "HEADLINES", "ORDER", "headline", "load_benchmark", "Benchmark", "Sample", "DataError", "EvaluationInputError",
            "SHORT_ANSWER", "MULTIPLE_CHOICE", "GQA", "MME", "POPE", "ScienceQA", "TextVQA", "VQAv2"]

@@ -16,21 +16,26 @@ class GQA(Benchmark):
     name = "gqa"
     files_help = "gqa/testdev_balanced_questions.json and gqa/images/<imageId>.jpg (or LLaVA's gqa/data/... layout)"
 
-    def __init__(self, root: str, questions: str = "testdev_balanced_questions.json"):
-        super().__init__(root)
+    def __init__(self, root: str, questions: str = "testdev_balanced_questions.json", allow_outside_root: bool = False):
+        super().__init__(root, allow_outside_root)
         # LLaVA's playground keeps GQA one level down, in gqa/data/
         base = ("gqa",) if os.path.exists(self.path("gqa", questions)) or not os.path.isdir(self.path("gqa", "data")) else ("gqa", "data")
         data = self.load_json(*base, questions)
+        path = self.path(*base, questions)
         self.answers: dict[str, str] = {}
         self.balanced: set[str] = set()
         for qid, q in data.items():
-            for key in ("imageId", "question"):
-                if key not in q:
-                    raise DataError(f"gqa: question {qid!r} has no {key!r}")
-            self.samples.append(Sample(str(qid), self.image(*base, "images", f"{q['imageId']}.jpg"), q["question"] + SHORT_ANSWER))
-            self.answers[str(qid)] = q.get("answer")
-            if q.get("isBalanced", False):
+            where = f"question {qid!r}"
+            image_id = self.field(q, "imageId", path, where, (str, int))
+            text = self.field(q, "question", path, where)
+            self.samples.append(Sample(str(qid), self.image_in(self.path(*base, "images"), f"{image_id}.jpg", where),
+                                       text + SHORT_ANSWER))
+            self.answers[str(qid)] = self.field(q, "answer", path, where, str, default=None)
+            if self.field(q, "isBalanced", path, where, bool, default=False):
                 self.balanced.add(str(qid))
+        if not self.balanced:  # the headline counts balanced questions only
+            raise DataError(f"gqa: {path} has no balanced question (isBalanced); the headline needs them: "
+                            "use the official testdev_balanced_questions.json")
 
     def score(self, predictions: dict[str, str]) -> dict:
         """Accuracy over the balanced questions; unbalanced ones are run but do not count."""

@@ -38,18 +38,30 @@ class POPE(Benchmark):
     name = "pope"
     files_help = "pope/coco/coco_pope_{adversarial,popular,random}.json and pope/val2014/<image>"
 
-    def __init__(self, root: str, splits=SPLITS):
-        super().__init__(root)
+    def __init__(self, root: str, splits=SPLITS, allow_outside_root: bool = False):
+        super().__init__(root, allow_outside_root)
         self.labels: dict[str, str] = {}
         self.split_of: dict[str, str] = {}
+        images = self.path("pope", "val2014")
         for split in splits:
-            for row in self.load_jsonl("pope", "coco", f"coco_pope_{split}.json"):
+            path = self.path("pope", "coco", f"coco_pope_{split}.json")
+            rows = self.load_jsonl("pope", "coco", f"coco_pope_{split}.json")
+            if not rows:  # the headline is the mean over every split: one missing would shift it
+                raise DataError(f"pope: {path} has no questions; the F1 mean needs all of {', '.join(splits)}: "
+                                "download the official split file again")
+            for n, row in enumerate(rows):
+                where = f"record {n}"
+                qid = self.field(row, "question_id", path, where, (str, int))
                 # question ids restart at 1 in every split file: the split makes them unique.
-                sid = f"{split}/{row['question_id']}"
+                sid = f"{split}/{qid}"
+                where = f"question {sid!r}"
+                if sid in self.labels:
+                    raise DataError(f"pope: {path}: question id {qid!r} occurs twice; ids must be unique per split")
                 label = str(row.get("label", "")).strip().lower()
                 if label not in ("yes", "no"):
-                    raise DataError(f"pope: question {sid!r} has label {row.get('label')!r}, expected yes/no")
-                self.samples.append(Sample(sid, self.path("pope", "val2014", row["image"]), row["text"] + SHORT_ANSWER))
+                    raise DataError(f"pope: {path}: {where} has label {row.get('label')!r}, expected yes/no")
+                image = self.image_in(images, self.field(row, "image", path, where), where)
+                self.samples.append(Sample(sid, image, self.field(row, "text", path, where) + SHORT_ANSWER))
                 self.labels[sid] = label
                 self.split_of[sid] = split
 

@@ -1,0 +1,70 @@
+"""Output-directory safety: atomic writes under unique temp names, and one run per directory.
+
+Two ``adsc eval`` processes on one output directory would generate every question twice and
+interleave prediction lines, so each run holds an exclusive ``flock`` on a lock file there
+(one per shard: shards of one run write separate files and may run side by side). The OS
+drops the lock when the process dies, so a kill never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+
+from .benchmarks.base import EvaluationInputError
+
+LOCK_NAME = ".adsc_eval.lock"
+
+
+def write_json_atomic(path: str, data, indent: int | None = 2) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=indent)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def lock_name(shard: tuple[int, int] | None = None) -> str:
+    if shard and shard[1] > 1:
+        return f".adsc_eval.shard{shard[0]}of{shard[1]}.lock"
+    return LOCK_NAME
+
+
+class OutputLock:
+    """``with OutputLock(dir, shard):`` -- refuse when another process holds this directory (or shard)."""
+
+    def __init__(self, output_dir: str, shard: tuple[int, int] | None = None):
+        self.path = os.path.join(output_dir, lock_name(shard))
+        self.fd: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise EvaluationInputError(
+                f"{os.path.dirname(self.path)} is in use by another adsc eval (pid {other}, lock {self.path}); "
+                "wait for it to finish, or use another --output-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
