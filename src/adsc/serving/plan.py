@@ -2,9 +2,9 @@
 
 A serving engine needs this at scheduling time (how many KV blocks a request takes in each
 layer group) and in the model runner (where each kept token's key goes). It is computed from a
-request's vision spans by the selector of :func:`adsc.compress` itself
-(:meth:`~adsc.engine.UniformSelector.kept_in_grid`), so both engines keep the same tokens:
-there is one selection rule, not two.
+request's vision spans by the method's own selector, called exactly as the Hugging Face engine
+calls it during a prefill (``keep_vision`` on a one-sample SequenceState, nested stage by stage),
+so both engines keep the same tokens: there is one selection rule, not two.
 
 Vocabulary: *group stage* 0 is the layers before the first pruning layer (every token);
 group stage ``g >= 1`` is the engine's stage ``g - 1``. A token's *compact index* in a group
@@ -16,12 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..adapters import VisionSpan
 from ..config import CompressionConfig, ConfigError
-from ..schedule import Schedule
+from ..engine.selectors import StageInput
+from ..engine.state import SequenceState
+from ..methods import METHODS, get_method, resolve
 
-SCORE_FREE = ("adsc", "random")
+
+def _score_free() -> tuple[str, ...]:
+    return tuple(name for name, method in METHODS.items() if method.score_free)
 
 
 @dataclass(frozen=True)
@@ -62,16 +67,14 @@ class Planner:
     """Resolves a compression config against a decoder depth once; plans requests after."""
 
     def __init__(self, config: CompressionConfig, num_layers: int):
-        if config.method not in SCORE_FREE:
+        if not get_method(config.method).score_free:
             raise ConfigError(
                 f"{config.method} needs attention scores mid-forward, so its kept set is not known when a request is "
-                f"scheduled; serve it with the Hugging Face engine (adsc.compress). Served methods: {', '.join(SCORE_FREE)}"
+                "scheduled; serve it with the Hugging Face engine (adsc.compress). Served methods: "
+                + ", ".join(_score_free())
             )
-        from ..api import _selector_for  # the Hugging Face engine's own selector: one selection rule
-
         self.config = config
-        self.schedule: Schedule = config.schedule(num_layers)
-        self.selector = _selector_for(config, self.schedule)
+        self.schedule, self.selector = resolve(config, num_layers)
         self.num_layers = num_layers
 
     @property
@@ -84,13 +87,17 @@ class Planner:
 
     def plan(self, spans: list[VisionSpan]) -> RequestPlan:
         """The plan of one request from its vision spans (positions in its prompt, image grids)."""
-        vision = [np.arange(s.start, s.start + s.length, dtype=np.int64) for s in spans]
-        dropped = [np.zeros(0, dtype=np.int64)]
+        none = np.zeros(0, dtype=np.int64)
+        if not spans:
+            return RequestPlan((none,) * self.num_stages)
+        length = 1 + max(int(s.token_positions().max()) for s in spans)
+        vision = torch.zeros(1, length, dtype=torch.bool)
+        for span in spans:
+            vision[0, span.token_positions()] = True
+        seq = SequenceState(torch.ones_like(vision), vision, [list(spans)], self.schedule.stage_layers)
+        kept, dropped = torch.ones_like(vision), [none]
         for stage in range(len(self.schedule.stage_layers)):
-            gone = []
-            for span, positions in zip(spans, vision):
-                keep = np.zeros(span.length, dtype=bool)
-                keep[self.selector.kept_in_grid(span.grid, stage).numpy()] = True
-                gone.append(positions[~keep])
-            dropped.append(np.sort(np.concatenate(gone)) if gone else np.zeros(0, dtype=np.int64))
+            step = StageInput(stage, hidden=None, previous=None, layer=None, layer_kwargs={})
+            kept = kept & (~vision | self.selector.keep_vision(seq, step))  # nested, as the engine's tables are
+            dropped.append((~kept[0]).nonzero().flatten().numpy().astype(np.int64))
         return RequestPlan(tuple(dropped))
