@@ -31,4 +31,13 @@ def adapter_for(model: nn.Module) -> Adapter:
     raise UnsupportedModelError(f"adsc does not support {name}; supported models: {supported}")
 
 
-__all__ = ["ADAPTERS", "CAUSAL", "Adapter", "LlavaAdapter", "Qwen2VLAdapter", "UnsupportedModelError", "VisionSpan", "adapter_for", "unwrap"]
+def adapter_for_config(config) -> Adapter | None:
+    """The adapter of a model described by its config alone (before loading it); None if unsupported."""
+    names = set(getattr(config, "architectures", None) or ())
+    for adapter in ADAPTERS:
+        if names & set(adapter.model_classes) or getattr(config, "model_type", None) in adapter.model_types:
+            return adapter
+    return None
+
+
+__all__ = ["ADAPTERS", "CAUSAL", "Adapter", "LlavaAdapter", "Qwen2VLAdapter", "UnsupportedModelError", "VisionSpan", "adapter_for", "adapter_for_config", "unwrap"]

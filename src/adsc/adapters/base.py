@@ -77,6 +77,8 @@ class Adapter:
 
     name: str = ""
     model_classes: tuple[str, ...] = ()
+    model_types: tuple[str, ...] = ()  # config.model_type values, to find the adapter from a config alone
+    fixed_grid: bool = False  # every image has the same grid (so reference_vision_tokens is exact)
     training_parts: dict[str, str] = {}
     train_template: str = "chat_template"
     pad_to_square: bool = False

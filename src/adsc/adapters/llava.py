@@ -9,6 +9,8 @@ from .base import Adapter, VisionSpan, token_runs
 class LlavaAdapter(Adapter):
     name = "llava"
     model_classes = ("LlavaForConditionalGeneration",)
+    model_types = ("llava",)
+    fixed_grid = True  # every image has the tower's one grid
     training_parts = {"llm": "model.language_model", "projector": "model.multi_modal_projector", "vision": "model.vision_tower"}
     train_template = "vicuna_v1"  # LLaVA-1.5's conversation format
     pad_to_square = True  # LLaVA-1.5 pads with the processor's mean colour ("image_aspect_ratio: pad")

@@ -12,6 +12,7 @@ from .base import Adapter, VisionSpan, token_runs
 class Qwen2VLAdapter(Adapter):
     name = "qwen2_vl"
     model_classes = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
+    model_types = ("qwen2_vl", "qwen2_5_vl")
     training_parts = {"llm": "model.language_model", "projector": "model.visual.merger", "vision": "model.visual"}
     REFERENCE_TOKENS = 576  # grids follow the image size; 576 = a 672 x 672 image (48 x 48 patches, 2 x 2 merge)
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from types import SimpleNamespace
 
 import torch
+
+from ..adapters import adapter_for_config
 
 PAPER_VISION_TOKENS = 576  # LLaVA-1.5's 24 x 24 patch grid: what a budget means for other models
 # Config keys that say where or how a model was loaded, not what it is.
@@ -21,14 +24,14 @@ _BITS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 def reference_vision_tokens(config) -> tuple[int, bool]:
     """(vision tokens per image the budget refers to, whether every image has exactly that many).
 
-    The rule training uses (``adsc.training.run.vision_tokens_of``): LLaVA's patch grid,
-    (image_size / patch_size)^2; other models (Qwen2-VL: a count per image size) the paper's
-    576 reference image. Kept here so evaluation does not import training.
+    The adapter's rule, the one training uses (LLaVA: its patch grid; Qwen2-VL: 576, its
+    images differ), read from the config alone, before the model is loaded; the paper's 576 for a
+    model without an adapter.
     """
-    vc = getattr(config, "vision_config", None)
-    if getattr(config, "model_type", "") == "llava" and vc is not None:
-        return (vc.image_size // vc.patch_size) ** 2, True
-    return PAPER_VISION_TOKENS, False
+    adapter = adapter_for_config(config)
+    if adapter is None:
+        return PAPER_VISION_TOKENS, False
+    return adapter.reference_vision_tokens(SimpleNamespace(config=config)), adapter.fixed_grid
 
 
 def _stable(value):
