@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from .checks import real, whole, writable_file
 from .config import CompressionConfig
 from .methods import get_method, names
 from .schedule import Schedule, schedule_from_counts
@@ -24,7 +25,22 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def check_args(args) -> None:
+    """Each value in its range before anything is computed or written (one-line errors, exit 2)."""
+    whole("--num-layers", args.num_layers, 1)
+    whole("--vision-tokens", args.vision_tokens, 1)
+    if args.budget is not None:
+        real("--budget", args.budget, 0.0, args.vision_tokens, strict=True, fix=" (vision tokens to keep on average)")
+    if args.ratio is not None:
+        real("--ratio", args.ratio, 0.0, 1.0, high_open=True, fix=" (the share of tokens each pruning layer drops)")
+    for k in args.keep or ():
+        whole("--keep", k, 0, args.vision_tokens, fix=" (tokens kept, at most --vision-tokens)")
+    if args.plot:
+        writable_file("--plot", args.plot)
+
+
 def schedule_from_args(args) -> Schedule:
+    check_args(args)
     if args.keep:
         layers = args.layers or get_method(args.method).default_layers
         if len(args.keep) != len(layers):

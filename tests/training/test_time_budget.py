@@ -47,6 +47,8 @@ def test_time_budget_resumes_on_the_clock_of_its_checkpoint(tmp_path):
     again = TimeBudget(seconds=100.0)
     again.on_train_begin(args, state, SimpleNamespace(), optimizer=opt)
     assert again.spent() == pytest.approx(40.0, abs=1.0)
+    with pytest.raises(ValueError, match="time budget of 100 s, not 200 s"):  # another schedule: refused
+        TimeBudget(seconds=200.0).on_train_begin(args, state, SimpleNamespace(), optimizer=opt)
 
 
 def test_time_budget_refuses_several_processes(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..checks import real, whole, writable_dir
 from ..config import CompressionConfig
 from .flops import Account, Conventions, account
 from .shapes import PRESETS, preset
@@ -35,7 +36,22 @@ def add_arguments(p) -> None:
     p.add_argument("--out", help="also write the output (table + JSON) into this folder")
 
 
+def check_args(args) -> None:
+    """Each value in its range before anything is computed or written (one-line errors, exit 2)."""
+    whole("--text-tokens", args.text_tokens, 0)
+    whole("--new-tokens", args.new_tokens, 1, fix=" (1 = prefill only)")
+    whole("--batch", args.batch, 1)
+    whole("--kv-bytes", args.kv_bytes, 1, fix=" (2 for fp16/bf16, 4 for fp32, 1 for int8)")
+    if args.budget is not None:
+        real("--budget", args.budget, 0.0, strict=True)
+    if args.ratio is not None:
+        real("--ratio", args.ratio, 0.0, 1.0, high_open=True)
+    if args.out:
+        writable_dir("--out", args.out)
+
+
 def run(args) -> int:
+    check_args(args)
     if args.reproduce_table4:
         return _table4(args)
     shape = preset(args.model)

@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--template", choices=("auto", "vicuna_v1", "chat_template"), default="auto")
     g.add_argument("--no-pad-to-square", dest="pad_to_square", action="store_false", default=None)
     g.add_argument("--skip-malformed", action="store_true", help="leave malformed records out instead of stopping")
+    g.add_argument("--allow-outside-image-folder", action="store_true",
+                   help="let image paths be absolute or climb out of --image-folder with ../ (refused by default)")
     g.add_argument("--max-bad-share", type=float, default=d["max_bad_share"].default,
                    help="stop when samples with missing/unreadable images exceed this share of the data")
     g.add_argument("--num-workers", type=int, default=d["num_workers"].default)
@@ -65,8 +67,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--save-total-limit", type=int, default=d["save_total_limit"].default)
     g.add_argument("--report-to", default="none", help="none, tensorboard, wandb, ...")
     g.add_argument("--deepspeed", help="DeepSpeed JSON config (or use an accelerate config)")
-    g.add_argument("--trainer-args", type=json.loads, default={}, metavar="JSON",
+    g.add_argument("--trainer-args", type=json_object, default={}, metavar="JSON",
                    help="extra transformers TrainingArguments, e.g. '{\"dataloader_pin_memory\": false}'")
+
+
+def json_object(text: str) -> dict:
+    """--trainer-args: a JSON object; argparse reports anything else as a usage error (exit 2)."""
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}); write an object, e.g. '{{\"disable_tqdm\": true}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object of TrainingArguments, got {text!r}")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -16,6 +16,7 @@ from ..api import compress
 from ..config import CompressionConfig
 
 TRAINING_INFO = "adsc_training.json"
+MERGED = "merged"
 
 
 def save_output(trainer, out: str, comp: CompressionConfig, cfg, merge: bool = False) -> None:
@@ -27,13 +28,24 @@ def save_output(trainer, out: str, comp: CompressionConfig, cfg, merge: bool = F
     with open(os.path.join(out, TRAINING_INFO), "w") as fh:
         json.dump(info, fh, indent=2)
     if merge and cfg.mode == "lora":
-        merged_dir = os.path.join(out, "merged")
-        model = load_trained(out, merge=True, compressed=False)
-        model.save_pretrained(merged_dir)
-        trainer.processing_class.save_pretrained(merged_dir)
-        comp.save_pretrained(merged_dir)
-        with open(os.path.join(merged_dir, TRAINING_INFO), "w") as fh:
-            json.dump({**info, "mode": "merged"}, fh, indent=2)
+        write_merged(out)
+
+
+def write_merged(out: str) -> None:
+    """``out/merged``: the adapter of a finished LoRA run folded into the weights, compression config beside it."""
+    from transformers import AutoProcessor
+
+    with open(os.path.join(out, TRAINING_INFO)) as fh:
+        info = json.load(fh)
+    if info["mode"] != "lora":
+        return  # full fine-tuning has no adapter to fold in
+    merged_dir = os.path.join(out, MERGED)
+    model = load_trained(out, merge=True, compressed=False)
+    model.save_pretrained(merged_dir)
+    AutoProcessor.from_pretrained(out).save_pretrained(merged_dir)
+    CompressionConfig.from_pretrained(out).save_pretrained(merged_dir)
+    with open(os.path.join(merged_dir, TRAINING_INFO), "w") as fh:
+        json.dump({**info, "mode": "merged"}, fh, indent=2)
 
 
 def load_trained(path: str, merge: bool = False, dtype=None, base_model: str | None = None, compressed: bool = True, **kwargs):

@@ -26,24 +26,73 @@ class Record:
     id: str
     image: str | None
     rounds: tuple[tuple[str, str], ...]  # (question, answer); the first question holds "<image>\n"
+    index: int = -1  # position in the data file, for messages
+
+
+class DataFileError(ValueError):
+    """The training data file cannot be read as records; the message names the file and the fix."""
+
+
+class ImageOutsideFolder(ValueError):
+    """Records whose image path leaves the image folder (absolute, or climbing out with ``..``)."""
 
 
 def load_json(path: str) -> list:
     """A JSON list, or JSON lines (one record per line)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"training data not found: {path}")
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
+        raise FileNotFoundError(f"training data not found: {path}; pass the JSON file with --data")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as err:
+        raise DataFileError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                            "save it as UTF-8 JSON") from None
+    except OSError as err:
+        raise DataFileError(f"cannot read {path}: {err.strerror or err}") from None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            data = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is neither a JSON list nor JSON lines: {err}") from None
+    except json.JSONDecodeError as whole:
+        data = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                data.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DataFileError(
+                    f"{path} is neither a JSON list ({whole.msg} at line {whole.lineno} column {whole.colno}) "
+                    f"nor JSON lines (line {number}: {err.msg} at column {err.colno}); fix that line, or write "
+                    "the records as one JSON list"
+                ) from None
     if not isinstance(data, list):
-        raise ValueError(f"{path} must hold a JSON list of records, found {type(data).__name__}")
+        raise DataFileError(f"{path} must hold a JSON list of records (or one record per line), found a "
+                            f"{type(data).__name__}; put the records in a list [{{...}}, ...]")
     return data
+
+
+def confined_path(folder: str | None, image: str) -> str | None:
+    """``image`` joined to ``folder`` (the current directory when None), or None when it leaves it.
+
+    Lexical, on purpose: ``..`` and absolute paths are refused, but a symlink inside the folder is
+    followed, since whoever made the folder put it there (datasets are often linked in that way).
+    """
+    root = os.path.abspath(folder or os.curdir)
+    joined = os.path.normpath(os.path.join(root, image))
+    return joined if os.path.commonpath([root, joined]) == root else None
+
+
+def check_image_paths(records: list[Record], folder: str | None, data_file: str) -> None:
+    """Refuse, before any training, records whose image path is outside the image folder."""
+    outside = [r for r in records if r.image is not None and confined_path(folder, r.image) is None]
+    if not outside:
+        return
+    shown = "; ".join(f"record {r.id!r} (#{r.index}): {r.image!r}" for r in outside[:5])
+    more = f"; ... and {len(outside) - 5} more" if len(outside) > 5 else ""
+    where = f"--image-folder {folder}" if folder else "the current directory (no --image-folder)"
+    raise ImageOutsideFolder(
+        f"{data_file}: {len(outside)} image path(s) lead outside {where}: {shown}{more}. Fix the paths, pass the "
+        "--image-folder they are relative to, or pass --allow-outside-image-folder if you mean it"
+    )
 
 
 def parse_record(raw, index: int) -> Record:
@@ -90,10 +139,10 @@ def parse_record(raw, index: int) -> Record:
     if image is not None:
         # LLaVA puts the image first in the first turn, whatever turn the tag was in (or none)
         questions[0] = IMAGE_TAG + "\n" + questions[0]
-    return Record(rid, image, tuple(zip(questions, answers)))
+    return Record(rid, image, tuple(zip(questions, answers)), index)
 
 
-def parse_records(raw: list, skip_malformed: bool) -> tuple[list[Record], list[str]]:
+def parse_records(raw: list, skip_malformed: bool, source: str = "the training data") -> tuple[list[Record], list[str]]:
     """Parsed records and the problems of those skipped; raises on the first few problems unless skipping."""
     records, problems = [], []
     for i, item in enumerate(raw):
@@ -105,7 +154,7 @@ def parse_records(raw: list, skip_malformed: bool) -> tuple[list[Record], list[s
         shown = "\n  ".join(problems[:5])
         more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise MalformedRecord(
-            f"{len(problems)} malformed record(s) in the training data:\n  {shown}{more}\n"
+            f"{len(problems)} malformed record(s) in {source}:\n  {shown}{more}\n"
             "fix them, or pass --skip-malformed to leave them out (they are counted in the run summary)"
         )
     return records, problems

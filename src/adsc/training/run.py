@@ -2,7 +2,9 @@
 
 Rerunning the same command resumes: the last complete checkpoint in the output folder is picked
 up, with its step, optimizer, random state and data position; the curriculum phase follows from
-the step. A finished run (``train_summary.json`` present) is not trained again.
+the step. A finished run (``train_summary.json`` present) is not trained again. A rerun that asks
+for another result than the folder holds is refused (``rerun.py``), so is a second trainer in the
+same folder (``lock.py``); every check runs before the folder is written (docs/training.md).
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from .checkpoints import clean_litter, last_checkpoint
 from .config import TrainConfig
 from .curriculum import CurriculumCallback, phase_starts
 from .data import Collator, Encoder, InstructDataset
-from .export import save_output
+from .export import MERGED, save_output, write_merged
+from .lock import output_lock
 from .model import count_parameters, default_bf16, load_model, load_processor, prepare
-from .records import load_json, parse_records
+from .preflight import check_environment
+from .records import DataFileError, check_image_paths, load_json, parse_records
+from .rerun import RUN_ARGS, check_rerun, identity, run_record
 from .trainer import ADSCTrainer
 
 logger = logging.getLogger("adsc.training")
-RUN_ARGS = "adsc_train_args.json"
 SUMMARY = "train_summary.json"
 
 
@@ -61,43 +65,41 @@ def vision_tokens_of(model) -> int:
     return adapter_for(model).reference_vision_tokens(unwrap(model))
 
 
-def _check_resume(cfg: TrainConfig, out: str, checkpoint: str | None) -> None:
-    path = os.path.join(out, RUN_ARGS)
-    if checkpoint is None or not os.path.isfile(path):
-        return
-    with open(path) as fh:
-        saved = json.load(fh)
-    diff = cfg.order_mismatch(saved)
-    if diff:
-        raise ValueError(
-            f"{out} holds checkpoints of a run with different {', '.join(diff)}; resuming would change the data "
-            "order or the curriculum. Rerun with the original settings, or use a new --output-dir."
-        )
-
-
 def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     """Train; returns the run summary (also written to ``<output_dir>/train_summary.json``).
 
     ``callbacks``: extra transformers ``TrainerCallback`` objects (``adsc.get_handle(model)`` inside
     one gives the compression handle).
     """
+    _setup_logging()
+    check_environment(cfg)
+    # Everything that can be refused is checked before the output directory is touched
+    records, malformed = parse_records(load_json(cfg.data), cfg.skip_malformed, cfg.data)
+    if not records:
+        raise DataFileError(f"{cfg.data} holds no usable records; add LLaVA-Instruct records ({{id, image?, conversations}})")
+    if not cfg.allow_outside_image_folder:
+        check_image_paths(records, cfg.image_folder, cfg.data)
+    with output_lock(cfg.output_dir, take=_rank() == 0):
+        return _train_locked(cfg, records, malformed, callbacks)
+
+
+def _train_locked(cfg: TrainConfig, records: list, malformed: list, callbacks: list | None) -> dict:
     from transformers import TrainingArguments, set_seed
 
-    _setup_logging()
     out = cfg.output_dir
     summary_path = os.path.join(out, SUMMARY)
-    if os.path.isfile(summary_path):
-        logger.info("%s is a finished run (%s exists); nothing to do", out, SUMMARY)
+    ident = identity(cfg)
+    finished = os.path.isfile(summary_path)
+    checkpoint = None if finished else last_checkpoint(out)
+    check_rerun(cfg, ident, out, finished=finished, resuming=checkpoint is not None)
+    if finished:
+        if cfg.merge and _rank() == 0 and not os.path.isdir(os.path.join(out, MERGED)):
+            write_merged(out)  # the one result-free setting a finished run can still act on
+        logger.info("%s is a finished run with these settings (%s exists); nothing to do", out, SUMMARY)
         with open(summary_path) as fh:
             return json.load(fh)
-    os.makedirs(out, exist_ok=True)
-    checkpoint = last_checkpoint(out)
-    _check_resume(cfg, out, checkpoint)
-    if _rank() == 0:
-        clean_litter(out)
-        _write_json_atomic(os.path.join(out, RUN_ARGS), cfg.to_dict())
-    set_seed(cfg.seed)  # LoRA initialisation: the same on every rerun, so a fresh start is reproducible too
 
+    set_seed(cfg.seed)  # LoRA initialisation: the same on every rerun, so a fresh start is reproducible too
     bf16 = default_bf16() if cfg.bf16 is None else cfg.bf16
     model = load_model(cfg.model, bf16, cfg.attn_implementation)
     processor = load_processor(cfg.model)
@@ -105,9 +107,6 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
     template = cfg.template if cfg.template != "auto" else adapter.train_template
     if template == "chat_template" and not getattr(processor, "chat_template", None):
         raise ValueError(f"{cfg.model} has no chat template; pass --template vicuna_v1")
-    records, malformed = parse_records(load_json(cfg.data), cfg.skip_malformed)
-    if not records:
-        raise ValueError(f"{cfg.data} holds no usable records")
     pad_square = adapter.pad_to_square if cfg.pad_to_square is None else cfg.pad_to_square
     encoder = Encoder(processor, template, cfg.max_length, cfg.image_folder, pad_square)
     dataset = InstructDataset(records, encoder)
@@ -118,6 +117,9 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         layers=cfg.layers, budget=cfg.budget, vision_tokens=cfg.vision_tokens or vision_tokens_of(model),
         pattern=cfg.pattern, drop_position=cfg.drop_position,
     )
+    if max(cfg.phase_budgets()) > comp.vision_tokens:
+        raise ValueError(f"the {cfg.curriculum} curriculum reaches a budget of {max(cfg.phase_budgets())} vision tokens, "
+                         f"above the {comp.vision_tokens} per image of {cfg.model}; lower --budget")
     model = prepare(model, cfg.mode, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
     handle = compress(model, comp)
     curriculum = CurriculumCallback(handle, comp, cfg.phase_budgets(), cfg.phase_fractions, cfg.phase_steps)
@@ -162,6 +164,10 @@ def train(cfg: TrainConfig, callbacks: list | None = None) -> dict:
         use_cpu=world > 1 and not torch.cuda.is_available(),
         **cfg.extra,
     )
+    if _rank() == 0:
+        # only now, with every check passed, does the run change the output directory
+        clean_litter(out)
+        _write_json_atomic(os.path.join(out, RUN_ARGS), run_record(cfg, ident))
     trainer = ADSCTrainer(
         model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=processor,
         callbacks=[curriculum, *(callbacks or [])], projector_lr=cfg.projector_learning_rate, curriculum=curriculum,

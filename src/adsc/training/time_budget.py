@@ -8,7 +8,7 @@ Use it with ``lr_scheduler="constant"`` (the Trainer's scheduler then keeps ever
 base rate and this callback scales it); ``max_steps`` stays an upper bound.
 
 The time spent is written next to each checkpoint, so a killed run resumes on the schedule
-where it stopped instead of warming up again. One process only: ranks of a multi-GPU run would
+where it stopped instead of warming up again; a resume with another budget is refused. One process only: ranks of a multi-GPU run would
 each read their own clock and could stop at different steps.
 """
 
@@ -56,7 +56,14 @@ class TimeBudget(TrainerCallback):
         ckpt = os.path.join(args.output_dir, f"checkpoint-{state.global_step}", SPENT)
         if state.global_step and os.path.isfile(ckpt):
             with open(ckpt) as fh:
-                self.spent_before = json.load(fh)["seconds"]
+                saved = json.load(fh)
+            if saved.get("budget", self.seconds) != self.seconds:
+                # another budget is another learning-rate schedule: a resume would mix two runs
+                raise ValueError(
+                    f"{args.output_dir} holds a run with a time budget of {saved['budget']:g} s, not {self.seconds:g} s; "
+                    "resume with the original budget, or train into a new output folder"
+                )
+            self.spent_before = saved["seconds"]
         self.start = time.time()
         self._set_rates(optimizer)  # the first step already runs on the schedule
 

@@ -8,7 +8,8 @@ tokens, a short question, a fixed number of output tokens), all submitted at onc
 setting: the most requests running at once (what fits the KV budget), requests/s and output
 tokens/s over the whole run (saturation), and the mean time to first token. The analytical
 column is the KV ratio the plan implies (full KV bytes per request / compressed), the limit the
-concurrency should reach. Writes bench.json, bench.md and bench.png under --out.
+concurrency should reach. Writes bench.json, bench.md and bench.png under --out (the model it
+builds goes to --model-dir).
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--requests", type=int, help="requests per setting (default: the mode's)")
     p.add_argument("--kv-mib", type=int, help="KV-cache memory in MiB (default: the mode's)")
+    p.add_argument("--model-dir", default="runs/bench_vllm_model", help="where the benchmark model is built (not committed)")
     args = p.parse_args(argv)
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)  # the budget is kv_cache_memory_bytes, the same for all
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
     if args.kv_mib:
         shape["kv_bytes"] = args.kv_mib << 20
     os.makedirs(args.out, exist_ok=True)
-    model_dir = os.path.join(args.out, "model")
+    model_dir = os.path.join(args.model_dir, args.mode)
     dummy = args.mode == "gpu"
     if not os.path.exists(os.path.join(model_dir, "config.json")):
         build_model(model_dir, shape, with_weights=not dummy)
