@@ -22,3 +22,20 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+# lmms-eval in its own virtualenv (.venv-lmms, built by tools/lmms_env.sh beside the CPU torch):
+# `make lmms-env` rebuilds it from scratch; `make test-lmms` builds it if missing, then runs the
+# tests that drive the real lmms-eval (tests_lmms/).
+LMMS_VENV := .venv-lmms
+.PHONY: lmms-env test-lmms
+
+$(LMMS_VENV)/.stamp: tools/lmms_env.sh pyproject.toml
+	PY=$(PY) bash tools/lmms_env.sh
+	touch $@
+
+lmms-env:
+	rm -f $(LMMS_VENV)/.stamp
+	$(MAKE) $(LMMS_VENV)/.stamp
+
+test-lmms: $(LMMS_VENV)/.stamp
+	$(LMMS_VENV)/bin/python -m pytest tests_lmms
