@@ -95,8 +95,9 @@ def test_compression_acts_inside_lmms_eval(lmms_runs):
 
 
 def test_cli_runs_the_compressed_model(lmms_runs, model_dir, compression_file, task_dir, tmp_path):
-    """`python -m lmms_eval --model adsc ...` as a user types it: same answers and scores as simple_evaluate."""
-    cmd = [sys.executable, "-m", "lmms_eval", "--model", "adsc", "--model_args", model_args(model_dir, compression_file, "compressed"),
+    """`lmms-eval --model adsc ...` as a user types it: same answers and scores as simple_evaluate."""
+    cli = os.path.join(os.path.dirname(sys.executable), "lmms-eval")  # the venv's console script
+    cmd = [cli, "--model", "adsc", "--model_args", model_args(model_dir, compression_file, "compressed"),
            "--tasks", ",".join(TASKS), "--include_path", task_dir, "--batch_size", str(BATCH),
            "--output_path", str(tmp_path), "--log_samples", "--verbosity", "WARNING"]
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)

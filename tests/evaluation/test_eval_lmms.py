@@ -97,3 +97,23 @@ def test_registered_by_class_path(fake_lmms_eval):
 def test_stop_strings():
     assert adapter._stop("yes\n\nmore", ["\n\n"]) == "yes"
     assert adapter._stop("yes", None) == "yes"
+
+
+def test_compression_from_model_args(tmp_path):
+    """What `--model_args ...,compression=VALUE` may say: a file, a folder, inline JSON, none."""
+    config = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5, vision_tokens=36)
+    path = config.save_pretrained(str(tmp_path))
+    assert adapter.compression_config(path) == config == adapter.compression_config(str(tmp_path))
+    assert adapter.compression_config('{"layers": [2, 4], "drop_ratio": 0.5, "vision_tokens": 36}') == config
+    assert adapter.compression_config(config.to_dict()) == config
+    assert all(adapter.compression_config(v) is None for v in (None, "", "none", "None"))
+    with pytest.raises(ValueError, match="not valid JSON"):
+        adapter.compression_config('{"layers": [2')
+
+
+def test_batch_size_must_be_a_number(fake_lmms_eval, tiny_model_dir):
+    from adsc.evaluation.generation import load_model
+
+    model, processor = load_model(tiny_model_dir, "float32", "cpu")
+    with pytest.raises(ValueError, match="needs a number for batch_size"):
+        adapter.build(model=model, processor=processor, batch_size="auto")

@@ -84,6 +84,29 @@ def register(name: str = NAME):
     return cls
 
 
+def compression_config(value):
+    """``compression=`` as lmms-eval's model_args give it: a CompressionConfig JSON file, a folder
+    holding adsc_config.json, inline JSON (``compression={"layers":[2,8,16,24],"budget":192}``),
+    a dict, a config, or None / "" / "none" for the full model."""
+    import adsc
+
+    if value is None or isinstance(value, adsc.CompressionConfig):
+        return value
+    if isinstance(value, dict):
+        return adsc.CompressionConfig.from_dict(value)
+    text = str(value).strip()
+    if text.lower() in ("", "none"):
+        return None
+    if text.startswith("{"):
+        import json
+
+        try:
+            return adsc.CompressionConfig.from_dict(json.loads(text))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"compression={text!r} is not valid JSON ({err}); quote model_args in the shell") from None
+    return adsc.CompressionConfig.from_pretrained(text)
+
+
 def _stop(text: str, until) -> str:
     for s in until or ():
         if s and s in text:
@@ -108,13 +131,12 @@ def _make_class(lmms):
                 if device is None:
                     device = "cuda" if torch.cuda.is_available() else "cpu"
                 model, processor = load_model(pretrained, dtype, device, attn)
-            if isinstance(compression, str):
-                compression = adsc.CompressionConfig.from_pretrained(compression)
-            elif isinstance(compression, dict):
-                compression = adsc.CompressionConfig.from_dict(compression)
+            compression = compression_config(compression)
             self.handle = adsc.compress(model, compression) if compression is not None else None
             self.model, self.processor = model, processor
             self.generator = Generator(model, processor, template=template)
+            if not str(batch_size).isdigit():  # lmms-eval's CLI also offers "auto"
+                raise ValueError(f"the adsc model needs a number for batch_size, got {batch_size!r}")
             self.batch_size = int(batch_size)
             self.default_max_new_tokens = int(max_new_tokens)
             self.task_dict = getattr(self, "task_dict", {})  # lmms-eval's evaluator sets it
