@@ -6,16 +6,28 @@ path (lmms-eval's simple_evaluate through ``--model adsc``, and ``adsc eval``'s 
 setting, full and compressed, shared by the tests.
 """
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
 # Offline before lmms-eval / datasets are imported: every file is local, nothing may reach a hub.
+# Their caches (datasets' parquet conversions, lock files) go to a folder of this run, not ~/.cache.
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+_CACHE = tempfile.mkdtemp(prefix="adsc-lmms-hf-")
+atexit.register(shutil.rmtree, _CACHE, True)
+os.environ["HF_HOME"] = _CACHE
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path[:0] = [os.path.dirname(__file__), os.path.join(os.path.dirname(__file__), "..", "tests", "evaluation")]
+
+try:  # fail, never skip: a skipped run would pass CI with lmms-eval broken
+    import lmms_eval  # noqa: F401
+except ImportError as err:
+    raise pytest.UsageError(f"tests_lmms need lmms-eval ({err}): run `make test-lmms` (builds .venv-lmms)") from None
 
 COMPRESSION = {"layers": [2, 4], "drop_ratio": 0.5, "vision_tokens": 36}  # 36 = (48 / 8)^2 tokens per image
 SETTINGS = ("full", "compressed")
