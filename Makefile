@@ -38,3 +38,20 @@ test-vllm: $(VLLM_STAMP)
 
 bench-vllm: $(VLLM_STAMP)
 	.venv-vllm/bin/python -m adsc.serving.vllm.bench --out results/bench_vllm_cpu
+
+# lmms-eval in its own virtualenv (.venv-lmms, built by tools/lmms_env.sh beside the CPU torch):
+# `make lmms-env` rebuilds it from scratch; `make test-lmms` builds it if missing, then runs the
+# tests that drive the real lmms-eval (tests_lmms/).
+LMMS_VENV := .venv-lmms
+.PHONY: lmms-env test-lmms
+
+$(LMMS_VENV)/.stamp: tools/lmms_env.sh pyproject.toml
+	PY=$(PY) bash tools/lmms_env.sh
+	touch $@
+
+lmms-env:
+	rm -f $(LMMS_VENV)/.stamp
+	$(MAKE) $(LMMS_VENV)/.stamp
+
+test-lmms: $(LMMS_VENV)/.stamp
+	$(LMMS_VENV)/bin/python -m pytest tests_lmms

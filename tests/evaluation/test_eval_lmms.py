@@ -1,5 +1,6 @@
 """The lmms-eval adapter, against a stand-in of lmms-eval's model API (lmms-eval is optional)."""
 
+import importlib
 import sys
 import types
 from dataclasses import dataclass
@@ -13,28 +14,36 @@ from adsc.evaluation import lmms_eval_adapter as adapter
 
 @pytest.fixture
 def fake_lmms_eval(monkeypatch):
-    """lmms_eval.api.model.lmms and lmms_eval.api.registry.register_model, as in lmms-eval 0.7."""
-    pkg, api, model, registry = (types.ModuleType(n) for n in ("lmms_eval", "lmms_eval.api", "lmms_eval.api.model",
-                                                                 "lmms_eval.api.registry"))
+    """lmms_eval.api.model.lmms and lmms 0.7's model registry (lmms_eval.models.MODEL_REGISTRY_V2)."""
+    names = ("lmms_eval", "lmms_eval.api", "lmms_eval.api.model", "lmms_eval.models", "lmms_eval.models.registry_v2")
+    pkg, api, model, models, registry_v2 = (types.ModuleType(n) for n in names)
 
     class lmms:  # noqa: N801 - lmms-eval's name
         def __init__(self):
             self._rank, self._world_size = 0, 1
 
-    registered = {}
+    @dataclass(frozen=True)
+    class ModelManifest:
+        model_id: str
+        simple_class_path: str | None = None
 
-    def register_model(*names):
-        def decorate(cls):
-            registered.update({n: cls for n in names})
-            return cls
-        return decorate
+    class Registry:  # resolves a name to a class path and imports it, as ModelRegistryV2 does
+        def __init__(self):
+            self.manifests = {}
 
-    model.lmms, registry.register_model, registry.MODEL_REGISTRY = lmms, register_model, registered
-    pkg.api, api.model, api.registry = api, model, registry
-    for mod in (pkg, api, model, registry):
+        def register_manifest(self, manifest, overwrite=False):
+            self.manifests[manifest.model_id] = manifest
+
+        def get_model_class(self, name):
+            module, cls = self.manifests[name].simple_class_path.rsplit(".", 1)
+            return getattr(importlib.import_module(module), cls)
+
+    model.lmms, registry_v2.ModelManifest, models.MODEL_REGISTRY_V2 = lmms, ModelManifest, Registry()
+    pkg.api, api.model, pkg.models, models.registry_v2 = api, model, models, registry_v2
+    for mod in (pkg, api, model, models, registry_v2):
         monkeypatch.setitem(sys.modules, mod.__name__, mod)
     monkeypatch.setattr(adapter, "_CLASS", None)
-    return registered
+    return models.MODEL_REGISTRY_V2
 
 
 @dataclass
@@ -72,8 +81,17 @@ def test_generate_until_and_loglikelihood(fake_lmms_eval, tiny_model_dir):
     assert out[0] == direct[0]
     (logp, greedy), = lm.loglikelihood([Instance(("what color is it?", " red", to_visual, 0, "toy", "test"))])
     assert logp < 0 and isinstance(greedy, bool)
-    assert adapter.register() is adapter.adapter_class() and fake_lmms_eval["adsc"] is adapter.adapter_class()
     lm.handle.remove()
+
+
+def test_registered_by_class_path(fake_lmms_eval):
+    """The entry point's manifest names a dotted path; importing it makes the class (no lmms-eval at import)."""
+    manifest = adapter.manifest()
+    assert manifest.model_id == "adsc" and manifest.simple_class_path == "adsc.evaluation.lmms_eval_adapter.ADSCLmms"
+    assert adapter.register() is adapter.adapter_class()
+    assert fake_lmms_eval.get_model_class("adsc") is adapter.adapter_class() is adapter.ADSCLmms
+    with pytest.raises(AttributeError):
+        adapter.NoSuchThing  # noqa: B018
 
 
 def test_stop_strings():
@@ -81,10 +99,21 @@ def test_stop_strings():
     assert adapter._stop("yes", None) == "yes"
 
 
-def test_real_lmms_eval_on_a_local_task(tiny_model_dir, tmp_path, monkeypatch):
-    """Runs only where lmms-eval is importable (it is an optional extra)."""
-    pytest.importorskip("lmms_eval.evaluator")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setattr(adapter, "_CLASS", None)
-    out = adapter.run_toy(tiny_model_dir, str(tmp_path), {"layers": [2, 4], "drop_ratio": 0.5, "vision_tokens": 36})
-    assert "exact_match,none" in out["results"]["adsc_toy_yesno"]
+def test_compression_from_model_args(tmp_path):
+    """What `--model_args ...,compression=VALUE` may say: a file, a folder, inline JSON, none."""
+    config = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5, vision_tokens=36)
+    path = config.save_pretrained(str(tmp_path))
+    assert adapter.compression_config(path) == config == adapter.compression_config(str(tmp_path))
+    assert adapter.compression_config('{"layers": [2, 4], "drop_ratio": 0.5, "vision_tokens": 36}') == config
+    assert adapter.compression_config(config.to_dict()) == config
+    assert all(adapter.compression_config(v) is None for v in (None, "", "none", "None"))
+    with pytest.raises(ValueError, match="not valid JSON"):
+        adapter.compression_config('{"layers": [2')
+
+
+def test_batch_size_must_be_a_number(fake_lmms_eval, tiny_model_dir):
+    from adsc.evaluation.generation import load_model
+
+    model, processor = load_model(tiny_model_dir, "float32", "cpu")
+    with pytest.raises(ValueError, match="needs a number for batch_size"):
+        adapter.build(model=model, processor=processor, batch_size="auto")

@@ -1,23 +1,33 @@
 """A (compressed) model as an lmms-eval model, so lmms-eval's tasks can score it.
 
-lmms-eval is an optional extra (``pip install "adsc[lmms-eval]"``); nothing here imports it
-until a model is built. Two ways in::
+lmms-eval is an optional extra (``pip install "adsc[lmms-eval]"``, or ``make lmms-env`` on a
+CPU-only machine); nothing here imports it until a model is built. Three ways in:
 
-    from adsc.evaluation.lmms_eval_adapter import build
-    lm = build("llava-hf/llava-1.5-7b-hf", compression="adsc_config.json", batch_size=8)
-    from lmms_eval.evaluator import simple_evaluate
-    simple_evaluate(model=lm, tasks=["pope"], ...)
+* lmms-eval's own CLI: adsc's ``lmms_eval.models`` entry point (pyproject.toml) makes
+  ``--model adsc`` known to an lmms-eval that sees the installed adsc::
 
-or ``register()`` once, then lmms-eval's own CLI/``simple_evaluate(model="adsc",
-model_args="pretrained=...,compression=...")``.
+      python -m lmms_eval --model adsc --tasks pope \
+          --model_args pretrained=llava-hf/llava-1.5-7b-hf,compression=adsc_config.json
 
-lmms-eval scores differently from LLaVA's scripts in places (see EVAL_PROTOCOL / README):
-its numbers are not interchangeable with ``adsc eval``'s.
+* ``simple_evaluate(model="adsc", model_args="pretrained=...,compression=...")``, the same
+  registration from Python (``register()`` adds it where the entry point is not installed,
+  e.g. a source checkout on PYTHONPATH);
+* an instance, for a model already in memory::
+
+      lm = build(model=model, processor=processor, compression=config, batch_size=8)
+      simple_evaluate(model=lm, tasks=["pope"])
+
+Prompts and decoding are ``adsc eval``'s own (:class:`~adsc.evaluation.generation.Generator`):
+lmms-eval supplies the question text (its ``doc_to_text``) and the images, the generator wraps
+them in the same chat template and decodes greedily. What differs is the task side, lmms-eval's
+prompts and scoring rules (docs/evaluation.md, "lmms-eval"): its numbers are not
+interchangeable with ``adsc eval``'s.
 """
 
 from __future__ import annotations
 
 NAME = "adsc"
+CLASS_NAME = "ADSCLmms"
 _CLASS = None
 
 
@@ -25,7 +35,8 @@ def _require():
     try:
         from lmms_eval.api.model import lmms
     except ImportError as err:
-        raise ImportError('lmms-eval is not installed: pip install "adsc[lmms-eval]" (or pip install lmms-eval)') from err
+        raise ImportError('lmms-eval is not installed: pip install "adsc[lmms-eval]" (on a CPU-only machine: make lmms-env, '
+                          "see docs/evaluation.md)") from err
     return lmms
 
 
@@ -37,16 +48,63 @@ def adapter_class():
     return _CLASS
 
 
+def __getattr__(name):
+    # lmms-eval imports a registered model by its dotted class path: the class is made on that access.
+    if name == CLASS_NAME:
+        return adapter_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build(pretrained=None, model=None, processor=None, compression=None, **kwargs):
     """An adapter instance from a hub id / path, or from an already loaded model + processor."""
     return adapter_class()(pretrained=pretrained, model=model, processor=processor, compression=compression, **kwargs)
 
 
-def register(name: str = NAME):
-    """Register with lmms-eval's model registry (for ``--model adsc`` / model_args strings)."""
-    from lmms_eval.api.registry import register_model
+def manifest(name: str = NAME):
+    """lmms-eval's model manifest for ``name`` (the payload of the ``lmms_eval.models`` entry point)."""
+    from lmms_eval.models.registry_v2 import ModelManifest
 
-    return register_model(name)(adapter_class())
+    return ModelManifest(model_id=name, simple_class_path=f"{__name__}.{CLASS_NAME}")
+
+
+def register(name: str = NAME):
+    """Make ``name`` a model lmms-eval's ``simple_evaluate``/CLI can build; returns the class.
+
+    lmms-eval >= 0.6 resolves names through ``lmms_eval.models.MODEL_REGISTRY_V2``; older ones
+    through ``lmms_eval.api.registry.register_model``.
+    """
+    cls = adapter_class()
+    try:
+        from lmms_eval.models import MODEL_REGISTRY_V2
+    except ImportError:
+        from lmms_eval.api.registry import register_model
+
+        return register_model(name)(cls)
+    MODEL_REGISTRY_V2.register_manifest(manifest(name), overwrite=True)
+    return cls
+
+
+def compression_config(value):
+    """``compression=`` as lmms-eval's model_args give it: a CompressionConfig JSON file, a folder
+    holding adsc_config.json, inline JSON (``compression={"layers":[2,8,16,24],"budget":192}``),
+    a dict, a config, or None / "" / "none" for the full model."""
+    import adsc
+
+    if value is None or isinstance(value, adsc.CompressionConfig):
+        return value
+    if isinstance(value, dict):
+        return adsc.CompressionConfig.from_dict(value)
+    text = str(value).strip()
+    if text.lower() in ("", "none"):
+        return None
+    if text.startswith("{"):
+        import json
+
+        try:
+            return adsc.CompressionConfig.from_dict(json.loads(text))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"compression={text!r} is not valid JSON ({err}); quote model_args in the shell") from None
+    return adsc.CompressionConfig.from_pretrained(text)
 
 
 def _stop(text: str, until) -> str:
@@ -73,13 +131,12 @@ def _make_class(lmms):
                 if device is None:
                     device = "cuda" if torch.cuda.is_available() else "cpu"
                 model, processor = load_model(pretrained, dtype, device, attn)
-            if isinstance(compression, str):
-                compression = adsc.CompressionConfig.from_pretrained(compression)
-            elif isinstance(compression, dict):
-                compression = adsc.CompressionConfig.from_dict(compression)
+            compression = compression_config(compression)
             self.handle = adsc.compress(model, compression) if compression is not None else None
             self.model, self.processor = model, processor
             self.generator = Generator(model, processor, template=template)
+            if not str(batch_size).isdigit():  # lmms-eval's CLI also offers "auto"
+                raise ValueError(f"the adsc model needs a number for batch_size, got {batch_size!r}")
             self.batch_size = int(batch_size)
             self.default_max_new_tokens = int(max_new_tokens)
             self.task_dict = getattr(self, "task_dict", {})  # lmms-eval's evaluator sets it
@@ -154,84 +211,3 @@ def _make_class(lmms):
             raise NotImplementedError("multi-round generation is not supported by the adsc adapter")
 
     return ADSCLmms
-
-
-# ------------------------------------------------------------------ offline demo
-_TOY_YAML = """task: adsc_toy_yesno
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: generate_until
-doc_to_visual: !function adsc_toy_utils.doc_to_visual
-doc_to_text: !function adsc_toy_utils.doc_to_text
-doc_to_target: answer
-generation_kwargs:
-  max_new_tokens: 4
-  until: ["\\n\\n"]
-process_results: !function adsc_toy_utils.process_results
-metric_list:
-  - metric: exact_match
-    aggregation: mean
-    higher_is_better: true
-"""
-_TOY_UTILS = '''from PIL import Image
-
-
-def doc_to_visual(doc):
-    return [Image.open(doc["image"]).convert("RGB")]
-
-
-def doc_to_text(doc):
-    return doc["question"] + "\\nAnswer the question using a single word or phrase."
-
-
-def process_results(doc, results):
-    return {"exact_match": float(results[0].strip().lower() == doc["answer"])}
-'''
-
-
-def write_toy_task(directory: str, n: int = 6) -> str:
-    """A small local lmms-eval task (jsonl + images + YAML) that needs no network."""
-    import json
-    import os
-
-    from PIL import Image
-
-    os.makedirs(directory, exist_ok=True)
-    data = os.path.join(os.path.abspath(directory), "toy.jsonl")
-    with open(data, "w") as fh:
-        for i in range(n):
-            red = i % 2 == 0
-            image = os.path.join(os.path.abspath(directory), f"img{i}.png")
-            Image.new("RGB", (40, 30), (220, 20, 20) if red else (20, 20, 220)).save(image)
-            fh.write(json.dumps({"image": image, "question": "is the image red?", "answer": "yes" if red else "no"}) + "\n")
-    with open(os.path.join(directory, "adsc_toy_yesno.yaml"), "w") as fh:
-        fh.write(_TOY_YAML.format(data=data))
-    with open(os.path.join(directory, "adsc_toy_utils.py"), "w") as fh:
-        fh.write(_TOY_UTILS)
-    return directory
-
-
-def run_toy(model_path: str, directory: str, compression=None) -> dict:
-    """Build the toy task, evaluate a (compressed) model on it with lmms-eval, return its results."""
-    from lmms_eval.evaluator import simple_evaluate
-    from lmms_eval.tasks import TaskManager
-
-    write_toy_task(directory)
-    lm = build(pretrained=model_path, compression=compression, batch_size=2, device="cpu", dtype="float32")
-    return simple_evaluate(model=lm, tasks=["adsc_toy_yesno"], task_manager=TaskManager(include_path=directory))
-
-
-if __name__ == "__main__":
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(description="lmms-eval on a small local task with a (compressed) model")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--task-dir", required=True)
-    parser.add_argument("--compression", help="CompressionConfig JSON file")
-    a = parser.parse_args()
-    out = run_toy(a.model, a.task_dir, a.compression)
-    print(json.dumps(out["results"], indent=2, default=str))
