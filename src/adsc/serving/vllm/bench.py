@@ -24,7 +24,7 @@ import time
 SHAPES = {
     # LLaVA-1.5's token layout (336 px, patch 14: 576 vision tokens; 32 decoder layers), tiny widths
     "cpu": dict(layers=32, hidden=128, heads=2, kv_heads=1, vocab=512, vision_hidden=32, vision_layers=2, ffn=256,
-                dtype="float32", kv_bytes=96 << 20, requests=96, new_tokens=16),
+                dtype="float32", kv_bytes=40 << 20, requests=32, new_tokens=16),
     # LLaVA-1.5-7B: Vicuna-7B decoder, CLIP ViT-L/14-336 tower
     "gpu": dict(layers=32, hidden=4096, heads=32, kv_heads=32, vocab=32064, vision_hidden=1024, vision_layers=24,
                 ffn=11008, dtype="bfloat16", kv_bytes=16 << 30, requests=512, new_tokens=64),
