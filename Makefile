@@ -34,7 +34,7 @@ $(VLLM_STAMP): tools/vllm_env.sh tools/vllm_env.py pyproject.toml
 vllm-env: $(VLLM_STAMP)
 
 test-vllm: $(VLLM_STAMP)
-	.venv-vllm/bin/python -m pytest tests_vllm -q -p no:cacheprovider
+	.venv-vllm/bin/python -m pytest tests_vllm -p no:cacheprovider
 
 bench-vllm: $(VLLM_STAMP)
 	.venv-vllm/bin/python -m adsc.serving.vllm.bench --out results/bench_vllm_cpu
