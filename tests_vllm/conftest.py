@@ -16,26 +16,15 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 import pytest
 import torch
 
-from adsc.tiny import tiny_llava, tiny_llava_processor
+from adsc.serving.vllm.demo import IMAGE_SIZE, write_demo_model
 
-IMAGE_SIZE, PATCH = 48, 8  # 6 x 6 = 36 vision tokens per image
 BLOCK = 32  # the smallest block vLLM's CPU attention takes
 
 
 @pytest.fixture(scope="session")
 def llava_dir(tmp_path_factory):
-    """A 4-layer LLaVA with head size 64 (vLLM's CPU kernels take 32..256), saved with its processor."""
-    path = tmp_path_factory.mktemp("llava")
-    model = tiny_llava(layers=4, hidden=128, heads=2, kv_heads=1, image_size=IMAGE_SIZE, patch=PATCH, seed=3)
-    model.save_pretrained(path)
-    processor = tiny_llava_processor(IMAGE_SIZE, PATCH)
-    processor.chat_template = (
-        "{% for m in messages %}{{ m['role'].upper() }}: {% for c in m['content'] %}"
-        "{% if c['type'] == 'image' or c['type'] == 'image_url' %}<image> {% else %}{{ c['text'] }} {% endif %}"
-        "{% endfor %}{% endfor %}ASSISTANT:"
-    )
-    processor.save_pretrained(path)
-    return str(path)
+    """The demo model `python -m adsc.serving.vllm.demo` writes: a 4-layer LLaVA, head size 64."""
+    return write_demo_model(str(tmp_path_factory.mktemp("llava")))
 
 
 def images(n: int, seed: int = 0):

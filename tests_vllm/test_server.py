@@ -22,7 +22,7 @@ from conftest import images
 from engines import start
 from reference import continuation_logprobs, load_hf
 
-CONFIG = adsc.CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=36)
+CONFIG = adsc.CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=36)  # the demo folder's adsc_config.json
 SERVE_ARGS = ["--max-model-len", "512", "--block-size", "32", "--dtype", "float32", "--limit-mm-per-prompt",
               '{"image": 2}', "--max-num-batched-tokens", "64", "--host", "127.0.0.1"]
 
@@ -49,10 +49,12 @@ def data_url(image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def test_server_answers_an_image_chat_like_the_hf_engine(llava_dir, config_file):
+def test_server_answers_an_image_chat_like_the_hf_engine(llava_dir):
+    """The README's demo: `adsc serve DIR --compression DIR` on the folder `adsc.serving.vllm.demo` writes."""
+    assert adsc.CompressionConfig.from_pretrained(llava_dir) == CONFIG
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
-    proc = subprocess.Popen([sys.executable, "-m", "adsc", "serve", llava_dir, "--compression", config_file,
+    proc = subprocess.Popen([sys.executable, "-m", "adsc", "serve", llava_dir, "--compression", llava_dir,
                              *SERVE_ARGS, "--port", str(port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
