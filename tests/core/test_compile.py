@@ -64,3 +64,33 @@ def test_compiled_compressed_decode_gives_eager_tokens_with_one_graph(kind, case
     finally:
         handle.remove()
         torch._dynamo.reset()
+
+
+def test_a_reset_stage_cache_serves_the_next_prefill_without_compiling_again():
+    from transformers import CompileConfig
+
+    model, inputs = llava_case(padded=True)
+    handle = adsc.compress(model, CFG)
+    backend, compiled = counting_backend("eager")
+    config = CompileConfig(backend=backend, mode="default", fullgraph=True)
+    config._compile_all_devices = True
+    torch._dynamo.reset()
+    cache = adsc.StageCache(model.config, max_new_tokens=NEW)
+    try:
+        with torch.no_grad():
+            runs = []
+            for _ in range(2):
+                cache.reset()
+                runs.append(model.generate(**inputs, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, cache=cache,
+                                           compile_config=config))
+            eager = model.generate(**inputs, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False)
+        assert torch.equal(runs[0], eager) and torch.equal(runs[1], eager)
+        assert len(compiled) == 1, f"{len(compiled)} compilations"
+        longer = {**inputs, "input_ids": torch.cat([inputs["input_ids"], inputs["input_ids"][:, -12:]], 1)}
+        longer["attention_mask"] = torch.ones_like(longer["input_ids"])
+        cache.reset()
+        with pytest.raises(ValueError, match="make a new StageCache"), torch.no_grad():
+            model(**longer, cache=cache)
+    finally:
+        handle.remove()
+        torch._dynamo.reset()

@@ -10,6 +10,11 @@ a decode step writes one slot per layer in place and reads the whole buffer unde
 ``room`` is the number of decode steps' tokens it holds; ``StageCache(config, max_new_tokens=N)``
 leaves ``N - 1``: what ``generate(max_new_tokens=N)`` feeds back (the last token never is), the
 same rule transformers uses to size its StaticCache.
+
+``reset()`` empties it for the next prefill of the same shape (a benchmark's next round, an
+evaluation's next batch of equal width): every buffer keeps its address, the engine's included,
+so a compiled decode step is not compiled again (a new cache object would be: its buffers are
+new static addresses).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class StageCache(Cache):
 
     Pass it to ``generate(past_key_values=StageCache(model.config, max_new_tokens=N), max_new_tokens=N)``
     or to forward calls. It is compileable: ``generate`` with a ``compile_config`` compiles the decode
-    step. One cache serves one prefill; make a new one for the next prompt.
+    step. After ``reset()`` it takes a prefill that fits its layers again.
     """
 
     fixed_layer_capacities = True  # what the engine checks (is_stage_cache), without importing transformers
@@ -63,7 +68,25 @@ class StageCache(Cache):
                     "layers: use a DynamicCache"
                 )
         self.room = room
+        self.awaiting_prefill = True  # on the host: the engine tells prefill from decode without a device read
+        self.engine_buffers: dict = {}  # the engine's fixed-address buffers, reused after reset()
         super().__init__(layers=[StageLayer(room) for _ in range(num_layers)])
+
+    def reset(self) -> None:
+        super().reset()
+        self.awaiting_prefill = True
+
+    def slots(self, layer: int, tokens: int) -> int:
+        """Key slots layer ``layer`` has (or will have) for a prefill of ``tokens`` tokens there."""
+        cache_layer = self.layers[layer]
+        if not cache_layer.is_initialized:
+            return tokens + self.room
+        if tokens > cache_layer.max_cache_len:
+            raise ValueError(
+                f"this StageCache's layer {layer} was sized by an earlier prefill to {cache_layer.max_cache_len} slots, "
+                f"fewer than the {tokens} tokens of this one: make a new StageCache for a longer prompt"
+            )
+        return cache_layer.max_cache_len
 
     def capacities(self) -> list[int]:
         """Slots of every layer (0 before the prefill)."""

@@ -60,7 +60,7 @@ def _holds_per_layer_lengths(cache) -> bool:
 def _holds_tokens(cache) -> bool:
     """Whether a prefill has filled ``cache``, read on the host: a StageCache's length is a device
     tensor (reading it would sync, and a compiled decode step would break its graph there)."""
-    return cache.is_initialized if is_stage_cache(cache) else cache.get_seq_length() > 0
+    return not cache.awaiting_prefill if is_stage_cache(cache) else cache.get_seq_length() > 0
 
 
 def _check_mask(mask, fixed: bool = False) -> None:
@@ -202,6 +202,9 @@ class CompressionHandle:
                 "past_key_values=adsc.StageCache(model.config, max_new_tokens=N) for fixed shapes (torch.compile)"
             )
         fixed = is_stage_cache(cache)
+        if fixed:
+            cache.awaiting_prefill = False  # whatever follows (compressed or not) is a decode step
+            cache.slots(0, input_ids.shape[1] if input_ids is not None else 0)  # a prompt too long for a reused cache
         _check_mask(mask, fixed)
         if input_ids is None:
             raise ValueError("adsc reads vision-token positions from input_ids: pass input_ids, not inputs_embeds")
@@ -215,7 +218,7 @@ class CompressionHandle:
         valid = _validity(mask, 0, input_ids.shape[1])
         seq = SequenceState(torch.ones_like(vision) if valid is None else valid, vision, spans, self.stage_layers)
         if fixed:
-            seq.start_fixed(input_ids.device)
+            seq.start_fixed(input_ids.device, cache.engine_buffers)
         self._forward = _Forward(seq, prefill=True, q_len=input_ids.shape[1])
 
     def _check_length(self, tokens) -> None:
@@ -330,7 +333,9 @@ class CompressionHandle:
             seq.stages.append(StageTable.from_keep(keep, previous))
             cache = cache_kwarg(kwargs)
             if seq.decoded is not None:
-                seq.stages[-1].reserve(cache.room)
+                first_layer = self.stage_layers[stage]
+                slots = cache.slots(first_layer, seq.stages[-1].width)
+                seq.stages[-1].reserve(slots, cache.engine_buffers, ("kv_valid", stage))
             if cache is not None and stage == 0:
                 setattr(cache, STATE_ATTR, seq)
         return self.selector.stage_hidden(seq, stage, hidden, gather_slots(hidden, seq.stages[stage].src_slot))

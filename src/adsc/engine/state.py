@@ -37,12 +37,13 @@ class StageTable:
         """Slots the prefill gave this stage (the widest sample's kept tokens)."""
         return self.valid.shape[1]
 
-    def reserve(self, room: int) -> None:
-        """Fixed-capacity keys (a :class:`~adsc.engine.cache.StageCache`): ``room`` slots after the
-        prefill's, invalid until a decode step writes them in place, so every shape stays fixed."""
-        self.kv_valid = torch.cat([self.kv_valid, self.kv_valid.new_zeros(self.kv_valid.shape[0], room)], dim=1)
+    def reserve(self, slots: int, buffers: dict, key) -> None:
+        """Fixed-capacity keys (a :class:`~adsc.engine.cache.StageCache`): ``slots`` in all, those
+        after the prefill's invalid until a decode step writes them in place, so every shape stays
+        fixed. The buffer lives in ``buffers`` (on the cache) and is reused by its next prefill."""
+        pad = self.kv_valid.new_zeros(self.kv_valid.shape[0], slots - self.width)
+        self.kv_valid = fixed_buffer(buffers, key, torch.cat([self.kv_valid, pad], dim=1))
         self.all_valid = False  # unwritten slots are never valid keys: the mask is always needed
-        _fixed_address(self.kv_valid)
 
     def key_bias(self) -> torch.Tensor | None:
         """``kv_bias`` over every key slot: a merging selector sets it for the prefill's slots only,
@@ -102,10 +103,9 @@ class SequenceState:
                 table.kv_bias = torch.cat([table.kv_bias, table.kv_bias.new_zeros(new_valid.shape)], dim=1)
         self.generated += new_valid.shape[1]
 
-    def start_fixed(self, device) -> None:
+    def start_fixed(self, device, buffers: dict) -> None:
         """Fixed shapes from here on (a StageCache): stages reserve room, decode steps write in place."""
-        self.decoded = torch.zeros((), dtype=torch.long, device=device)
-        _fixed_address(self.decoded)
+        self.decoded = fixed_buffer(buffers, "decoded", torch.zeros((), dtype=torch.long, device=device))
 
     def append_fixed(self, new_valid: torch.Tensor) -> None:
         """Record decode-step tokens in the stages' fixed key slots: pure tensor work, no device read."""
@@ -124,11 +124,18 @@ class SequenceState:
         return self.generated if self.decoded is None else int(self.decoded)
 
 
-def _fixed_address(tensor: torch.Tensor) -> None:
-    """Tell torch.compile this buffer keeps its address (mutated in place by decode steps), which
-    CUDA graphs need; outside a compiled region, like transformers' StaticLayer does."""
+def fixed_buffer(buffers: dict, key, value: torch.Tensor) -> torch.Tensor:
+    """``value`` in a buffer whose address stays across prefills of the same shape: torch.compile
+    guards a static address by identity, so a new one would recompile the decode step. Marked as
+    static (mutated in place by decode steps, which CUDA graphs need) outside compiled regions,
+    as transformers' StaticLayer does."""
+    buffer = buffers.get(key)
+    if buffer is not None and buffer.shape == value.shape and buffer.dtype == value.dtype and buffer.device == value.device:
+        return buffer.copy_(value)
+    buffers[key] = value
     if not torch.compiler.is_compiling():
-        torch._dynamo.mark_static_address(tensor)
+        torch._dynamo.mark_static_address(value)
+    return value
 
 
 def check_pattern(pattern: str, layer: int | None = None) -> None:
