@@ -174,11 +174,17 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
     if impl == "sdpa" and all_valid and kv_bias is None and (q_len == kv_len or q_len == 1):
         return None  # SDPA's own is_causal path (fast kernels); correct for these two shapes
     device = kv_valid.device
-    end = kv_len if end is None else end
-    q_pos = (torch.arange(q_len, device=device) + (end - q_len))[:, None]
-    k_pos = torch.arange(kv_len, device=device)[None, :]
-    allowed = (kv_valid[:, None, :] & (k_pos <= q_pos)) | (k_pos == q_pos)
-    allowed = allowed[:, None]  # (B, 1, q, kv)
+    if end is not None and q_len == 1:
+        # a fixed buffer's one-token step: its slot is written (a decode step writes before the
+        # layers) and later slots are invalid, so validity alone is causal; a padding query still
+        # sees its sample's earlier real keys, so no row is all-masked. One view, no index work.
+        allowed = kv_valid[:, None, None, :]
+    else:
+        end = kv_len if end is None else end
+        q_pos = (torch.arange(q_len, device=device) + (end - q_len))[:, None]
+        k_pos = torch.arange(kv_len, device=device)[None, :]
+        allowed = (kv_valid[:, None, :] & (k_pos <= q_pos)) | (k_pos == q_pos)
+        allowed = allowed[:, None]  # (B, 1, q, kv)
     if impl == "eager" or kv_bias is not None:
         zero = torch.zeros((), dtype=dtype, device=device)
         mask = torch.where(allowed, zero, torch.finfo(dtype).min)
