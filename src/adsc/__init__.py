@@ -28,4 +28,13 @@ __all__ = [
     "schedule_from_counts",
     "schedule_from_ratio",
     "solve_ratio",
+    "StageCache",
 ]
+
+
+def __getattr__(name):
+    if name == "StageCache":  # a transformers Cache subclass: imported on first use, `import adsc` stays light
+        from .engine.cache import StageCache
+
+        return StageCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

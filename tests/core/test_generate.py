@@ -140,14 +140,9 @@ class _DeviceReads(torch.overrides.TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("padded", [False, True])
-@pytest.mark.parametrize("with_mask", [False, True])
-def test_decode_step_reads_the_device_at_most_once_and_never_inside_the_layers(padded, with_mask):
-    """A read inside the decoder drains the GPU's queue; one per stage per step made eager decode
-    host-bound on the H200 (docs/efficiency.md). Allowed: one read per step before the first layer
-    (is the new token valid?), and none at all when no mask is given or a stage holds padding."""
-    from transformers import DynamicCache
-
+def decode_step_reads(padded: bool, with_mask: bool, make_cache) -> dict:
+    """{compressed: (device reads before the decoder layers, reads inside them)} of one decode step
+    after a prefill into ``make_cache(model)``, for the plain model (False) and a compressed one."""
     reads = {}
     for patched in (False, True):
         model = tiny_llava(layers=6)
@@ -155,7 +150,7 @@ def test_decode_step_reads_the_device_at_most_once_and_never_inside_the_layers(p
         rows = [llava_ids([1, 5, 6, 7]), llava_ids([1, 5])] if padded else [llava_ids([1, 5, 6, 7])] * 2
         ids, mask, _ = pad_batch(rows, "left")
         handle = adsc.compress(model, CFG) if patched else None
-        cache = DynamicCache(config=model.config)
+        cache = make_cache(model)
         counter = _DeviceReads()
         layers[0].register_forward_pre_hook(lambda *a: setattr(counter, "in_layers", True), prepend=True)
         layers[-1].register_forward_hook(lambda *a: setattr(counter, "in_layers", False))
@@ -169,6 +164,18 @@ def test_decode_step_reads_the_device_at_most_once_and_never_inside_the_layers(p
         if handle is not None:
             handle.remove()
         reads[patched] = (counter.before, counter.during)
+    return reads
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_decode_step_reads_the_device_at_most_once_and_never_inside_the_layers(padded, with_mask):
+    """A read inside the decoder drains the GPU's queue; one per stage per step made eager decode
+    host-bound on the H200 (docs/efficiency.md). Allowed: one read per step before the first layer
+    (is the new token valid?), and none at all when no mask is given or a stage holds padding."""
+    from transformers import DynamicCache
+
+    reads = decode_step_reads(padded, with_mask, lambda model: DynamicCache(config=model.config))
     assert reads[True][1] == 0, reads
     extra = reads[True][0] - reads[False][0]
     assert extra == (1 if with_mask and not padded else 0), reads

@@ -42,20 +42,50 @@ def cache_kwarg(kwargs: dict):
     return kwargs.get("past_key_values") if cache is None else cache
 
 
-def _grows_per_layer(cache) -> bool:
-    """True for caches whose layers concatenate independently (DynamicCache and its subclasses)."""
+def is_stage_cache(cache) -> bool:
+    """An adsc StageCache (engine/cache.py, read off a class flag so the engine imports no transformers)."""
+    return getattr(type(cache), "fixed_layer_capacities", False)
+
+
+def _holds_per_layer_lengths(cache) -> bool:
+    """True for caches whose layers may hold different numbers of tokens: DynamicCache (and
+    subclasses) without sliding layers, which concatenate per layer, and adsc's StageCache."""
     from transformers import DynamicCache
 
+    if is_stage_cache(cache):
+        return True
     return isinstance(cache, DynamicCache) and not any(getattr(layer, "is_sliding", False) for layer in cache.layers)
 
 
-def _check_mask(mask) -> None:
+def _holds_tokens(cache) -> bool:
+    """Whether a prefill has filled ``cache``, read on the host: a StageCache's length is a device
+    tensor (reading it would sync, and a compiled decode step would break its graph there)."""
+    return not cache.awaiting_prefill if is_stage_cache(cache) else cache.get_seq_length() > 0
+
+
+def _check_mask(mask, fixed: bool = False) -> None:
+    if fixed and (isinstance(mask, dict) or torch.is_tensor(mask) and mask.dim() == 4):
+        return  # generate builds 4-D masks for compileable caches; validity is read off them (_validity)
     if mask is not None and (not torch.is_tensor(mask) or mask.dim() != 2):
         got = f"a {mask.dim()}-D tensor" if torch.is_tensor(mask) else f"a {type(mask).__name__}"
         raise ValueError(
             f"adsc needs a 2-D attention_mask (batch, length), got {got}; custom 4-D masks and per-layer-type mask "
-            "dicts are not supported (a dict comes from cache_implementation: drop it)"
+            "dicts are not supported (a dict comes from cache_implementation: drop it, or pass an adsc.StageCache)"
         )
+
+
+def _validity(mask, first, q_len: int) -> torch.Tensor | None:
+    """(B, q_len) validity of the tokens at cache slots ``first .. first + q_len - 1`` (an int or a
+    0-d tensor) from any mask a forward gets: 2-D (1 = real token) or the 4-D / per-layer-type
+    masks generate builds for a compileable cache, whose last query row sees every real key up to
+    itself (bool: True = attend; float: 0 = attend). Pure tensor work; None when no mask is given."""
+    if isinstance(mask, dict):
+        mask = mask.get("full_attention", next(iter(mask.values()), None))
+    if mask is None or mask.dim() == 2:
+        return None if mask is None else mask[:, -q_len:].bool()
+    row = mask[:, 0, -1]
+    row = row if row.dtype == torch.bool else row == 0
+    return row.index_select(1, torch.arange(q_len, device=row.device) + first)
 
 
 class _Forward:
@@ -152,9 +182,9 @@ class CompressionHandle:
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         mask = kwargs.get("attention_mask")
         cache = cache_kwarg(kwargs)
-        if cache is not None and cache.get_seq_length() > 0:
+        if cache is not None and _holds_tokens(cache):
             if self.stage_layers:
-                _check_mask(mask)
+                _check_mask(mask, is_stage_cache(cache))
                 self._resume(cache, input_ids, kwargs.get("inputs_embeds"), mask)
         else:
             self._start(module, input_ids, mask, kwargs)
@@ -165,12 +195,17 @@ class CompressionHandle:
         if not self.stage_layers:
             return
         cache = cache_kwarg(kwargs)
-        if cache is not None and not _grows_per_layer(cache):  # checked once per prefill, not per decode step
+        if cache is not None and not _holds_per_layer_lengths(cache):  # checked once per prefill, not per decode step
             raise ValueError(
-                f"adsc needs a DynamicCache: compressed layers cache fewer tokens than layer 0, which a "
-                f"{type(cache).__name__} cannot hold; drop cache_implementation / pass DynamicCache()"
+                f"adsc needs a DynamicCache or an adsc.StageCache: compressed layers cache fewer tokens than layer 0, "
+                f"which a {type(cache).__name__} cannot hold; drop cache_implementation and pass DynamicCache(), or "
+                "past_key_values=adsc.StageCache(model.config, max_new_tokens=N) for fixed shapes (torch.compile)"
             )
-        _check_mask(mask)
+        fixed = is_stage_cache(cache)
+        if fixed:
+            cache.awaiting_prefill = False  # whatever follows (compressed or not) is a decode step
+            cache.slots(0, input_ids.shape[1] if input_ids is not None else 0)  # a prompt too long for a reused cache
+        _check_mask(mask, fixed)
         if input_ids is None:
             raise ValueError("adsc reads vision-token positions from input_ids: pass input_ids, not inputs_embeds")
         spans = self.adapter.vision_spans(self._base, input_ids, kwargs)
@@ -180,8 +215,10 @@ class CompressionHandle:
         for b, sample in enumerate(spans):
             for span in sample:  # grid tokens only: a span's extra tokens (newlines, separators) count as text
                 vision[b, span.token_positions(vision.device)] = True
-        valid = torch.ones_like(vision) if mask is None else mask.bool()
-        seq = SequenceState(valid, vision, spans, self.stage_layers)
+        valid = _validity(mask, 0, input_ids.shape[1])
+        seq = SequenceState(torch.ones_like(vision) if valid is None else valid, vision, spans, self.stage_layers)
+        if fixed:
+            seq.start_fixed(input_ids.device, cache.engine_buffers)
         self._forward = _Forward(seq, prefill=True, q_len=input_ids.shape[1])
 
     def _check_length(self, tokens) -> None:
@@ -211,6 +248,11 @@ class CompressionHandle:
         if batch != seq.batch:
             raise ValueError(f"the cache holds {seq.batch} sequences but {batch} arrived")
         device = seq.input_valid.device
+        if seq.decoded is not None:  # a StageCache: fixed shapes, no device read, nothing on the host changes
+            valid = _validity(mask, cache.layers[0].cumulative_length, q_len)
+            seq.append_fixed(torch.ones(batch, q_len, dtype=torch.bool, device=device) if valid is None else valid)
+            self._forward = _Forward(seq, prefill=False, q_len=q_len)
+            return
         if mask is None:
             new_valid, all_new_valid = torch.ones(batch, q_len, dtype=torch.bool, device=device), True
         else:
@@ -246,10 +288,12 @@ class CompressionHandle:
             pattern = self._pattern_of_layer[layer_idx]
             if (stage, pattern) not in fwd.masks:
                 # built on the device of the stage's first layer (model-parallel splits move hidden states)
-                bias = None if table.kv_bias is None else table.kv_bias.to(hidden.device)
+                bias = table.key_bias()
+                bias = None if bias is None else bias.to(hidden.device)
+                end = fwd.seq.end(table)
                 fwd.masks[stage, pattern] = stage_mask(
                     table.kv_valid.to(hidden.device), hidden.shape[1], self._attn_impl(), hidden.dtype, bias,
-                    all_valid=table.all_valid, pattern=pattern,
+                    all_valid=table.all_valid, pattern=pattern, end=None if end is None else end.to(hidden.device),
                 )
             if stage not in fwd.positions:
                 pos = kwargs.get("position_embeddings")
@@ -288,6 +332,10 @@ class CompressionHandle:
                 keep &= previous.valid.new_zeros(keep.shape).scatter(1, previous.orig, previous.valid)
             seq.stages.append(StageTable.from_keep(keep, previous))
             cache = cache_kwarg(kwargs)
+            if seq.decoded is not None:
+                first_layer = self.stage_layers[stage]
+                slots = cache.slots(first_layer, seq.stages[-1].width)
+                seq.stages[-1].reserve(slots, cache.engine_buffers, ("kv_valid", stage))
             if cache is not None and stage == 0:
                 setattr(cache, STATE_ATTR, seq)
         return self.selector.stage_hidden(seq, stage, hidden, gather_slots(hidden, seq.stages[stage].src_slot))

@@ -32,6 +32,28 @@ class StageTable:
     # the GPU once per stage per decode step (the queue drains, the host launches into an idle GPU)
     all_valid: bool = False
 
+    @property
+    def width(self) -> int:
+        """Slots the prefill gave this stage (the widest sample's kept tokens)."""
+        return self.valid.shape[1]
+
+    def reserve(self, slots: int, buffers: dict, key) -> None:
+        """Fixed-capacity keys (a :class:`~adsc.engine.cache.StageCache`): ``slots`` in all, those
+        after the prefill's invalid until a decode step writes them in place, so every shape stays
+        fixed. The buffer lives in ``buffers`` (on the cache) and is reused by its next prefill."""
+        pad = self.kv_valid.new_zeros(self.kv_valid.shape[0], slots - self.width)
+        self.kv_valid = fixed_buffer(buffers, key, torch.cat([self.kv_valid, pad], dim=1))
+        self.all_valid = False  # unwritten slots are never valid keys: the mask is always needed
+
+    def key_bias(self) -> torch.Tensor | None:
+        """``kv_bias`` over every key slot: a merging selector sets it for the prefill's slots only,
+        the slots decode steps fill (single tokens) have bias 0."""
+        bias = self.kv_bias
+        missing = 0 if bias is None else self.kv_valid.shape[1] - bias.shape[1]
+        if missing > 0:
+            self.kv_bias = bias = torch.cat([bias, bias.new_zeros(bias.shape[0], missing)], dim=1)
+        return bias
+
     @classmethod
     def from_keep(cls, keep: torch.Tensor, prev: "StageTable | None") -> "StageTable":
         batch, length = keep.shape
@@ -57,7 +79,10 @@ class SequenceState:
     spans: list[list[VisionSpan]]
     stage_layers: tuple[int, ...]
     stages: list[StageTable] = field(default_factory=list)
-    generated: int = 0
+    generated: int = 0  # decoded tokens so far (DynamicCache: counted on the host)
+    # StageCache: decoded tokens as a 0-d device tensor, advanced in place, so a compiled decode
+    # step neither reads the device nor changes a Python number (which would recompile it)
+    decoded: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)  # selectors' per-sequence scratch (merge plans, ...)
 
     @property
@@ -78,6 +103,40 @@ class SequenceState:
                 table.kv_bias = torch.cat([table.kv_bias, table.kv_bias.new_zeros(new_valid.shape)], dim=1)
         self.generated += new_valid.shape[1]
 
+    def start_fixed(self, device, buffers: dict) -> None:
+        """Fixed shapes from here on (a StageCache): stages reserve room, decode steps write in place."""
+        self.decoded = fixed_buffer(buffers, "decoded", torch.zeros((), dtype=torch.long, device=device))
+
+    def append_fixed(self, new_valid: torch.Tensor) -> None:
+        """Record decode-step tokens in the stages' fixed key slots: pure tensor work, no device read."""
+        steps = torch.arange(new_valid.shape[1], device=self.decoded.device) + self.decoded
+        for table in self.stages:
+            table.kv_valid.index_copy_(1, (steps + table.width).to(table.kv_valid.device), new_valid.to(table.kv_valid.device))
+        self.decoded.add_(new_valid.shape[1])
+
+    def end(self, table: StageTable):
+        """One past the newest written key slot of ``table``: its width plus the decoded tokens
+        (a device tensor for fixed caches, so nothing is read), None for growing caches."""
+        return None if self.decoded is None else self.decoded + table.width
+
+    @property
+    def decoded_tokens(self) -> int:
+        return self.generated if self.decoded is None else int(self.decoded)
+
+
+def fixed_buffer(buffers: dict, key, value: torch.Tensor) -> torch.Tensor:
+    """``value`` in a buffer whose address stays across prefills of the same shape: torch.compile
+    guards a static address by identity, so a new one would recompile the decode step. Marked as
+    static (mutated in place by decode steps, which CUDA graphs need) outside compiled regions,
+    as transformers' StaticLayer does."""
+    buffer = buffers.get(key)
+    if buffer is not None and buffer.shape == value.shape and buffer.dtype == value.dtype and buffer.device == value.device:
+        return buffer.copy_(value)
+    buffers[key] = value
+    if not torch.compiler.is_compiling():
+        torch._dynamo.mark_static_address(value)
+    return value
+
 
 def check_pattern(pattern: str, layer: int | None = None) -> None:
     """Refuse an attention pattern no stage mask is built for, instead of silently using causal."""
@@ -90,7 +149,7 @@ def check_pattern(pattern: str, layer: int | None = None) -> None:
 
 
 def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype, kv_bias: torch.Tensor | None = None,
-               all_valid: bool = False, pattern: str = CAUSAL):
+               all_valid: bool = False, pattern: str = CAUSAL, end=None):
     """Attention mask for ``q_len`` new queries over a stage's ``C`` keys, in ``impl``'s format.
 
     Causal in slot order, keys restricted to valid slots. Every query may see itself so that
@@ -99,7 +158,9 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
     ``all_valid`` says (from the host) that every key is valid, which allows the mask-free paths;
     False is always correct, only slower. ``pattern`` is the layer's own attention pattern (the
     adapter's ``mask_pattern``); only causal is built today, others are refused rather than
-    silently replaced by causal.
+    silently replaced by causal. ``end`` is one past the newest query's slot when the keys are a
+    fixed-capacity buffer with unwritten slots after it (an int or a 0-d tensor; default: the last
+    key is the newest query).
     """
     check_pattern(pattern)
     batch, kv_len = kv_valid.shape
@@ -113,10 +174,17 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
     if impl == "sdpa" and all_valid and kv_bias is None and (q_len == kv_len or q_len == 1):
         return None  # SDPA's own is_causal path (fast kernels); correct for these two shapes
     device = kv_valid.device
-    q_pos = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
-    k_pos = torch.arange(kv_len, device=device)[None, :]
-    allowed = (kv_valid[:, None, :] & (k_pos <= q_pos)) | (k_pos == q_pos)
-    allowed = allowed[:, None]  # (B, 1, q, kv)
+    if end is not None and q_len == 1:
+        # a fixed buffer's one-token step: its slot is written (a decode step writes before the
+        # layers) and later slots are invalid, so validity alone is causal; a padding query still
+        # sees its sample's earlier real keys, so no row is all-masked. One view, no index work.
+        allowed = kv_valid[:, None, None, :]
+    else:
+        end = kv_len if end is None else end
+        q_pos = (torch.arange(q_len, device=device) + (end - q_len))[:, None]
+        k_pos = torch.arange(kv_len, device=device)[None, :]
+        allowed = (kv_valid[:, None, :] & (k_pos <= q_pos)) | (k_pos == q_pos)
+        allowed = allowed[:, None]  # (B, 1, q, kv)
     if impl == "eager" or kv_bias is not None:
         zero = torch.zeros((), dtype=dtype, device=device)
         mask = torch.where(allowed, zero, torch.finfo(dtype).min)

@@ -43,7 +43,7 @@ class Trace:
 
     def kv_lengths(self, sample: int) -> list[int]:
         """Keys/values each layer holds for ``sample``: its prompt tokens plus decoded tokens."""
-        return [int(self._kept(layer)[sample].sum()) + self.seq.generated for layer in range(self.num_layers)]
+        return [int(self._kept(layer)[sample].sum()) + self.seq.decoded_tokens for layer in range(self.num_layers)]
 
     def table(self, sample: int = 0) -> str:
         rows = ["layer  vision_tokens  kv_cache_len"]

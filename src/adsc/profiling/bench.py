@@ -46,6 +46,11 @@ def add_arguments(p) -> None:
     p.add_argument("--memory-budget-gb", type=float, default=80.0, help="GPU: memory budget for the largest-batch estimate")
     p.add_argument("--out", default=None, help="results folder (default results/bench_cpu or results/bench_gpu)")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--compile", action="store_true",
+                   help="eager vs torch.compile'd decode through adsc.StageCache, full vs adsc at --budgets (bench_compile.py; "
+                        "default size tiny on CPU, --new-tokens = decode steps, default 16)")
+    p.add_argument("--compile-mode", default="default", choices=["default", "reduce-overhead"],
+                   help="with --compile: reduce-overhead adds CUDA graphs (GPU)")
 
 
 def run(args) -> int:
@@ -53,6 +58,10 @@ def run(args) -> int:
         print("adsc bench: error: --device cuda needs a CUDA GPU and torch.cuda.is_available() is False here; "
               "GPU mode was not run. Use --device cpu for the scaled CPU benchmark.", file=sys.stderr)
         return 2
+    if args.compile:
+        from .bench_compile import run as run_compile
+
+        return run_compile(args, _environment)
     gpu = args.device == "cuda"
     size = args.size or ("7b" if gpu else "cpu")
     args.new_tokens = args.new_tokens or (32 if gpu else 8)

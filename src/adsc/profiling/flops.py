@@ -33,6 +33,11 @@ class Conventions:
     # DynamicCache.update concatenates: for a moment a layer's old keys and its new keys are
     # both alive. Adds the largest single key tensor of the last decode step to the peak.
     cat_transient: bool = False
+    # bytes moved per decode step: weight bytes per parameter, and which keys attention reads:
+    # "used" (the tokens cached so far, a growing cache) or "capacity" (a fixed buffer read whole,
+    # e.g. adsc.StageCache or StaticCache under a mask)
+    weight_dtype_bytes: int = 2
+    kv_read: str = "used"
 
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self).items())
@@ -46,6 +51,7 @@ class LayerCost:
     prefill_flops: int = 0
     decode_flops: int = 0
     kv_bytes: int = 0  # cache of this layer at the end of generation (all copies, whole batch)
+    decode_kv_read: int = 0  # KV bytes attention reads in all decode steps together (whole batch)
 
 
 @dataclass
@@ -62,6 +68,18 @@ class Account:
     lm_head_decode: int = 0
     prefill_logits_bytes: int = 0
     cat_transient_bytes: int = 0
+    weight_bytes_per_step: int = 0  # weights one decode step reads: every decoder linear + the LM head
+
+    @property
+    def decode_steps(self) -> int:
+        return max(self.new_tokens - 1, 0)
+
+    @property
+    def decode_step_bytes(self) -> float:
+        """Bytes one decode step moves, averaged over the steps: the weights once (batch-independent)
+        plus every layer's keys and values. The floor of a step's time on a bandwidth-bound device."""
+        steps = self.decode_steps
+        return self.weight_bytes_per_step + (sum(l.decode_kv_read for l in self.layers) / steps if steps else 0)
 
     @property
     def prefill_flops(self) -> int:
@@ -109,6 +127,8 @@ class Account:
             "prefill_kv_bytes": self.prefill_kv_bytes,
             "prefill_logits_bytes": self.prefill_logits_bytes,
             "cat_transient_bytes": self.cat_transient_bytes,
+            "decode_step_bytes": self.decode_step_bytes,
+            "weight_bytes_per_step": self.weight_bytes_per_step,
             "layers": [asdict(l) for l in self.layers],
         }
 
@@ -163,6 +183,9 @@ def account(
         for j in range(1, steps + 1):
             row.decode_flops += 2 * t.linear_params + attention_flops(1, n + j, t.heads, t.head_dim, causal)
         end_len = n + steps
+        # step j attends over n + j keys (the new one included); a fixed buffer is read whole
+        read = [end_len if conv.kv_read == "capacity" else n + j for j in range(1, steps + 1)]
+        row.decode_kv_read = kv_token * batch * sum(read)
         # two copies: the previous step's cache (one shorter) and the new one
         row.kv_bytes = kv_token * (end_len if conv.kv_copies == 1 else 2 * end_len - (1 if steps else 0))
         row.prefill_flops *= batch
@@ -180,5 +203,6 @@ def account(
     head = 2 * t.hidden * t.vocab
     acc.lm_head_prefill = batch * head * lm_head_prefill_tokens
     acc.lm_head_decode = batch * head * steps
+    acc.weight_bytes_per_step = (t.layers * t.linear_params + t.hidden * t.vocab) * conv.weight_dtype_bytes
     acc.prefill_logits_bytes = batch * lm_head_prefill_tokens * t.vocab * conv.logits_bytes
     return acc

@@ -1,0 +1,93 @@
+"""A static KV cache whose layers hold different, fixed numbers of tokens (``StageCache``).
+
+Compressed layers cache fewer tokens than layer 0, so transformers' ``StaticCache`` (one length
+for every layer) cannot hold them. ``StageCache`` is a list of transformers' own ``StaticLayer``
+objects, each sized at its first write, the prefill: the tokens that layer receives (its
+stage's kept prompt tokens, padding slots included) plus room for the decode steps. From then on
+every tensor has a fixed shape and address, which is what ``torch.compile`` and CUDA graphs need:
+a decode step writes one slot per layer in place and reads the whole buffer under a mask.
+
+``room`` is the number of decode steps' tokens it holds; ``StageCache(config, max_new_tokens=N)``
+leaves ``N - 1``: what ``generate(max_new_tokens=N)`` feeds back (the last token never is), the
+same rule transformers uses to size its StaticCache.
+
+``reset()`` empties it for the next prefill of the same shape (a benchmark's next round, an
+evaluation's next batch of equal width): every buffer keeps its address, the engine's included,
+so a compiled decode step is not compiled again (a new cache object would be: its buffers are
+new static addresses).
+"""
+
+from __future__ import annotations
+
+from transformers import Cache, StaticLayer
+
+
+class StageLayer(StaticLayer):
+    """A ``StaticLayer`` sized at its first write: ``prefill tokens + room`` slots."""
+
+    def __init__(self, room: int):
+        super().__init__(max_cache_len=0)
+        self.room = room
+
+    def lazy_initialization(self, key_states, value_states) -> None:
+        self.max_cache_len = key_states.shape[-2] + self.room
+        super().lazy_initialization(key_states, value_states)
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        # asked before the first write (transformers builds layer 0's prefill mask first): the
+        # prefill is that write, so its length sizes the layer
+        return (self.max_cache_len if self.is_initialized else query_length + self.room), 0
+
+
+class StageCache(Cache):
+    """Per-layer fixed-capacity KV cache for compressed models (and uncompressed ones alike).
+
+    Pass it to ``generate(past_key_values=StageCache(model.config, max_new_tokens=N), max_new_tokens=N)``
+    or to forward calls. It is compileable: ``generate`` with a ``compile_config`` compiles the decode
+    step. After ``reset()`` it takes a prefill that fits its layers again.
+    """
+
+    fixed_layer_capacities = True  # what the engine checks (is_stage_cache), without importing transformers
+
+    def __init__(self, config=None, max_new_tokens: int | None = None, num_layers: int | None = None,
+                 room: int | None = None):
+        if (max_new_tokens is None) == (room is None):
+            raise ValueError("StageCache: give max_new_tokens (generate's) or room (decode tokens to hold), not both")
+        room = max(max_new_tokens - 1, 0) if room is None else room
+        if room < 0:
+            raise ValueError(f"StageCache: room must be >= 0, got {room}")
+        if num_layers is None:
+            if config is None:
+                raise ValueError("StageCache: give the model's config or num_layers")
+            text = config.get_text_config(decoder=True)
+            num_layers = text.num_hidden_layers
+            sliding = [t for t in (getattr(text, "layer_types", None) or []) if t != "full_attention"]
+            if sliding or getattr(text, "use_sliding_window", False) and getattr(text, "sliding_window", None):
+                raise ValueError(
+                    f"StageCache holds full-attention layers only; this model has {sorted(set(sliding)) or 'sliding-window'} "
+                    "layers: use a DynamicCache"
+                )
+        self.room = room
+        self.awaiting_prefill = True  # on the host: the engine tells prefill from decode without a device read
+        self.engine_buffers: dict = {}  # the engine's fixed-address buffers, reused after reset()
+        super().__init__(layers=[StageLayer(room) for _ in range(num_layers)])
+
+    def reset(self) -> None:
+        super().reset()
+        self.awaiting_prefill = True
+
+    def slots(self, layer: int, tokens: int) -> int:
+        """Key slots layer ``layer`` has (or will have) for a prefill of ``tokens`` tokens there."""
+        cache_layer = self.layers[layer]
+        if not cache_layer.is_initialized:
+            return tokens + self.room
+        if tokens > cache_layer.max_cache_len:
+            raise ValueError(
+                f"this StageCache's layer {layer} was sized by an earlier prefill to {cache_layer.max_cache_len} slots, "
+                f"fewer than the {tokens} tokens of this one: make a new StageCache for a longer prompt"
+            )
+        return cache_layer.max_cache_len
+
+    def capacities(self) -> list[int]:
+        """Slots of every layer (0 before the prefill)."""
+        return [layer.max_cache_len if layer.is_initialized else 0 for layer in self.layers]

@@ -1,0 +1,121 @@
+"""The fixed-capacity per-layer KV cache (adsc.StageCache): same tokens as DynamicCache and as no
+cache at all, bytes equal to the analytical KV, no device read in a decode step."""
+
+import pytest
+import torch
+
+import adsc
+from adsc.profiling.flops import Conventions, account
+from adsc.profiling.measure import text_tokens
+from adsc.profiling.shapes import shape_from_config
+from adsc.tiny import IMAGE_TOKEN, tiny_llava, tiny_qwen2_vl
+
+from .helpers import llava_ids, mm_types, pad_batch, qwen_sample
+from .test_generate import decode_step_reads, greedy_without_cache
+
+CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
+NEW = 6
+
+
+def llava_case(padded: bool):
+    model = tiny_llava(layers=6)
+    rows = [llava_ids([1, 5, 6, 7]), llava_ids([1], n_images=2)] if padded else [llava_ids([1, 5])]
+    ids, mask, _ = pad_batch(rows, "left")
+    images = 3 if padded else 1
+    return model, dict(input_ids=ids, attention_mask=mask, pixel_values=torch.randn(images, 3, 48, 48))
+
+
+def qwen_case(padded: bool):
+    model = tiny_qwen2_vl(layers=6)
+    first, pix_first = qwen_sample([(1, 8, 8)])
+    if not padded:
+        ids, mask, _ = pad_batch([first])
+        pix, grids = pix_first, [[1, 8, 8]]
+    else:
+        second, pix_second = qwen_sample([(1, 4, 8)], text=(40,))
+        ids, mask, _ = pad_batch([first, second], "left")
+        pix, grids = torch.cat([pix_first, pix_second]), [[1, 8, 8], [1, 4, 8]]
+    return model, dict(input_ids=ids, attention_mask=mask, pixel_values=pix, image_grid_thw=torch.tensor(grids),
+                       mm_token_type_ids=mm_types(ids))
+
+
+def uncached(model, inputs, steps):
+    if "image_grid_thw" not in inputs:
+        extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+        return greedy_without_cache(model, inputs["input_ids"], inputs["attention_mask"], steps, **extra)
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    for _ in range(steps):  # Qwen2-VL: its M-RoPE positions come from the model, recomputed every step
+        logits = model(input_ids=ids, attention_mask=mask, pixel_values=inputs["pixel_values"],
+                       image_grid_thw=inputs["image_grid_thw"], mm_token_type_ids=mm_types(ids), use_cache=False).logits
+        nxt = logits[:, -1:].argmax(-1)
+        ids, mask = torch.cat([ids, nxt], 1), torch.cat([mask, torch.ones_like(nxt)], 1)
+    return ids
+
+
+@pytest.mark.parametrize("case", [llava_case, qwen_case], ids=["llava", "qwen2_vl"])
+@pytest.mark.parametrize("padded", [False, True], ids=["batch1", "padded"])
+def test_stage_cache_generate_equals_dynamic_cache_and_uncached(case, padded):
+    model, inputs = case(padded)
+    handle = adsc.compress(model, CFG)
+    try:
+        with torch.no_grad():
+            greedy = dict(max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False)
+            dynamic = model.generate(**inputs, **greedy)
+            cache = adsc.StageCache(model.config, max_new_tokens=NEW)
+            fixed = model.generate(**inputs, **greedy, cache=cache)
+            reference = uncached(model, inputs, NEW)
+        assert torch.equal(fixed, dynamic)
+        assert torch.equal(fixed, reference)
+        trace = handle.last_trace
+        widest = [max(trace.kv_lengths(b)[i] for b in range(trace.batch_size)) for i in range(6)]
+        # every layer holds exactly its stage's widest kept prompt + the fed-back tokens, no more
+        assert cache.capacities() == widest
+        assert widest[2] < widest[0] and widest[4] < widest[2]
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_stage_cache_bytes_equal_the_analytical_kv(compressed):
+    model, inputs = llava_case(padded=False)
+    handle = adsc.compress(model, CFG) if compressed else None
+    cache = adsc.StageCache(model.config, max_new_tokens=NEW)
+    with torch.no_grad():
+        model.generate(**inputs, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, cache=cache)
+    vision = handle.last_trace.vision_tokens(0) if handle else None
+    if handle is not None:
+        handle.remove()
+    acc = account(shape_from_config(model.config), vision, text_tokens(inputs["input_ids"], IMAGE_TOKEN), NEW, 1,
+                  Conventions(kv_dtype_bytes=4))
+    assert adsc.cache_bytes(cache) == acc.kv_bytes
+    per_layer = [row.kv_bytes for row in acc.layers]
+    token = 2 * model.config.text_config.num_key_value_heads * (64 // 4) * 4
+    assert [c * token for c in cache.capacities()] == per_layer
+
+
+def test_stage_cache_refuses_sliding_window_models_and_half_given_sizes():
+    from transformers import LlamaConfig
+
+    with pytest.raises(ValueError, match="sliding"):
+        adsc.StageCache(LlamaConfig(num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"],
+                                    sliding_window=8), max_new_tokens=4)
+    with pytest.raises(ValueError, match="not both"):
+        adsc.StageCache(num_layers=2)
+
+
+def test_transformers_static_cache_is_still_refused_and_names_stage_cache():
+    model, inputs = llava_case(padded=False)
+    handle = adsc.compress(model, CFG)
+    try:
+        with pytest.raises(ValueError, match="adsc.StageCache"):
+            model.generate(**inputs, max_new_tokens=2, cache_implementation="static")
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_a_stage_cache_decode_step_never_reads_the_device(padded):
+    """With fixed shapes a decode step is pure tensor work: no read at all beyond what the
+    uncompressed model does (a DynamicCache decode step needs one, tests/core/test_generate.py)."""
+    reads = decode_step_reads(padded, True, lambda model: adsc.StageCache(model.config, room=2))
+    assert reads[True] == reads[False], reads
