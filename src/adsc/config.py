@@ -2,7 +2,8 @@
 
 A config is model-agnostic: the layer range and the budget are checked against a model's
 depth by :meth:`CompressionConfig.schedule` (called by :func:`adsc.compress`). What a method
-does with it lives in :mod:`adsc.methods` (looked up by name, lazily: methods import this module).
+does with it lives in :mod:`adsc.methods`, looked up by name in :mod:`adsc.registry`
+(which ``adsc.methods`` fills: methods import this module, so this module cannot import them).
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 
+from .checks import ConfigError
+from .registry import get_method
 from .schedule import Schedule
+
+__all__ = ["CONFIG_NAME", "CompressionConfig", "ConfigError", "unknown_keys"]
 
 CONFIG_NAME = "adsc_config.json"
 PATTERNS = ("grid2d", "stride1d")
 DROP_POSITIONS = ("before", "after")
-
-
-class ConfigError(ValueError):
-    """A compression setting that cannot work; the message names the fix."""
 
 
 def _is_int(value) -> bool:
@@ -120,8 +121,6 @@ class CompressionConfig:
     # ------------------------------------------------------------------ validation
     def validate(self, num_layers: int | None = None) -> None:
         """ConfigError naming the field and the fix; with ``num_layers`` also the layer range."""
-        from .methods import get_method
-
         _check_field_types(self)
 
         get_method(self.method).options(self.options)  # unknown methods and options name the known ones
@@ -161,8 +160,6 @@ class CompressionConfig:
 
     def schedule(self, num_layers: int) -> Schedule:
         """Resolve against a decoder depth: the method's layers and its counts for the ratio or budget."""
-        from .methods import get_method
-
         return get_method(self.method).schedule(self, num_layers)
 
     # ------------------------------------------------------------------ (de)serialisation

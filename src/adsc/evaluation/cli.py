@@ -13,7 +13,12 @@ from __future__ import annotations
 import json
 import os
 
-from .benchmarks import BENCHMARKS, ORDER, DataError, EvaluationInputError
+import torch
+import torch.distributed as dist
+
+from .. import CompressionConfig
+from ..config import CONFIG_NAME
+from .benchmarks import BENCHMARKS, HEADLINES, ORDER, DataError, EvaluationInputError
 from .benchmarks.mme import COGNITION, PERCEPTION
 from .checks import (
     ATTN,
@@ -24,6 +29,9 @@ from .checks import (
     check_output_dir,
     check_run_settings,
 )
+from . import generation  # generation.load_model looked up per call: tests stand in for it
+from .model_facts import reference_vision_tokens
+from .run import evaluate, load_benchmarks, merge_and_score
 
 
 def add_arguments(p) -> None:
@@ -61,8 +69,6 @@ def add_arguments(p) -> None:
 
 def _compression_file(path: str) -> dict:
     """The --compression file's JSON object (a folder: its adsc_config.json), errors naming the file."""
-    from adsc.config import CONFIG_NAME
-
     if os.path.isdir(path):
         path = os.path.join(path, CONFIG_NAME)
     if not os.path.isfile(path):
@@ -86,15 +92,11 @@ def compression_from_args(args, model_config=None):
     to the model's own vision tokens per image, read from ``model_config`` (see
     ``model_facts.reference_vision_tokens``), so that it is solved against what the model has.
     """
-    import adsc
-
-    from .model_facts import reference_vision_tokens
-
     inline = {k: getattr(args, k) for k in ("method", "layers", "budget", "drop_ratio", "vision_tokens") if getattr(args, k) is not None}
     given = "vision_tokens" in inline
     if args.compression:
         data = _compression_file(args.compression)
-        config = adsc.CompressionConfig.from_dict(data)
+        config = CompressionConfig.from_dict(data)
         given = given or "vision_tokens" in data
     elif not inline:
         return None
@@ -103,7 +105,7 @@ def compression_from_args(args, model_config=None):
     count, exact = reference_vision_tokens(model_config) if model_config is not None else (None, False)
     if not given and count is not None:
         inline["vision_tokens"] = count
-    config = config.replace(**inline) if args.compression else adsc.CompressionConfig(**inline)
+    config = config.replace(**inline) if args.compression else CompressionConfig(**inline)
     if count is not None:
         check_budget(config, count, exact)
     return config
@@ -128,9 +130,6 @@ def _distributed(device):
     torch.distributed directly rather than accelerate's state, which treats CPU processes
     without its own config as independent single runs.
     """
-    import torch
-    import torch.distributed as dist
-
     cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
     if cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -152,9 +151,7 @@ def _model_config(name_or_path: str):
     """The model's config (no weights), refusing pickle-only checkpoints before anything loads."""
     from transformers import AutoConfig
 
-    from .generation import check_safetensors
-
-    check_safetensors(name_or_path)
+    generation.check_safetensors(name_or_path)
     try:
         return AutoConfig.from_pretrained(name_or_path)
     except (OSError, ValueError) as err:
@@ -163,8 +160,6 @@ def _model_config(name_or_path: str):
 
 
 def run(args) -> int:
-    from .run import evaluate, load_benchmarks, merge_and_score
-
     names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     unknown = [b for b in names if b not in BENCHMARKS]
     if unknown or not names:
@@ -192,12 +187,8 @@ def run(args) -> int:
     if args.shard is None and shard is not None:  # launched by accelerate / torchrun: one slice per process
         barrier, is_main, device = _distributed(device)
     if device is None:
-        import torch
-
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    from .generation import load_model
-
-    model, processor = load_model(args.model, args.dtype, device, args.attn)
+    model, processor = generation.load_model(args.model, args.dtype, device, args.attn)
     results = evaluate(
         model, processor, loaded, args.data_root, args.output_dir, compression=compression, model_name=args.model,
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit, shard=shard,
@@ -206,8 +197,6 @@ def run(args) -> int:
         allow_outside_root=args.allow_outside_data_root,
     )
     if barrier is not None:
-        import torch.distributed as dist
-
         dist.barrier()  # the others wait for the main process's merge before leaving the group
         dist.destroy_process_group()
     if results is None:
@@ -219,8 +208,6 @@ def run(args) -> int:
 
 
 def _print(results: dict, output_dir: str) -> int:
-    from .benchmarks import HEADLINES
-
     print(f"model {results['model']}  method {results.get('method')}  vision tokens {results.get('tokens')}")
     for name, r in results["benchmarks"].items():
         title, metric, _ = HEADLINES[name]

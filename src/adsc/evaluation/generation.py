@@ -6,6 +6,7 @@ import os
 
 import torch
 
+from ..adapters import UnsupportedModelError, adapter_for
 from .benchmarks.base import DataError, EvaluationInputError
 
 DEFAULT_TEMPLATE = "USER: <image>\n{text} ASSISTANT:"  # llava-hf's LLaVA-1.5 chat format
@@ -170,8 +171,6 @@ class Generator:
 
 def _family_pads_to_square(model) -> bool:
     """The adapter's ``pad_to_square``; False for a model adsc has no adapter for (it is not compressed)."""
-    from ..adapters import UnsupportedModelError, adapter_for
-
     try:
         return adapter_for(model).pad_to_square
     except UnsupportedModelError:

@@ -44,8 +44,8 @@ def string_features(model, processor, root: str, n: int) -> dict[str, tuple[torc
 @torch.no_grad()
 def answer_states(model, processor, root: str, n: int, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """(hidden states (layers + 1, R, D), word index (R,)) at the position predicting each reading drill's first answer."""
-    from ..training.data import IGNORE, Collator, Encoder
-    from ..training.records import load_json, parse_records
+    from ..training.data import IGNORE, Collator, Encoder  # lazy: adsc.training imports the Trainer and peft
+    from ..training.records import load_json, parse_records  # lazy: as above
 
     records, _ = parse_records(load_json(f"{root}/train/{DRILL_FILES['drill_read']}"), skip_malformed=False)
     records = records[:n]

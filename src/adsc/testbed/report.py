@@ -7,8 +7,12 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
+from ..config import CompressionConfig
 from ..evaluation.benchmarks import ORDER
 from ..evaluation.report import plot, relative, table
+from ..profiling.flops import Conventions, account
+from ..profiling.shapes import shape_from_config
+from .facts import ADSC_LAYERS, REPO, VISION_TOKENS
 
 BENCHES = [b for b in ORDER]
 
@@ -43,11 +47,6 @@ def rel_base(base: dict) -> tuple[dict, list[str]]:
 def table4(checkpoint: Path, budgets, text_tokens: int = 40, new_tokens: int = 2) -> tuple[str, list[dict]]:
     """FLOPs (prefill + decode) and KV cache of the testbed model, full and at each budget."""
     from transformers import AutoConfig
-
-    from ..config import CompressionConfig
-    from ..profiling.flops import Conventions, account
-    from ..profiling.shapes import shape_from_config
-    from .experiment import ADSC_LAYERS, VISION_TOKENS
 
     shape = shape_from_config(AutoConfig.from_pretrained(checkpoint), "testbed")
     conv = Conventions(kv_dtype_bytes=4)  # the testbed runs in fp32
@@ -102,15 +101,11 @@ def issue_checks(full: dict, recovery: dict, preset) -> list[dict]:
 
 def _shown(path: Path) -> str:
     """A path inside the repository relative to its root (a committed report names no machine)."""
-    from .experiment import REPO
-
     path = Path(path).resolve()
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def write_report(out: Path, preset, results: dict, seconds: float, seed: int, checkpoint: Path) -> dict:
-    from .experiment import ADSC_LAYERS
-
     shown = _scores(results["full"])
     base, left_out = rel_base(shown)  # every relative score below divides by these only
     rows = [("full", 144, shown)]

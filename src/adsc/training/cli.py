@@ -12,6 +12,7 @@ import argparse
 import json
 
 from .config import CURRICULA, TrainConfig
+from .run import train
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,8 +90,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .run import train
-
     summary = train(config_from_args(args))
     print(json.dumps({k: v for k, v in summary.items() if k != "log_history"}, indent=2))
     return 0
