@@ -23,9 +23,10 @@ import time
 from tqdm.auto import tqdm
 
 from .. import compress, get_handle
+from ..files import write_json_atomic
 from .benchmarks import HEADLINES, DataError, VQAv2, headline, load_benchmark
 from .checks import check_output_dir, check_run_settings
-from .files import OutputLock, write_json_atomic
+from .files import OutputLock
 from .generation import Generator
 from .model_facts import model_identity, numerics, reference_vision_tokens, revision
 from .predictions import (

@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 from ..evaluation.generation import load_model
+from ..files import write_json_atomic
 from .dataset import TestbedConfig, generate
 from .model import GRID, IMAGE_SIZE, PATCH, build_model, build_processor, vocabulary
 from .probe import image_dependence, load_for_probing
@@ -186,9 +187,7 @@ def write_mix(path: Path, root: Path, copies: dict[str, int], base: bool = True)
                 records += k * [r for r in mix if family_of(r["id"]) == MIX_KINDS[kind]]
             else:
                 records += k * json.loads((root / DRILL_KINDS[kind]).read_text())
-        partial = path.with_suffix(".tmp")  # a kill mid-write leaves no half file that a rerun would trust
-        partial.write_text(json.dumps(records))
-        partial.replace(path)
+        write_json_atomic(path, records, indent=None)  # a kill mid-write leaves no half file that a rerun would trust
     return path
 
 
