@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -204,11 +203,3 @@ def _enable_cache(model) -> None:
     """Training saves configs with use_cache=False; generation wants the (compressed) cache."""
     for cfg in {id(c): c for c in (model.config, model.config.get_text_config())}.values():
         cfg.use_cache = True
-
-
-
-def spread(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
-            "stdev": statistics.pstdev(values) if len(values) > 1 else 0.0}
-
-

@@ -68,9 +68,6 @@ def table4(checkpoint: Path, budgets, text_tokens: int = 40, new_tokens: int = 2
     return "\n".join(lines) + note, rows
 
 
-EASY = "POPE accuracy (3 splits) and MME existence / color accuracy: one category lookup each"
-
-
 def issue_checks(full: dict, recovery: dict, preset) -> list[dict]:
     """The two properties that make the testbed meaningful, measured on this run's own test set.
 
