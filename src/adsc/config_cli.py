@@ -61,7 +61,8 @@ def add_compression_arguments(parser, *, fields=FIELDS, defaults: dict | None = 
     amount = group.add_mutually_exclusive_group()
     for name in fields:
         flag = "--" + name.replace("_", "-")
-        kwargs = {"default": defaults.get(name), "help": _HELP[name].format(methods=", ".join(names())) + _default(name, defaults)}
+        text = _HELP[name].format(methods=", ".join(names())) + _default(name, defaults)
+        kwargs = {"default": defaults.get(name), "help": text}
         if name == "layers":
             kwargs.update(type=int, nargs="+")
         elif name == "vision_tokens":

@@ -14,5 +14,4 @@ from __future__ import annotations
 from .benchmarks import BENCHMARKS, HEADLINES, DataError, headline, load_benchmark
 from .run import evaluate
 
-
 __all__ = ["BENCHMARKS", "HEADLINES", "DataError", "headline", "load_benchmark", "evaluate"]

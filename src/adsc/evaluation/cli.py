@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from ..config_cli import add_compression_arguments, compression_from_args
+from . import generation  # generation.load_model looked up per call: tests stand in for it
 from .benchmarks import BENCHMARKS, HEADLINES, ORDER, DataError, EvaluationInputError
 from .benchmarks.mme import COGNITION, PERCEPTION
 from .checks import (
@@ -27,7 +28,6 @@ from .checks import (
     check_output_dir,
     check_run_settings,
 )
-from . import generation  # generation.load_model looked up per call: tests stand in for it
 from .model_facts import reference_vision_tokens
 from .run import evaluate, load_benchmarks, merge_and_score
 

@@ -27,7 +27,8 @@ def add_arguments(p) -> None:
     p.add_argument("--warmup-steps", type=int, default=600, help="--pretrain: dense vision warm-up steps")
     p.add_argument("--align-steps", type=int, default=300, help="--pretrain: object-listing alignment steps")
     p.add_argument("--drill-steps", type=int, default=0, help="--pretrain: multi-turn existence-drill steps (optional stage)")
-    p.add_argument("--qa-steps", type=int, default=1000, help="--pretrain: full-token QA training steps (a cap with --qa-minutes)")
+    p.add_argument("--qa-steps", type=int, default=1000,
+                   help="--pretrain: full-token QA training steps (a cap with --qa-minutes)")
     p.add_argument("--qa-minutes", type=float, default=None,
                    help="--pretrain: run the QA stage for this many minutes, learning rate on a cosine over the time")
     p.add_argument("--drills-in-qa", nargs="+", default=["0"], metavar="K|KIND=K",

@@ -16,10 +16,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import torch
 
 from ..config import CompressionConfig, ConfigError
 from ..evaluation.generation import load_model

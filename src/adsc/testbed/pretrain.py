@@ -48,11 +48,11 @@ from pathlib import Path
 from ..evaluation.generation import load_model
 from ..files import write_json_atomic
 from .dataset import TestbedConfig, generate
+from .formats.instruct import CAPTION_FILE, DRILL_FILES, INSTRUCT_FILE, family_of
 from .model import GRID, IMAGE_SIZE, PATCH, build_model, build_processor, vocabulary
 from .probe import image_dependence, load_for_probing
-from .world import TEXT_COLORS, GridSpec, SceneConfig
-from .formats.instruct import CAPTION_FILE, DRILL_FILES, INSTRUCT_FILE, family_of
 from .warmup import PatchData, read_warm_up, warm_up_vision
+from .world import TEXT_COLORS, GridSpec, SceneConfig
 
 TRAIN_JSON = f"train/{INSTRUCT_FILE}"
 CAPTION_JSON = f"train/{CAPTION_FILE}"
@@ -121,7 +121,8 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
     from ..training import TrainConfig, train  # lazy: see above
     from ..training.time_budget import TimeBudget  # lazy: see above
 
-    def stage(model: Path, data: Path, output: Path, steps: int, minutes: float | None = None, images: Path | None = None) -> dict:
+    def stage(model: Path, data: Path, output: Path, steps: int, minutes: float | None = None,
+              images: Path | None = None) -> dict:
         if (output / "model.safetensors").exists():
             return json.loads((output / "pretrain_stage.json").read_text())
         cfg = TrainConfig(

@@ -50,7 +50,8 @@ def image_dependence(model, processor, data: str, image_folder: str, n: int = 25
     if family is not None:
         records = [r for r in records if family_of(r.id) == family]
     if not records:
-        raise ValueError(f"{data} holds no {family + ' ' if family else ''}records: point the probe at a dataset with questions of this kind")
+        raise ValueError(f"{data} holds no {family + ' ' if family else ''}records: point the probe at a dataset "
+                         "with questions of this kind")
     records = random.Random(seed).sample(records, min(n, len(records)))
     encoder = Encoder(processor, template, max_length=4096, image_folder=image_folder, pad_to_square=False)
     collate = Collator(processor.tokenizer.pad_token_id)

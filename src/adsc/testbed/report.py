@@ -144,7 +144,8 @@ def write_report(out: Path, preset, results: dict, seconds: float, seed: int, ch
                   f"{REL_FLOOR_DEFAULT:g}, or {REL_FLOOR['mme']:g} for MME), so a ratio to it is noise.", ""]
     summary["rel_left_out"] = left_out
     lines += ["## Recovery against the twin control", "",
-              "| budget | ADSC trained rel % | twin + ADSC rel % | recovery (pts) | untrained ADSC rel % (min..max over phases) | best baseline |",
+              "| budget | ADSC trained rel % | twin + ADSC rel % | recovery (pts) "
+              "| untrained ADSC rel % (min..max over phases) | best baseline |",
               "|---|---|---|---|---|---|"]
     for tag, r in recovery.items():
         u = r["untrained_phase_rel"]

@@ -17,6 +17,7 @@ from torch import nn
 from .. import loading
 from ..adapters import adapter_for, unwrap
 
+
 def parts(model: nn.Module) -> dict[str, str]:
     """Dotted paths of the llm, projector and vision encoder: the adapter's ``training_parts``."""
     return adapter_for(model).training_parts
