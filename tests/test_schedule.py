@@ -1,6 +1,6 @@
 import pytest
 
-from adsc import BudgetError, CompressionConfig, ConfigError, reachable_budgets, schedule_from_counts, solve_ratio
+from adsc import BudgetError, reachable_budgets, schedule_from_counts, solve_ratio
 
 
 def test_paper_example_keep_300_at_layer_8():

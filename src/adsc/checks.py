@@ -11,6 +11,10 @@ import math
 import os
 
 
+class ConfigError(ValueError):
+    """A compression setting that cannot work; the message names the fix (re-exported by adsc.config)."""
+
+
 def whole(name: str, value, low: int, high: int | None = None, fix: str = "") -> int:
     """An int in [low, high] (a float without a fraction is taken as that int)."""
     if isinstance(value, float) and value.is_integer():

@@ -21,22 +21,11 @@ COMMANDS = {
 }
 
 
-def _load(module_name: str):
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name and module_name.startswith(err.name):
-            return None  # the command's package has not landed yet
-        raise
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adsc", description="Vision-token compression inside multimodal LLMs")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        module = _load(module_name)
-        if module is None:
-            continue
+        module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().splitlines()[0])
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)

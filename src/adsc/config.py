@@ -2,7 +2,8 @@
 
 A config is model-agnostic: the layer range and the budget are checked against a model's
 depth by :meth:`CompressionConfig.schedule` (called by :func:`adsc.compress`). What a method
-does with it lives in :mod:`adsc.methods` (looked up by name, lazily: methods import this module).
+does with it lives in :mod:`adsc.methods`, looked up by name in :mod:`adsc.registry`
+(which ``adsc.methods`` fills: methods import this module, so this module cannot import them).
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 
+from .checks import ConfigError
+from .registry import get_method
 from .schedule import Schedule
+
+__all__ = ["CONFIG_NAME", "CompressionConfig", "ConfigError", "read_config_file", "unknown_keys"]
 
 CONFIG_NAME = "adsc_config.json"
 PATTERNS = ("grid2d", "stride1d")
 DROP_POSITIONS = ("before", "after")
-
-
-class ConfigError(ValueError):
-    """A compression setting that cannot work; the message names the fix."""
 
 
 def _is_int(value) -> bool:
@@ -120,8 +121,6 @@ class CompressionConfig:
     # ------------------------------------------------------------------ validation
     def validate(self, num_layers: int | None = None) -> None:
         """ConfigError naming the field and the fix; with ``num_layers`` also the layer range."""
-        from .methods import get_method
-
         _check_field_types(self)
 
         get_method(self.method).options(self.options)  # unknown methods and options name the known ones
@@ -161,8 +160,6 @@ class CompressionConfig:
 
     def schedule(self, num_layers: int) -> Schedule:
         """Resolve against a decoder depth: the method's layers and its counts for the ratio or budget."""
-        from .methods import get_method
-
         return get_method(self.method).schedule(self, num_layers)
 
     # ------------------------------------------------------------------ (de)serialisation
@@ -190,22 +187,11 @@ class CompressionConfig:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "CompressionConfig":
         path = os.fspath(path)
-        if os.path.isdir(path):
-            path = os.path.join(path, CONFIG_NAME)
-        if not os.path.isfile(path):
-            raise ConfigError(f"no compression config at {path}; save one with CompressionConfig.save_pretrained(dir)")
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{path} is not a JSON file ({err}); write it with CompressionConfig.save_pretrained") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not an object of compression fields "
-                              '(e.g. {"budget": 192})')
+        data = read_config_file(path)
         try:
             return cls.from_dict(data)
         except ConfigError as err:
-            raise ConfigError(f"{path}: {err}") from None
+            raise ConfigError(f"{_config_path(path)}: {err}") from None
 
     def replace(self, **changes) -> "CompressionConfig":
         data = self.to_dict()
@@ -215,3 +201,23 @@ class CompressionConfig:
         if "drop_ratio" in changes and "budget" not in changes:
             data["budget"] = None
         return type(self).from_dict(data)
+
+
+def _config_path(path: str) -> str:
+    return os.path.join(path, CONFIG_NAME) if os.path.isdir(path) else path
+
+
+def read_config_file(path: str | os.PathLike) -> dict:
+    """The JSON object of a saved config (a folder: its adsc_config.json); ConfigError naming the file and the fix."""
+    path = _config_path(os.fspath(path))
+    if not os.path.isfile(path):
+        raise ConfigError(f"no file {path}; save one with CompressionConfig.save_pretrained(dir)")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path} is not a JSON file ({err}); write it with CompressionConfig.save_pretrained") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not an object of compression fields "
+                          '(e.g. {"budget": 192})')
+    return data

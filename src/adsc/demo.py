@@ -7,8 +7,10 @@ the per-layer vision-token counts and KV-cache sizes are the point.
 from __future__ import annotations
 
 import torch
+from PIL import Image
 
 from . import CompressionConfig, cache_bytes, cache_lengths, compress
+from .tiny import tiny_llava, tiny_llava_processor
 
 
 def add_arguments(p) -> None:
@@ -18,10 +20,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from PIL import Image
-
-    from .tiny import tiny_llava, tiny_llava_processor
-
     torch.manual_seed(0)
     model = tiny_llava(layers=32, image_size=336, patch=14, attn="sdpa")  # 24 x 24 = 576 vision tokens
     processor = tiny_llava_processor(image_size=336, patch=14)

@@ -6,21 +6,17 @@ import json
 
 from .checks import real, whole, writable_file
 from .config import CompressionConfig
-from .methods import get_method, names
+from .config_cli import add_compression_arguments
+from .methods import get_method
 from .schedule import Schedule, schedule_from_counts
 
 
 def add_arguments(p) -> None:
     p.add_argument("--num-layers", type=int, default=32, help="decoder depth (32 for LLaVA-1.5-7B)")
-    p.add_argument("--vision-tokens", type=int, default=576, help="vision tokens per image (576 = 24x24)")
-    p.add_argument("--layers", type=int, nargs="+",
-                   help="pruning layers (0-indexed; default: the method's own, e.g. 2 8 16 24 for adsc, 2 for fastv)")
-    how = p.add_mutually_exclusive_group()
-    how.add_argument("--budget", type=float, help="target average vision tokens over all layers")
-    how.add_argument("--ratio", type=float, help="drop ratio at each pruning layer")
+    how = add_compression_arguments(p, fields=("method", "layers", "budget", "drop_ratio", "vision_tokens", "drop_position"),
+                                    defaults={"method": "adsc", "vision_tokens": 576, "drop_position": "before"},
+                                    aliases=True)
     how.add_argument("--keep", type=int, nargs="+", help="explicit tokens kept from each pruning layer on")
-    p.add_argument("--drop-position", choices=["before", "after"], default="before")
-    p.add_argument("--method", default="adsc", help=f"a registered method: {', '.join(names())}")
     p.add_argument("--plot", help="save a PNG of tokens per layer here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -31,8 +27,8 @@ def check_args(args) -> None:
     whole("--vision-tokens", args.vision_tokens, 1)
     if args.budget is not None:
         real("--budget", args.budget, 0.0, args.vision_tokens, strict=True, fix=" (vision tokens to keep on average)")
-    if args.ratio is not None:
-        real("--ratio", args.ratio, 0.0, 1.0, high_open=True, fix=" (the share of tokens each pruning layer drops)")
+    if args.drop_ratio is not None:
+        real("--drop-ratio", args.drop_ratio, 0.0, 1.0, high_open=True, fix=" (the share of tokens each pruning layer drops)")
     for k in args.keep or ():
         whole("--keep", k, 0, args.vision_tokens, fix=" (tokens kept, at most --vision-tokens)")
     if args.plot:
@@ -48,8 +44,8 @@ def schedule_from_args(args) -> Schedule:
         stage = [x + (args.drop_position == "after") for x in layers]
         CompressionConfig(layers=layers, drop_ratio=0.0, drop_position=args.drop_position).validate(args.num_layers)
         return schedule_from_counts(args.num_layers, args.vision_tokens, stage, args.keep)
-    budget = args.budget if args.ratio is None and args.budget is not None else None
-    ratio = args.ratio if args.ratio is not None else (None if budget is not None else 0.5)
+    budget = args.budget if args.drop_ratio is None and args.budget is not None else None
+    ratio = args.drop_ratio if args.drop_ratio is not None else (None if budget is not None else 0.5)
     config = CompressionConfig(
         method=args.method, layers=args.layers, drop_ratio=ratio, budget=budget,
         vision_tokens=args.vision_tokens, drop_position=args.drop_position,

@@ -39,7 +39,8 @@ def pad(rows, side: str):
     width = max(map(len, rows))
     ids = [([PAD] * (width - len(r)) + r) if side == "left" else (r + [PAD] * (width - len(r))) for r in rows]
     ids = torch.tensor(ids)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) if side == "left" else [1] * len(r) + [0] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) if side == "left" else [1] * len(r) + [0] * (width - len(r))
+                         for r in rows])
     return ids, mask, (mask.cumsum(1) - 1).clamp(min=0)
 
 
@@ -49,7 +50,8 @@ def qwen_inputs(grids=((1, 8, 8),), text=(40, 41, 42), tail=(43, 44)):
         row += [VISION_START] + [IMAGE_TOKEN] * (t * h * w // 4) + [45]
     ids = torch.tensor([row + list(tail)])
     pix = torch.randn(sum(t * h * w for t, h, w in grids), 3 * 2 * 14 * 14, generator=torch.Generator().manual_seed(1))
-    return dict(input_ids=ids, pixel_values=pix, image_grid_thw=torch.tensor(grids), mm_token_type_ids=(ids == IMAGE_TOKEN).long())
+    return dict(input_ids=ids, pixel_values=pix, image_grid_thw=torch.tensor(grids),
+                mm_token_type_ids=(ids == IMAGE_TOKEN).long())
 
 
 class Replay(Selector):

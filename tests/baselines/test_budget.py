@@ -6,7 +6,6 @@ import pytest
 
 from adsc import CompressionConfig, ConfigError
 from adsc.cli import main
-
 from adsc.methods import names
 
 METHODS = list(names())

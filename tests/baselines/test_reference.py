@@ -61,7 +61,8 @@ def test_pyramiddrop_matches_eager_reference(positions, attn_impl):
 
             def reduce(l, h, idx, size, attn):
                 if l in layers:  # the rank layer's own attention, last token's row, mean over heads
-                    return keep_top_reference(h, idx, size, attn[l][0].mean(0)[-1], ROW[0] == IMAGE_TOKEN, counts[layers.index(l)])
+                    return keep_top_reference(h, idx, size, attn[l][0].mean(0)[-1], ROW[0] == IMAGE_TOKEN,
+                                              counts[layers.index(l)])
 
             ref, seen = reference_forward(llava("eager"), ROW, PIX, reduce, renumber=positions == "renumber")
         assert_matches_reference(trace, seen, logits, ref)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import adsc
-from adsc.methods import bipartite_match
 from adsc.adapters import LlavaAdapter
+from adsc.methods import bipartite_match
 from adsc.methods.scores import key_metric
 from adsc.tiny import IMAGE_TOKEN
 

@@ -163,7 +163,8 @@ def write_sqa(root: str) -> None:
     problems = {}
     for pid, (img, choices, ans, hint, _) in SQA_PROBLEMS.items():
         problems[pid] = {"question": f"Question {pid}?", "choices": choices, "answer": ans, "hint": hint,
-                         "image": "image.png" if img else None, "task": "closed choice", "split": "test" if pid != "6" else "train"}
+                         "image": "image.png" if img else None, "task": "closed choice",
+                         "split": "test" if pid != "6" else "train"}
         if img:
             _image(f"{root}/scienceqa/images/{'train' if pid == '6' else 'test'}/{pid}/image.png")
     _json(f"{root}/scienceqa/problems.json", problems)
@@ -188,7 +189,8 @@ def write_textvqa(root: str, llava_file: bool = True) -> None:
     data = [{"question_id": qid, "image_id": img, "question": q, "answers": ans, "set_name": "val"}
             for qid, (img, q, ans, _, _) in TEXTVQA.items()]
     _json(f"{root}/textvqa/TextVQA_0.5.1_val.json", {"dataset_name": "textvqa", "data": data})
-    _json(f"{root}/textvqa/TextVQA_Rosetta_OCR_v0.2_val.json", {"data": [{"image_id": k, "ocr_tokens": v} for k, v in TEXTVQA_OCR.items()]})
+    _json(f"{root}/textvqa/TextVQA_Rosetta_OCR_v0.2_val.json",
+          {"data": [{"image_id": k, "ocr_tokens": v} for k, v in TEXTVQA_OCR.items()]})
     for img in TEXTVQA_OCR:
         _image(f"{root}/textvqa/train_images/{img}.jpg")
     if llava_file:
@@ -196,7 +198,8 @@ def write_textvqa(root: str, llava_file: bool = True) -> None:
         for qid, (img, q, _, _, _) in TEXTVQA.items():
             ocr = TEXTVQA_OCR[img]
             text = q.lower() + ("\nReference OCR token: " + ", ".join(ocr) if ocr else "")
-            rows.append({"question_id": img, "image": f"{img}.jpg", "text": text + "\nAnswer the question using a single word or phrase."})
+            rows.append({"question_id": img, "image": f"{img}.jpg",
+                         "text": text + "\nAnswer the question using a single word or phrase."})
         _jsonl(f"{root}/textvqa/llava_textvqa_val_v051_ocr.jsonl", rows)
 
 
@@ -224,7 +227,8 @@ def write_vqav2(root: str) -> None:
         _image(f"{root}/vqav2/val2014/COCO_val2014_{img:012d}.jpg")
     # test-dev: 2 questions; the full test2015 list has a third one the submission must carry as ""
     _json(f"{root}/vqav2/v2_OpenEnded_mscoco_test-dev2015_questions.json",
-          {"questions": [{"question_id": 5001, "image_id": 21, "question": "What?"}, {"question_id": 5002, "image_id": 21, "question": "Who?"}]})
+          {"questions": [{"question_id": 5001, "image_id": 21, "question": "What?"},
+                         {"question_id": 5002, "image_id": 21, "question": "Who?"}]})
     _json(f"{root}/vqav2/v2_OpenEnded_mscoco_test2015_questions.json",
           {"questions": [{"question_id": q, "image_id": 21, "question": "?"} for q in (5001, 5002, 5003)]})
     _image(f"{root}/vqav2/test2015/COCO_test2015_{21:012d}.jpg")

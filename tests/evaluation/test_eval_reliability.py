@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import torch
-from eval_fixtures import OPTIONS, snapshot
+from eval_fixtures import snapshot
 
 import adsc
 from adsc.cli import main

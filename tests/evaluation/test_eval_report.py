@@ -44,8 +44,9 @@ def test_table_and_plot(tmp_path, capsys):
 def test_baseline_must_be_unambiguous(tmp_path):
     a = _write(tmp_path, "a", "ADSC", 192, {"gqa": 50.0})
     with pytest.raises(ValueError, match="--baseline"):
-        from adsc.evaluation.report import run
         from types import SimpleNamespace
+
+        from adsc.evaluation.report import run
 
         run(SimpleNamespace(results=[a], baseline=None, markdown=None, plot=None, paper=False))
     full = _write(tmp_path, "full", "full", 576, {"gqa": 60.0}, compressed=False)

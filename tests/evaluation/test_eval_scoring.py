@@ -159,7 +159,8 @@ def test_textvqa_prompts_from_rosetta_ocr(tmp_path):
 
 
 def test_textvqa_question_prompt_processor():
-    assert question_of("What is it?\nReference OCR token: a, b\nAnswer the question using a single word or phrase.") == "what is it?"
+    prompt = "What is it?\nReference OCR token: a, b\nAnswer the question using a single word or phrase."
+    assert question_of(prompt) == "what is it?"
     assert question_of("Reference OCR token: a\nWhat?\nAnswer.") == "what?"
     with pytest.raises(DataError):
         question_of("one line only")

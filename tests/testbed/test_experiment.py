@@ -16,7 +16,7 @@ def test_committed_checkpoint_is_small_and_loadable():
 
 def test_smoke_experiment_writes_every_table_and_resumes(tmp_path):
     out = tmp_path / "exp"
-    summary = Experiment(out, PRESETS["smoke"], progress=False).run()
+    Experiment(out, PRESETS["smoke"], progress=False).run()
     report = (out / "report.md").read_text()
     for heading in ("Table I analogue", "Recovery against the twin control", "Table IV analogue", "Findings"):
         assert heading in report

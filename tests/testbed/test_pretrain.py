@@ -25,7 +25,8 @@ def test_pretrain_runs_every_stage_and_skips_finished_ones(tmp_path):
     assert (tmp_path / "run" / "drill" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
-def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix_after_reading_and_focus_stages(tmp_path, monkeypatch):
+def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix_after_reading_and_focus_stages(
+        tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative paths, as the command line gives them
     data = tmp_path / "data"
     generate(data, TestbedConfig(seed=0, num_images=2, num_train=8, spec=GridSpec(168, 14, 2)))

@@ -6,15 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 import torch
+from fixtures import make_dataset, save_tiny_model
 
 import adsc
 from adsc.training import load_trained
-
-from fixtures import make_dataset, save_tiny_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -120,9 +120,11 @@ def test_pickled_weights_are_refused_naming_the_conversion(inputs, tmp_path, cap
 def test_image_paths_outside_the_folder_are_named_errors(inputs, tmp_path):
     _, _, _, images = inputs
     raw = [
-        {"id": "fine", "image": "coco/red.png", "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "x"}]},
+        {"id": "fine", "image": "coco/red.png",
+         "conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "x"}]},
         {"id": "abs", "image": "/etc/passwd", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "x"}]},
-        {"id": "up", "image": "coco/../../secret.png", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "x"}]},
+        {"id": "up", "image": "coco/../../secret.png",
+         "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "x"}]},
     ]
     records, _ = parse_records(raw, skip_malformed=False)
     with pytest.raises(ImageOutsideFolder) as err:

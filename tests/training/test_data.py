@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
-import torch
 from PIL import Image
 
 from adsc.tiny import IMAGE_TOKEN, tiny_llava_processor

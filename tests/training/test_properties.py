@@ -29,7 +29,8 @@ QUICK = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCh
 # values of every kind a user or a file can hand over
 anything = st.one_of(
     st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=8), st.lists(st.integers(-3, 40), max_size=4), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    st.text(max_size=8), st.lists(st.integers(-3, 40), max_size=4),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
 )
 number_text = st.one_of(
     st.integers(-50, 5000).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),

@@ -9,14 +9,13 @@ import sys
 import time
 
 import torch
+from fixtures import make_dataset, save_tiny_model
 from safetensors.torch import load_file
 
 from adsc.training.checkpoints import MARKER, STAGING, clean_litter, last_checkpoint, rotate
+from adsc.training.cli import add_arguments, config_from_args
 from adsc.training.curriculum import phase_of
 from adsc.training.run import train
-from adsc.training.cli import add_arguments, config_from_args
-
-from fixtures import make_dataset, save_tiny_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

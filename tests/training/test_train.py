@@ -7,13 +7,12 @@ import os
 
 import pytest
 import torch
+from fixtures import make_dataset, save_tiny_model
 from transformers import TrainerCallback
 
 import adsc
 from adsc.training import TrainConfig, load_trained, train
 from adsc.training.curriculum import phase_of, phase_starts
-
-from fixtures import make_dataset, save_tiny_model
 
 STEPS = 24
 LAYERS = 6
@@ -110,7 +109,8 @@ def test_output_loads_in_one_call_and_merges(run):
 
 def test_nothing_pickled_on_disk(run):
     cfg, _, _ = run
-    pickles = [os.path.join(r, f) for r, _, fs in os.walk(cfg.output_dir) for f in fs if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
+    pickles = [os.path.join(r, f) for r, _, fs in os.walk(cfg.output_dir) for f in fs
+               if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
     assert pickles == []
     with open(os.path.join(cfg.output_dir, "adsc_config.json")) as fh:
         assert json.load(fh)["budget"] == 20

@@ -40,4 +40,5 @@ def adapter_for_config(config) -> Adapter | None:
     return None
 
 
-__all__ = ["ADAPTERS", "CAUSAL", "Adapter", "LlavaAdapter", "Qwen2VLAdapter", "UnsupportedModelError", "VisionSpan", "adapter_for", "adapter_for_config", "unwrap"]
+__all__ = ["ADAPTERS", "CAUSAL", "Adapter", "LlavaAdapter", "Qwen2VLAdapter", "UnsupportedModelError", "VisionSpan",
+           "adapter_for", "adapter_for_config", "unwrap"]

@@ -166,7 +166,7 @@ def token_runs(row: torch.Tensor, token_ids: tuple[int, ...]) -> list[tuple[int,
         return []
     ids = row.tolist()  # one transfer; the scan below is plain Python on a few hundred ints
     runs = []
-    start = None
+    start = end = None
     for p in hit.nonzero().flatten().tolist() + [None]:
         if start is not None and p == end + 1 and ids[p] == ids[start]:
             end = p

@@ -12,12 +12,6 @@
 from __future__ import annotations
 
 from .benchmarks import BENCHMARKS, HEADLINES, DataError, headline, load_benchmark
-
-
-def evaluate(*args, **kwargs):
-    from .run import evaluate as _evaluate  # keeps `import adsc.evaluation` free of tqdm/torch work
-
-    return _evaluate(*args, **kwargs)
-
+from .run import evaluate
 
 __all__ = ["BENCHMARKS", "HEADLINES", "DataError", "headline", "load_benchmark", "evaluate"]

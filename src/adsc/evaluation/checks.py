@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+import torch
+
 from .benchmarks.base import EvaluationInputError
 
 DTYPES = ("auto", "bf16", "bfloat16", "fp16", "float16", "fp32", "float32")
@@ -42,8 +44,6 @@ def check_device(device: str | None) -> None:
     """A device torch can name and this machine has (cuda:N needs N GPUs)."""
     if device is None:
         return
-    import torch
-
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):

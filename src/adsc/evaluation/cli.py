@@ -10,10 +10,14 @@ under ``accelerate launch`` every process takes its slice and the main one score
 
 from __future__ import annotations
 
-import json
 import os
 
-from .benchmarks import BENCHMARKS, ORDER, DataError, EvaluationInputError
+import torch
+import torch.distributed as dist
+
+from ..config_cli import add_compression_arguments, compression_from_args
+from . import generation  # generation.load_model looked up per call: tests stand in for it
+from .benchmarks import BENCHMARKS, HEADLINES, ORDER, DataError, EvaluationInputError
 from .benchmarks.mme import COGNITION, PERCEPTION
 from .checks import (
     ATTN,
@@ -24,6 +28,8 @@ from .checks import (
     check_output_dir,
     check_run_settings,
 )
+from .model_facts import reference_vision_tokens
+from .run import evaluate, load_benchmarks, merge_and_score
 
 
 def add_arguments(p) -> None:
@@ -31,13 +37,7 @@ def add_arguments(p) -> None:
     p.add_argument("--benchmarks", default=",".join(ORDER), help=f"comma-separated, from {','.join(BENCHMARKS)}")
     p.add_argument("--data-root", required=True, help="folder holding gqa/ mme/ pope/ scienceqa/ textvqa/ vqav2/ (see README)")
     p.add_argument("--output-dir", required=True, help="predictions, results.json (one folder per run)")
-    g = p.add_argument_group("compression (none = the full model)")
-    g.add_argument("--compression", help="a CompressionConfig JSON file or a directory holding adsc_config.json")
-    g.add_argument("--method", default=None, help="adsc | random | fastv | pyramiddrop | tome (default adsc)")
-    g.add_argument("--layers", type=int, nargs="+", help="pruning layers (0-indexed)")
-    g.add_argument("--budget", type=float, help="average vision tokens over all decoder layers (192/128/64)")
-    g.add_argument("--drop-ratio", type=float, help="share of remaining vision tokens dropped per pruning layer")
-    g.add_argument("--vision-tokens", type=int, help="reference tokens per image the budget refers to (576)")
+    add_compression_arguments(p, file=True, title="compression (none = the full model)")
     p.add_argument("--label", help="row name in `adsc report` (default: the method, or 'full')")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, help="override the protocol's 128 (ScienceQA 1024)")
@@ -59,52 +59,16 @@ def add_arguments(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _compression_file(path: str) -> dict:
-    """The --compression file's JSON object (a folder: its adsc_config.json), errors naming the file."""
-    from adsc.config import CONFIG_NAME
-
-    if os.path.isdir(path):
-        path = os.path.join(path, CONFIG_NAME)
-    if not os.path.isfile(path):
-        raise DataError(f"--compression: no file {path}; save one with CompressionConfig.save_pretrained(dir)")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"--compression: {path} is not valid JSON ({err}); write it with "
-                        "CompressionConfig.save_pretrained(dir)") from None
-    if not isinstance(data, dict):
-        raise DataError(f"--compression: {path} holds a JSON {type(data).__name__}, expected an object of config "
-                        'fields such as {"layers": [2, 8, 16, 24], "budget": 192}')
-    return data
-
-
-def compression_from_args(args, model_config=None):
+def run_compression(args, model_config=None):
     """The run's CompressionConfig (None: the full model).
 
     Without --vision-tokens (or a vision_tokens key in the --compression file) the budget refers
     to the model's own vision tokens per image, read from ``model_config`` (see
     ``model_facts.reference_vision_tokens``), so that it is solved against what the model has.
     """
-    import adsc
-
-    from .model_facts import reference_vision_tokens
-
-    inline = {k: getattr(args, k) for k in ("method", "layers", "budget", "drop_ratio", "vision_tokens") if getattr(args, k) is not None}
-    given = "vision_tokens" in inline
-    if args.compression:
-        data = _compression_file(args.compression)
-        config = adsc.CompressionConfig.from_dict(data)
-        given = given or "vision_tokens" in data
-    elif not inline:
-        return None
-    elif "budget" not in inline and "drop_ratio" not in inline:
-        raise EvaluationInputError("compression needs --budget or --drop-ratio (or --compression FILE)")
     count, exact = reference_vision_tokens(model_config) if model_config is not None else (None, False)
-    if not given and count is not None:
-        inline["vision_tokens"] = count
-    config = config.replace(**inline) if args.compression else adsc.CompressionConfig(**inline)
-    if count is not None:
+    config = compression_from_args(args, fallback=None if count is None else {"vision_tokens": count})
+    if config is not None and count is not None:
         check_budget(config, count, exact)
     return config
 
@@ -128,9 +92,6 @@ def _distributed(device):
     torch.distributed directly rather than accelerate's state, which treats CPU processes
     without its own config as independent single runs.
     """
-    import torch
-    import torch.distributed as dist
-
     cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
     if cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -152,9 +113,7 @@ def _model_config(name_or_path: str):
     """The model's config (no weights), refusing pickle-only checkpoints before anything loads."""
     from transformers import AutoConfig
 
-    from .generation import check_safetensors
-
-    check_safetensors(name_or_path)
+    generation.check_safetensors(name_or_path)
     try:
         return AutoConfig.from_pretrained(name_or_path)
     except (OSError, ValueError) as err:
@@ -163,8 +122,6 @@ def _model_config(name_or_path: str):
 
 
 def run(args) -> int:
-    from .run import evaluate, load_benchmarks, merge_and_score
-
     names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     unknown = [b for b in names if b not in BENCHMARKS]
     if unknown or not names:
@@ -183,7 +140,7 @@ def run(args) -> int:
     check_device(args.device)
     shard = parse_shard(args.shard)
     # Everything that can be wrong with the input is found before the model is loaded.
-    compression = compression_from_args(args, _model_config(args.model))
+    compression = run_compression(args, _model_config(args.model))
     loaded = load_benchmarks(names, args.data_root, args.limit, options, args.allow_outside_data_root)
     for bench in loaded.values():
         bench.check_images()
@@ -192,12 +149,8 @@ def run(args) -> int:
     if args.shard is None and shard is not None:  # launched by accelerate / torchrun: one slice per process
         barrier, is_main, device = _distributed(device)
     if device is None:
-        import torch
-
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    from .generation import load_model
-
-    model, processor = load_model(args.model, args.dtype, device, args.attn)
+    model, processor = generation.load_model(args.model, args.dtype, device, args.attn)
     results = evaluate(
         model, processor, loaded, args.data_root, args.output_dir, compression=compression, model_name=args.model,
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit, shard=shard,
@@ -206,8 +159,6 @@ def run(args) -> int:
         allow_outside_root=args.allow_outside_data_root,
     )
     if barrier is not None:
-        import torch.distributed as dist
-
         dist.barrier()  # the others wait for the main process's merge before leaving the group
         dist.destroy_process_group()
     if results is None:
@@ -219,8 +170,6 @@ def run(args) -> int:
 
 
 def _print(results: dict, output_dir: str) -> int:
-    from .benchmarks import HEADLINES
-
     print(f"model {results['model']}  method {results.get('method')}  vision tokens {results.get('tokens')}")
     for name, r in results["benchmarks"].items():
         title, metric, _ = HEADLINES[name]

@@ -1,4 +1,4 @@
-"""Output-directory safety: atomic writes under unique temp names, and one run per directory.
+"""Output-directory safety: one run per directory (atomic writes: :func:`adsc.files.write_json_atomic`).
 
 Two ``adsc eval`` processes on one output directory would generate every question twice and
 interleave prediction lines, so each run holds an exclusive ``flock`` on a lock file there
@@ -9,29 +9,14 @@ drops the lock when the process dies, so a kill never leaves a stale lock behind
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import tempfile
 
+from ..files import write_json_atomic
 from .benchmarks.base import EvaluationInputError
 
+__all__ = ["LOCK_NAME", "OutputLock", "lock_name", "write_json_atomic"]  # the writer lives in adsc.files
+
 LOCK_NAME = ".adsc_eval.lock"
-
-
-def write_json_atomic(path: str, data, indent: int | None = 2) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=indent)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def lock_name(shard: tuple[int, int] | None = None) -> str:

@@ -2,66 +2,42 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 
 import torch
+from PIL import Image
 
+from .. import loading
+from ..adapters import UnsupportedModelError, adapter_for
+from ..images import pad_to_square
+from ..loading import ModelFileError
 from .benchmarks.base import DataError, EvaluationInputError
 
 DEFAULT_TEMPLATE = "USER: <image>\n{text} ASSISTANT:"  # llava-hf's LLaVA-1.5 chat format
 
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
-PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.bin", "pytorch_model.pt")
-CONVERT = ("convert it once, where you trust the file: AutoModelForImageTextToText.from_pretrained(path, "
-           "use_safetensors=False).save_pretrained(path) (transformers >= 5 writes model.safetensors; older "
-           "versions need save_pretrained(path, safe_serialization=True))")
+@contextlib.contextmanager
+def _input_error():
+    """adsc.loading's refusals as this package's input errors (one-line CLI errors, exit 2)."""
+    try:
+        yield
+    except ModelFileError as err:
+        raise EvaluationInputError(str(err)) from None
 
 
 def check_safetensors(name_or_path: str) -> None:
     """Evaluation loads safetensors only: a pickle (.bin) checkpoint can run code when loaded."""
-    if not os.path.isdir(name_or_path):
-        return  # a hub id: from_pretrained(use_safetensors=True) refuses a pickle-only repository
-    files = os.listdir(name_or_path)
-    if any(f.endswith(".safetensors") or f in WEIGHT_FILES for f in files):
-        return
-    pickles = [f for f in files if f in PICKLE_FILES or f.endswith((".bin", ".pt", ".pth"))]
-    if pickles:
-        raise EvaluationInputError(f"{name_or_path} holds pickle weights only ({', '.join(sorted(pickles))}); "
-                                   f"adsc eval loads safetensors only: {CONVERT}")
-    raise EvaluationInputError(f"{name_or_path} holds no model weights (*.safetensors); save the model there "
-                               "with save_pretrained, or pass a hub id")
+    with _input_error():
+        loading.check_safetensors(name_or_path)
 
 
 def load_model(name_or_path: str, dtype: str = "auto", device: str | None = None, attn: str | None = None):
     """(model, processor) from a hub id or a local directory saved with save_pretrained; safetensors only."""
-    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoProcessor
 
-    check_safetensors(name_or_path)
-    config = AutoConfig.from_pretrained(name_or_path)
-    kind = config.model_type
-    if kind == "llava":
-        from transformers import LlavaForConditionalGeneration as cls
-    elif kind == "qwen2_vl":
-        from transformers import Qwen2VLForConditionalGeneration as cls
-    elif kind == "qwen2_5_vl":
-        from transformers import Qwen2_5_VLForConditionalGeneration as cls
-    else:
-        cls = AutoModelForImageTextToText
-    kwargs = {"dtype": _dtype(dtype, device), "use_safetensors": True}
-    if attn:
-        kwargs["attn_implementation"] = attn
-    try:
-        model = cls.from_pretrained(name_or_path, **kwargs)
-    except OSError as err:
-        if "safetensors" not in str(err):
-            raise
-        raise EvaluationInputError(f"{name_or_path}: no safetensors weights ({err}); adsc eval loads safetensors "
-                                   f"only: {CONVERT}") from None
-    if device:
-        model = model.to(device)
-    processor = AutoProcessor.from_pretrained(name_or_path)
-    return model.eval(), processor
+    with _input_error():
+        model = loading.load_model(name_or_path, _dtype(dtype, device), attn, device)
+    return model.eval(), AutoProcessor.from_pretrained(name_or_path)
 
 
 def _dtype(name: str, device: str | None):
@@ -69,19 +45,6 @@ def _dtype(name: str, device: str | None):
         return torch.bfloat16 if device and device.startswith("cuda") else torch.float32
     return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
             "float16": torch.float16, "fp16": torch.float16}[name]
-
-
-def pad_to_square(image, fill):
-    """LLaVA-1.5's expand2square: pad the short side with the processor's mean colour, centred."""
-    from PIL import Image
-
-    w, h = image.size
-    if w == h:
-        return image
-    side = max(w, h)
-    out = Image.new(image.mode, (side, side), fill)
-    out.paste(image, ((side - w) // 2, (side - h) // 2))
-    return out
 
 
 class Generator:
@@ -103,8 +66,7 @@ class Generator:
         if pad_square is None:  # the family's own preprocessing (LLaVA-1.5 pads; Qwen2-VL keeps the shape)
             pad_square = _family_pads_to_square(model)
         self.pad_square = pad_square
-        mean = getattr(getattr(processor, "image_processor", None), "image_mean", None) or (0.5, 0.5, 0.5)
-        self.fill = tuple(int(round(255 * m)) for m in mean)
+        self.mean = getattr(getattr(processor, "image_processor", None), "image_mean", None) or (0.5, 0.5, 0.5)
         self.image_token_id = getattr(model.config, "image_token_id", None) or getattr(model.config, "image_token_index", None)
         self.vision_tokens_per_image: int | None = None
 
@@ -124,8 +86,6 @@ class Generator:
         return template.replace("{text}", text)
 
     def load_image(self, path: str):
-        from PIL import Image
-
         with Image.open(path) as im:
             return self.load_image_obj(im)
 
@@ -138,7 +98,7 @@ class Generator:
 
     def load_image_obj(self, image):
         image = image.convert("RGB")
-        return pad_to_square(image, self.fill) if self.pad_square else image
+        return pad_to_square(image, self.mean) if self.pad_square else image
 
     def __call__(self, samples) -> tuple[list[str], list[str], int]:
         """Answers (stripped), the prompts used, and the number of new tokens generated."""
@@ -170,8 +130,6 @@ class Generator:
 
 def _family_pads_to_square(model) -> bool:
     """The adapter's ``pad_to_square``; False for a model adsc has no adapter for (it is not compressed)."""
-    from ..adapters import UnsupportedModelError, adapter_for
-
     try:
         return adapter_for(model).pad_to_square
     except UnsupportedModelError:

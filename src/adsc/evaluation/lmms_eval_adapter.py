@@ -26,6 +26,14 @@ interchangeable with ``adsc eval``'s.
 
 from __future__ import annotations
 
+import json
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import CompressionConfig, compress
+from .generation import Generator, load_model
+
 NAME = "adsc"
 CLASS_NAME = "ADSCLmms"
 _CLASS = None
@@ -88,23 +96,19 @@ def compression_config(value):
     """``compression=`` as lmms-eval's model_args give it: a CompressionConfig JSON file, a folder
     holding adsc_config.json, inline JSON (``compression={"layers":[2,8,16,24],"budget":192}``),
     a dict, a config, or None / "" / "none" for the full model."""
-    import adsc
-
-    if value is None or isinstance(value, adsc.CompressionConfig):
+    if value is None or isinstance(value, CompressionConfig):
         return value
     if isinstance(value, dict):
-        return adsc.CompressionConfig.from_dict(value)
+        return CompressionConfig.from_dict(value)
     text = str(value).strip()
     if text.lower() in ("", "none"):
         return None
     if text.startswith("{"):
-        import json
-
         try:
-            return adsc.CompressionConfig.from_dict(json.loads(text))
+            return CompressionConfig.from_dict(json.loads(text))
         except json.JSONDecodeError as err:
             raise ValueError(f"compression={text!r} is not valid JSON ({err}); quote model_args in the shell") from None
-    return adsc.CompressionConfig.from_pretrained(text)
+    return CompressionConfig.from_pretrained(text)
 
 
 def _stop(text: str, until) -> str:
@@ -115,16 +119,10 @@ def _stop(text: str, until) -> str:
 
 
 def _make_class(lmms):
-    import torch
-
-    from .generation import Generator, load_model
-
     class ADSCLmms(lmms):
         def __init__(self, pretrained=None, model=None, processor=None, compression=None, batch_size=1, device=None,
                      dtype="auto", attn=None, template="auto", max_new_tokens=128, **_ignored):
             super().__init__()
-            import adsc
-
             if model is None:
                 if pretrained is None:
                     raise ValueError("give pretrained=<hub id or path> or model= and processor=")
@@ -132,7 +130,7 @@ def _make_class(lmms):
                     device = "cuda" if torch.cuda.is_available() else "cpu"
                 model, processor = load_model(pretrained, dtype, device, attn)
             compression = compression_config(compression)
-            self.handle = adsc.compress(model, compression) if compression is not None else None
+            self.handle = compress(model, compression) if compression is not None else None
             self.model, self.processor = model, processor
             self.generator = Generator(model, processor, template=template)
             if not str(batch_size).isdigit():  # lmms-eval's CLI also offers "auto"
@@ -162,8 +160,6 @@ def _make_class(lmms):
             return prompt
 
         def generate_until(self, requests) -> list[str]:
-            from tqdm.auto import tqdm
-
             results = [None] * len(requests)
             groups = {}
             for i, req in enumerate(requests):  # one batch holds one set of generation settings

@@ -125,7 +125,8 @@ def merge_shards(base: str, n: int, order: list[str] | None = None) -> dict[str,
         if header is None:
             header = h
         elif _diff(h.get("fingerprint", {}), header.get("fingerprint", {})):
-            raise DataError(f"{path} comes from another run (different {', '.join(_diff(h['fingerprint'], header['fingerprint']))})")
+            differs = ", ".join(_diff(h["fingerprint"], header["fingerprint"]))
+            raise DataError(f"{path} comes from another run (different {differs})")
         for k, rec in recs.items():
             if k in merged and merged[k]["text"] != rec["text"]:
                 raise DataError(f"question {k!r} has different predictions in two shards")

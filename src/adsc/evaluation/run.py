@@ -22,9 +22,11 @@ import time
 
 from tqdm.auto import tqdm
 
+from .. import compress, get_handle
+from ..files import write_json_atomic
 from .benchmarks import HEADLINES, DataError, VQAv2, headline, load_benchmark
 from .checks import check_output_dir, check_run_settings
-from .files import OutputLock, write_json_atomic
+from .files import OutputLock
 from .generation import Generator
 from .model_facts import model_identity, numerics, reference_vision_tokens, revision
 from .predictions import (
@@ -181,8 +183,6 @@ def evaluate(model, processor, benchmarks, data_root: str, output_dir: str, comp
     another process holds, and earlier predictions or results of a run with other settings
     (model weights, config, dtype, attention kernel, compression, prompt, decoding).
     """
-    import adsc
-
     check_run_settings(batch_size, limit, max_new_tokens, shard)
     check_vision_tokens(model, compression)
     # ``benchmarks``: names, or readers loaded already (the CLI reads them before loading the model)
@@ -196,7 +196,7 @@ def evaluate(model, processor, benchmarks, data_root: str, output_dir: str, comp
         identity = model_identity(model)  # before compressing: hooks only, but the weights are what they are
         # A model the caller compressed already is evaluated as it is (and left compressed).
         own = compression is not None
-        handle = adsc.compress(model, compression) if own else adsc.get_handle(model)
+        handle = compress(model, compression) if own else get_handle(model)
         try:
             generator = Generator(model, processor, template=template, pad_square=pad_square)
             comp = handle.config.to_dict() if handle else None

@@ -10,12 +10,14 @@ Layers: ``config.layers`` given explicitly are used as given (``drop_position`` 
 set" convention whatever ``drop_position`` says; ``layers=()`` means no compression.
 
 Adding a method: one file here with a :class:`Method` subclass (its Options dataclass,
-``schedule`` and ``selector``), and one line in ``METHODS`` below.
+``schedule`` and ``selector``), and one entry in the tuple below. The table itself lives in
+:mod:`adsc.registry`, below :mod:`adsc.config`, so the config can check names without importing
+the methods (which import the config).
 """
 
 from __future__ import annotations
 
-from ..config import ConfigError
+from ..registry import METHODS, get_method, names, register
 from .adsc import ADSC, UniformSelector
 from .base import Method, NoOptions, option
 from .fastv import FastV, FastVSelector
@@ -23,19 +25,8 @@ from .pyramiddrop import PyramidDrop, PyramidDropSelector
 from .random import Random
 from .tome import ToMe, ToMeSelector, bipartite_match
 
-METHODS: dict[str, Method] = {m.name: m for m in (ADSC(), Random(), FastV(), PyramidDrop(), ToMe())}
-
-
-def names() -> tuple[str, ...]:
-    return tuple(METHODS)
-
-
-def get_method(name: str) -> Method:
-    """The registered method called ``name``; ConfigError listing the known ones otherwise."""
-    method = METHODS.get(name) if isinstance(name, str) else None
-    if method is None:
-        raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
-    return method
+for _method in (ADSC(), Random(), FastV(), PyramidDrop(), ToMe()):
+    register(_method)
 
 
 def resolve(config, num_layers: int):
@@ -46,6 +37,6 @@ def resolve(config, num_layers: int):
 
 
 __all__ = [
-    "METHODS", "Method", "NoOptions", "option", "names", "get_method", "resolve",
+    "METHODS", "Method", "NoOptions", "option", "names", "get_method", "register", "resolve",
     "UniformSelector", "FastVSelector", "PyramidDropSelector", "ToMeSelector", "bipartite_match",
 ]

@@ -52,7 +52,8 @@ class PyramidDropSelector(Selector):
         if step.stage == 0:
             mrope = uses_mrope(step.layer)
             if mrope and self.positions == "renumber":
-                raise ValueError("pyramiddrop positions='renumber' needs 1-D RoPE; M-RoPE (Qwen2-VL) image positions are 2-D: use 'keep'")
+                raise ValueError("pyramiddrop positions='renumber' needs 1-D RoPE; M-RoPE (Qwen2-VL) image positions "
+                                 "are 2-D: use 'keep'")
             seq.extra["renumber"] = self.positions == "renumber" or (self.positions == "auto" and not mrope)
         orig, valid = slot_view(seq, step.previous)
         full_pos = step.layer_kwargs["position_embeddings"]
@@ -96,8 +97,10 @@ def _pyramid(n: int, num_layers: int, layers: tuple[int, ...], config) -> Schedu
     if config.drop_ratio is not None:
         lam = 1.0 - config.drop_ratio
     else:
-        avg = lambda x: average_budget(num_layers, n, layers, pyramid_counts(n, x, len(layers)))
-        lam = nearest_parameter(avg, 0.0, 1.0, config.budget)
+        def average(lam: float) -> float:
+            return average_budget(num_layers, n, layers, pyramid_counts(n, lam, len(layers)))
+
+        lam = nearest_parameter(average, 0.0, 1.0, config.budget)
     return Schedule(num_layers, n, layers, pyramid_counts(n, lam, len(layers)), 1.0 - lam)
 
 

@@ -14,7 +14,8 @@ import torch
 from ..adapters.base import expand_to_batch
 
 
-def attention_scores(adapter, layer, hidden: torch.Tensor, position_embeddings, valid: torch.Tensor, mode: str = "last") -> torch.Tensor:
+def attention_scores(adapter, layer, hidden: torch.Tensor, position_embeddings, valid: torch.Tensor,
+                     mode: str = "last") -> torch.Tensor:
     """Softmax attention of ``layer`` received by every slot, mean over heads: (B, T) float32.
 
     ``hidden`` (B, T, d) is the layer's input, ``position_embeddings`` the (cos, sin) of those

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .dataset import BENCHMARKS, TestbedConfig, generate
+from .experiment import CHECKPOINT, PRESETS, Experiment, with_overrides
+from .pretrain import check_recipe, pretrain
+from .probe import table
 from .world import GridSpec, SceneConfig
 
 
@@ -23,7 +27,8 @@ def add_arguments(p) -> None:
     p.add_argument("--warmup-steps", type=int, default=600, help="--pretrain: dense vision warm-up steps")
     p.add_argument("--align-steps", type=int, default=300, help="--pretrain: object-listing alignment steps")
     p.add_argument("--drill-steps", type=int, default=0, help="--pretrain: multi-turn existence-drill steps (optional stage)")
-    p.add_argument("--qa-steps", type=int, default=1000, help="--pretrain: full-token QA training steps (a cap with --qa-minutes)")
+    p.add_argument("--qa-steps", type=int, default=1000,
+                   help="--pretrain: full-token QA training steps (a cap with --qa-minutes)")
     p.add_argument("--qa-minutes", type=float, default=None,
                    help="--pretrain: run the QA stage for this many minutes, learning rate on a cosine over the time")
     p.add_argument("--drills-in-qa", nargs="+", default=["0"], metavar="K|KIND=K",
@@ -55,8 +60,6 @@ def add_arguments(p) -> None:
 
 
 def config_from_args(args):
-    from .dataset import BENCHMARKS, TestbedConfig
-
     benchmarks = tuple(args.benchmarks or BENCHMARKS)
     unknown = [b for b in benchmarks if b not in BENCHMARKS]
     if unknown:
@@ -74,8 +77,6 @@ def run(args) -> int:
         return _pretrain(args)
     if not args.generate_only:
         return _experiment(args)
-    from .dataset import generate
-
     args.out = args.out or "testbed_data"
     cfg = config_from_args(args)
     manifest = generate(args.out, cfg)
@@ -88,8 +89,6 @@ def run(args) -> int:
 
 
 def _experiment(args) -> int:
-    from .experiment import CHECKPOINT, PRESETS, Experiment, with_overrides
-
     preset = with_overrides(PRESETS[args.preset], questions=args.questions, train_steps=args.train_steps)
     out = args.out or f"runs/testbed_{preset.name}"
     for note in preset.notes:
@@ -101,9 +100,6 @@ def _experiment(args) -> int:
 
 
 def _pretrain(args) -> int:
-    from .dataset import generate
-    from .pretrain import check_recipe, pretrain
-
     drills = _drill_copies(args.drills_in_qa)
     focus = _drill_copies(args.focus, "--focus") if args.focus else None
     check_recipe(drills, focus, args.focus_minutes, args.text_scenes_strings)  # before any data is written
@@ -125,8 +121,6 @@ def _pretrain(args) -> int:
                        read_warmup_steps=args.read_warmup_steps, text_scenes_minutes=args.text_scenes_minutes,
                        text_scenes_strings=args.text_scenes_strings, num_workers=args.workers,
                        focus=focus, focus_minutes=args.focus_minutes)
-    from .probe import table
-
     print(table(summary["probe"]))
     print(f"pretrained model in {out}/qa ({summary['steps']} steps, final loss {summary['final_loss']:.3f}); "
           "copy model.safetensors, config.json and the processor files to checkpoints/testbed to use it")

@@ -14,8 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import gqa as f_gqa, instruct, mme as f_mme, pope as f_pope, scienceqa as f_sqa
-from .formats import textvqa as f_textvqa, vqav2 as f_vqav2
+from .formats import gqa as f_gqa
+from .formats import instruct
+from .formats import mme as f_mme
+from .formats import pope as f_pope
+from .formats import scienceqa as f_sqa
+from .formats import textvqa as f_textvqa
+from .formats import vqav2 as f_vqav2
 from .formats.io import write_json, write_jsonl
 from .questions import caption, drill, gqa, mme, pope, sqa, textvqa, vqav2
 from .questions.common import QA

@@ -15,24 +15,23 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import torch
-
 from ..config import CompressionConfig, ConfigError
+from ..evaluation.generation import load_model
+from ..evaluation.run import evaluate
 from ..methods import get_method
+from .dataset import TestbedConfig, generate
+from .facts import ADSC_LAYERS, CHECKPOINT, VISION_TOKENS
 from .formats.instruct import INSTRUCT_FILE
 from .questions.mme import SUBTASKS as MME_SUBTASKS
+from .report import write_report
+from .world import GridSpec
 
-REPO = Path(__file__).resolve().parents[3]  # the checkout (src/adsc/testbed/ -> root)
-CHECKPOINT = REPO / "checkpoints" / "testbed"
 BENCHMARKS = ("gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2")
 EVAL_NAMES = {"scienceqa": "sqa"}  # generator folder name -> evaluation package name
-VISION_TOKENS = 144  # 12 x 12
-ADSC_LAYERS = (1, 3, 6, 9)  # (2, 8, 16, 24) of 32 scaled to 12 layers
 
 
 @dataclass
@@ -107,24 +106,17 @@ class Experiment:
     def generate(self) -> None:
         if (self.data / "manifest.json").exists():
             return
-        from .dataset import TestbedConfig, generate
-        from .world import GridSpec
-
         cfg = TestbedConfig(seed=self.seed, num_images=eval_images(self.preset.questions), num_train=self.preset.train_images,
                             spec=GridSpec(168, 14, 2))
         generate(self.data, cfg)
 
     # ------------------------------------------------------------------ models
     def _pretrained(self):
-        from ..evaluation.generation import load_model
-
         model, processor = load_model(str(self.checkpoint), dtype="float32")
         _enable_cache(model)
         return model, processor
 
     def evaluate(self, label: str, model, processor, compression: CompressionConfig | None) -> dict:
-        from ..evaluation.run import evaluate
-
         target = self.runs / label
         if (target / "results.json").exists():
             return json.loads((target / "results.json").read_text())
@@ -135,7 +127,7 @@ class Experiment:
                         benchmark_options={"mme": {"subtasks": MME_SUBTASKS}})
 
     def finetune(self, label: str, *, budget: float, layers=ADSC_LAYERS, curriculum: str = "reverse", mode: str = "lora"):
-        from ..training import TrainConfig, load_trained, train
+        from ..training import TrainConfig, load_trained, train  # lazy: transformers' Trainer and peft (seconds)
 
         p = self.preset
         target = self.runs / f"train-{label}"
@@ -196,8 +188,6 @@ class Experiment:
                 results[f"adsc-{curriculum}@{tag}"] = self.evaluate(f"adsc-{curriculum}@{tag}", m, proc, cfg)
             m, proc = self.finetune(f"adsc-fullft@{tag}", budget=b, mode="full")
             results[f"adsc-fullft@{tag}"] = self.evaluate(f"adsc-fullft@{tag}", m, proc, cfg)
-        from .report import write_report
-
         # time adds up over invocations: a resumed or re-rendered run reports the compute of all of them
         elapsed = self.out / "elapsed.json"
         before = json.loads(elapsed.read_text())["seconds"] if elapsed.exists() else 0.0
@@ -211,11 +201,3 @@ def _enable_cache(model) -> None:
     """Training saves configs with use_cache=False; generation wants the (compressed) cache."""
     for cfg in {id(c): c for c in (model.config, model.config.get_text_config())}.values():
         cfg.use_cache = True
-
-
-
-def spread(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
-            "stdev": statistics.pstdev(values) if len(values) > 1 else 0.0}
-
-

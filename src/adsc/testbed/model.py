@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..tiny import IMAGE_TOKEN, PAD, tiny_tokenizer
+from .world import COLORS, NUMBER_WORDS, PLURALS, SHAPES, VOCAB
 
 IMAGE_SIZE, PATCH = 168, 14
 GRID = IMAGE_SIZE // PATCH
@@ -38,8 +39,6 @@ def vocabulary(train_json: str | Path) -> list[str]:
 
     Words that only occur in evaluation prompts map to <unk>; the model never has to produce them.
     """
-    from .world import COLORS, NUMBER_WORDS, SHAPES, VOCAB, PLURALS
-
     words: set[str] = set(VICUNA_WORDS) | set(COLORS) | set(SHAPES) | set(PLURALS.values()) | set(NUMBER_WORDS)
     words |= set(VOCAB) | {"yes", "no", "Yes", "No", "small", "large"}
     for record in json.loads(Path(train_json).read_text()):

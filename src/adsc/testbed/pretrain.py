@@ -45,11 +45,14 @@ import json
 import time
 from pathlib import Path
 
+from ..evaluation.generation import load_model
+from ..files import write_json_atomic
 from .dataset import TestbedConfig, generate
-from .model import GRID, IMAGE_SIZE, PATCH, build_model, build_processor, vocabulary
-from .world import TEXT_COLORS, GridSpec, SceneConfig
 from .formats.instruct import CAPTION_FILE, DRILL_FILES, INSTRUCT_FILE, family_of
+from .model import GRID, IMAGE_SIZE, PATCH, build_model, build_processor, vocabulary
+from .probe import image_dependence, load_for_probing
 from .warmup import PatchData, read_warm_up, warm_up_vision
+from .world import TEXT_COLORS, GridSpec, SceneConfig
 
 TRAIN_JSON = f"train/{INSTRUCT_FILE}"
 CAPTION_JSON = f"train/{CAPTION_FILE}"
@@ -114,10 +117,12 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         processor.save_pretrained(init)
         (init / "warmup_log.json").write_text(json.dumps(warmup_summary(losses, start), indent=1))
 
-    from ..training import TrainConfig, train
-    from ..training.time_budget import TimeBudget
+    # lazy: adsc.training pulls in transformers' Trainer and peft (seconds) for every `adsc` command
+    from ..training import TrainConfig, train  # lazy: see above
+    from ..training.time_budget import TimeBudget  # lazy: see above
 
-    def stage(model: Path, data: Path, output: Path, steps: int, minutes: float | None = None, images: Path | None = None) -> dict:
+    def stage(model: Path, data: Path, output: Path, steps: int, minutes: float | None = None,
+              images: Path | None = None) -> dict:
         if (output / "model.safetensors").exists():
             return json.loads((output / "pretrain_stage.json").read_text())
         cfg = TrainConfig(
@@ -167,8 +172,6 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         final = out / "qa2"
     summary["final"] = str(final)
     if heldout is not None:
-        from .probe import image_dependence, load_for_probing
-
         model, processor = load_for_probing(final)
         summary["probe"] = image_dependence(model, processor, str(Path(heldout) / TRAIN_JSON), str(Path(heldout) / "train"))
         (final / "probe.json").write_text(json.dumps(summary["probe"], indent=1))
@@ -185,9 +188,7 @@ def write_mix(path: Path, root: Path, copies: dict[str, int], base: bool = True)
                 records += k * [r for r in mix if family_of(r["id"]) == MIX_KINDS[kind]]
             else:
                 records += k * json.loads((root / DRILL_KINDS[kind]).read_text())
-        partial = path.with_suffix(".tmp")  # a kill mid-write leaves no half file that a rerun would trust
-        partial.write_text(json.dumps(records))
-        partial.replace(path)
+        write_json_atomic(path, records, indent=None)  # a kill mid-write leaves no half file that a rerun would trust
     return path
 
 
@@ -196,8 +197,6 @@ def read_stage(start: Path, data_root: Path, output: Path, steps: int, batch_siz
     log = output / "read_warmup_log.json"  # written last: a kill before it leaves the stage to be redone
     if log.exists():
         return json.loads(log.read_text())
-    from ..evaluation.generation import load_model
-
     started = time.time()
     model, processor = load_model(str(start), dtype="float32", device="cpu")
     losses = read_warm_up(model, PatchData(data_root, processor, GRID, PATCH, words=True), steps, batch_size, seed=seed)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ..evaluation.generation import load_model
 from .formats.instruct import DRILL_FILES, INSTRUCT_FILE, family_of
 
 CONDITIONS = ("matched", "shuffled", "blank")
@@ -42,14 +43,15 @@ def image_dependence(model, processor, data: str, image_folder: str, n: int = 25
 
     ``answer_acc`` is the share of records whose every answer token is the model's argmax.
     """
-    from ..training.data import IGNORE, Collator, Encoder
-    from ..training.records import load_json, parse_records
+    from ..training.data import IGNORE, Collator, Encoder  # lazy: adsc.training imports the Trainer and peft
+    from ..training.records import load_json, parse_records  # lazy: as above
 
     records, _ = parse_records(load_json(data), skip_malformed=False)
     if family is not None:
         records = [r for r in records if family_of(r.id) == family]
     if not records:
-        raise ValueError(f"{data} holds no {family + ' ' if family else ''}records: point the probe at a dataset with questions of this kind")
+        raise ValueError(f"{data} holds no {family + ' ' if family else ''}records: point the probe at a dataset "
+                         "with questions of this kind")
     records = random.Random(seed).sample(records, min(n, len(records)))
     encoder = Encoder(processor, template, max_length=4096, image_folder=image_folder, pad_to_square=False)
     collate = Collator(processor.tokenizer.pad_token_id)
@@ -106,8 +108,6 @@ def table(result: dict) -> str:
 
 def load_for_probing(path: str):
     """(model, processor) of a testbed model in fp32, on the GPU when there is one."""
-    from ..evaluation.generation import load_model
-
     return load_model(str(path), dtype="float32", device="cuda" if torch.cuda.is_available() else None)
 
 

@@ -44,8 +44,8 @@ def string_features(model, processor, root: str, n: int) -> dict[str, tuple[torc
 @torch.no_grad()
 def answer_states(model, processor, root: str, n: int, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """(hidden states (layers + 1, R, D), word index (R,)) at the position predicting each reading drill's first answer."""
-    from ..training.data import IGNORE, Collator, Encoder
-    from ..training.records import load_json, parse_records
+    from ..training.data import IGNORE, Collator, Encoder  # lazy: adsc.training imports the Trainer and peft
+    from ..training.records import load_json, parse_records  # lazy: as above
 
     records, _ = parse_records(load_json(f"{root}/train/{DRILL_FILES['drill_read']}"), skip_malformed=False)
     records = records[:n]
@@ -88,7 +88,8 @@ def word_readout(model, processor, train: str, heldout: str, n_images: int = 150
     model.eval()
     fit, test = string_features(model, processor, train, n_images), string_features(model, processor, heldout, n_heldout)
     result = {name: linear_probe(*fit[name], *test[name]) for name in ("tower", "projector")}
-    (h_fit, y_fit), (h_test, y_test) = answer_states(model, processor, train, n_drills), answer_states(model, processor, heldout, n_heldout)
+    h_fit, y_fit = answer_states(model, processor, train, n_drills)
+    h_test, y_test = answer_states(model, processor, heldout, n_heldout)
     result["answer"] = [linear_probe(h_fit[layer], y_fit, h_test[layer], y_test) for layer in range(h_fit.shape[0])]
     result.update(chance=1 / len(VOCAB), heldout_strings=len(test["tower"][1]), heldout_drills=len(y_test))
     return result
@@ -101,7 +102,8 @@ def table(result: dict) -> str:
     rows += [f"| answer position, {'embeddings' if i == 0 else f'after layer {i}'} | {100 * acc:.1f} % |"
              for i, acc in enumerate(result["answer"])]
     return "\n".join(rows) + (f"\n\n(linear probes over the {len(VOCAB)} words, chance {100 * result['chance']:.1f} %; "
-                              f"{result['heldout_strings']} held-out strings, {result['heldout_drills']} held-out reading drills)")
+                              f"{result['heldout_strings']} held-out strings, "
+                              f"{result['heldout_drills']} held-out reading drills)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,12 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
+from ..config import CompressionConfig
 from ..evaluation.benchmarks import ORDER
 from ..evaluation.report import plot, relative, table
+from ..profiling.flops import Conventions, account
+from ..profiling.shapes import shape_from_config
+from .facts import ADSC_LAYERS, REPO, VISION_TOKENS
 
 BENCHES = [b for b in ORDER]
 
@@ -44,11 +48,6 @@ def table4(checkpoint: Path, budgets, text_tokens: int = 40, new_tokens: int = 2
     """FLOPs (prefill + decode) and KV cache of the testbed model, full and at each budget."""
     from transformers import AutoConfig
 
-    from ..config import CompressionConfig
-    from ..profiling.flops import Conventions, account
-    from ..profiling.shapes import shape_from_config
-    from .experiment import ADSC_LAYERS, VISION_TOKENS
-
     shape = shape_from_config(AutoConfig.from_pretrained(checkpoint), "testbed")
     conv = Conventions(kv_dtype_bytes=4)  # the testbed runs in fp32
     rows, lines = [], ["| model | tok | MFLOPs | rel % | KV KB | rel % |", "|---|---|---|---|---|---|"]
@@ -67,9 +66,6 @@ def table4(checkpoint: Path, budgets, text_tokens: int = 40, new_tokens: int = 2
     note = (f"\n({text_tokens} text tokens, {new_tokens} generated, fp32 cache, attention counted as full rectangles, "
             f"vision tower included; `adsc.profiling.flops.account`)")
     return "\n".join(lines) + note, rows
-
-
-EASY = "POPE accuracy (3 splits) and MME existence / color accuracy: one category lookup each"
 
 
 def issue_checks(full: dict, recovery: dict, preset) -> list[dict]:
@@ -102,15 +98,11 @@ def issue_checks(full: dict, recovery: dict, preset) -> list[dict]:
 
 def _shown(path: Path) -> str:
     """A path inside the repository relative to its root (a committed report names no machine)."""
-    from .experiment import REPO
-
     path = Path(path).resolve()
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def write_report(out: Path, preset, results: dict, seconds: float, seed: int, checkpoint: Path) -> dict:
-    from .experiment import ADSC_LAYERS
-
     shown = _scores(results["full"])
     base, left_out = rel_base(shown)  # every relative score below divides by these only
     rows = [("full", 144, shown)]
@@ -152,7 +144,8 @@ def write_report(out: Path, preset, results: dict, seconds: float, seed: int, ch
                   f"{REL_FLOOR_DEFAULT:g}, or {REL_FLOOR['mme']:g} for MME), so a ratio to it is noise.", ""]
     summary["rel_left_out"] = left_out
     lines += ["## Recovery against the twin control", "",
-              "| budget | ADSC trained rel % | twin + ADSC rel % | recovery (pts) | untrained ADSC rel % (min..max over phases) | best baseline |",
+              "| budget | ADSC trained rel % | twin + ADSC rel % | recovery (pts) "
+              "| untrained ADSC rel % (min..max over phases) | best baseline |",
               "|---|---|---|---|---|---|"]
     for tag, r in recovery.items():
         u = r["untrained_phase_rel"]

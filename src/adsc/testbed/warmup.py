@@ -14,6 +14,7 @@ read: it teaches the projector's output on each text patch the word of its strin
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -107,8 +108,6 @@ def read_warm_up(model, data: PatchData, steps: int, batch_size: int = 32, lr: f
     + ``keep`` x the squared distance of every patch's projector output to the starting
     projector's, relative to its variance (the drift the language model sees). Tower frozen.
     """
-    import copy
-
     tower, projector = model.model.vision_tower, model.model.multi_modal_projector
     reference = copy.deepcopy(projector).eval().requires_grad_(False)
     torch.manual_seed(seed)  # the head's initial weights

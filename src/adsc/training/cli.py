@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..config_cli import add_compression_arguments
 from .config import CURRICULA, TrainConfig
+from .run import train
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,12 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=float, default=1.0)
     g.add_argument("--max-steps", type=int, default=-1, help="> 0 overrides --epochs")
     g.add_argument("--max-length", type=int, default=d["max_length"].default)
-    g = p.add_argument_group("compression and curriculum")
-    g.add_argument("--layers", type=int, nargs="+", default=list(d["layers"].default))
-    g.add_argument("--budget", type=float, default=d["budget"].default, help="target average vision tokens per layer")
-    g.add_argument("--vision-tokens", type=int, help="tokens per image the budget refers to (default: from the model)")
-    g.add_argument("--pattern", choices=("grid2d", "stride1d"), default="grid2d")
-    g.add_argument("--drop-position", choices=("before", "after"), default="before")
+    # TrainConfig holds the compression fields itself (no method, no drop ratio: ADSC under a budget)
+    add_compression_arguments(p, fields=("layers", "budget", "vision_tokens", "pattern", "drop_position"),
+                              defaults={k: d[k].default for k in ("layers", "budget", "pattern", "drop_position")},
+                              title="compression (the budget a curriculum ends at)")
+    g = p.add_argument_group("curriculum")
     g.add_argument("--curriculum", choices=tuple(CURRICULA), default="reverse")
     g.add_argument("--phase-fractions", type=float, nargs="+", help="share of the steps per phase (default equal)")
     g.add_argument("--phase-steps", type=int, nargs="+", help="optimizer steps per phase (must add up to the total)")
@@ -89,8 +90,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .run import train
-
     summary = train(config_from_args(args))
     print(json.dumps({k: v for k, v in summary.items() if k != "log_history"}, indent=2))
     return 0

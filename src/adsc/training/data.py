@@ -16,8 +16,10 @@ import logging
 import os
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
+from ..images import pad_to_square
 from .prompts import render_chat_template, render_vicuna_v1, supervised_mask
 from .records import IMAGE_TAG, Record
 
@@ -59,8 +61,6 @@ class Encoder:
     # ------------------------------------------------------------------ images
     def load_image(self, record: Record):
         """The PIL image, or (reason, detail) when it cannot be used."""
-        from PIL import Image
-
         path = record.image if self.image_folder is None else os.path.join(self.image_folder, record.image)
         if not os.path.isfile(path):
             return ("missing_image", path)
@@ -71,7 +71,7 @@ class Encoder:
         except Exception as err:  # PIL raises many types for broken files
             return ("unreadable_image", f"{path}: {type(err).__name__}: {err}")
         if self.pad_to_square:
-            image = expand_to_square(image, self.processor.image_processor.image_mean)
+            image = pad_to_square(image, self.processor.image_processor.image_mean)
         return image
 
     # ------------------------------------------------------------------ both
@@ -131,19 +131,6 @@ class Encoder:
         if len(out) != len(expanded) or j != len(expanded):
             raise RuntimeError(f"record {rid}: the processor's token ids do not match the tokenizer's around the image")
         return expanded, out
-
-
-def expand_to_square(image, mean):
-    """LLaVA-1.5's "pad" aspect ratio: centre the image on a square of the CLIP mean colour."""
-    from PIL import Image
-
-    w, h = image.size
-    if w == h:
-        return image
-    side = max(w, h)
-    canvas = Image.new(image.mode, (side, side), tuple(int(round(m * 255)) for m in mean))
-    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
-    return canvas
 
 
 class InstructDataset(Dataset):

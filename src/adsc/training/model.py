@@ -14,7 +14,9 @@ import re
 import torch
 from torch import nn
 
+from .. import loading
 from ..adapters import adapter_for, unwrap
+
 
 def parts(model: nn.Module) -> dict[str, str]:
     """Dotted paths of the llm, projector and vision encoder: the adapter's ``training_parts``."""
@@ -26,19 +28,8 @@ def default_bf16() -> bool:
 
 
 def load_model(name_or_path: str, bf16: bool, attn_implementation: str | None = None):
-    """Model from a hub id or a local directory; safetensors weights only."""
-    from safetensors import SafetensorError
-    from transformers import AutoModelForImageTextToText
-
-    kwargs = {"dtype": torch.bfloat16 if bf16 else torch.float32, "use_safetensors": True}
-    if attn_implementation:
-        kwargs["attn_implementation"] = attn_implementation
-    try:
-        model = AutoModelForImageTextToText.from_pretrained(name_or_path, **kwargs)
-    except (OSError, SafetensorError) as err:  # not found on disk or on the hub, no or broken safetensors, no network
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"cannot load the model {name_or_path}: {first}; pass a local folder with config.json and "
-                         "*.safetensors weights, or a hub id that has them") from None
+    """Model from a hub id or a local directory (:func:`adsc.loading.load_model`: safetensors only)."""
+    model = loading.load_model(name_or_path, torch.bfloat16 if bf16 else torch.float32, attn_implementation)
     adapter_for(model)  # fail now, with the list of supported models, not mid-training
     return model
 

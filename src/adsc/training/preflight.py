@@ -9,8 +9,11 @@ does not exist. Each failure is a ``ValueError`` naming the fix; the CLI prints 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+
+import torch
 
 from .config import TrainConfig
 from .model import default_bf16
@@ -39,10 +42,6 @@ def check_environment(cfg: TrainConfig) -> None:
         raise ValueError("--bf16 needs a CUDA GPU with bf16 support and none is available here; "
                          "pass --no-bf16 (fp32), or run on such a GPU")
     if cfg.attn_implementation and cfg.attn_implementation.startswith("flash_attention"):
-        import importlib.util
-
-        import torch
-
         if not torch.cuda.is_available() or importlib.util.find_spec("flash_attn") is None:
             raise ValueError(f"--attn-implementation {cfg.attn_implementation} needs a CUDA GPU and the flash-attn "
                              "package; pass --attn-implementation sdpa")

@@ -20,6 +20,7 @@ import torch
 from ..adapters import adapter_for, unwrap
 from ..api import compress
 from ..config import CompressionConfig
+from ..files import write_json_atomic
 from .checkpoints import clean_litter, last_checkpoint
 from .config import TrainConfig
 from .curriculum import CurriculumCallback, phase_starts
@@ -49,15 +50,6 @@ def _setup_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[adsc] %(message)s"))
     logger.addHandler(handler)
-
-
-def _write_json_atomic(path: str, data) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def vision_tokens_of(model) -> int:
@@ -167,7 +159,7 @@ def _train_locked(cfg: TrainConfig, records: list, malformed: list, callbacks: l
     if _rank() == 0:
         # only now, with every check passed, does the run change the output directory
         clean_litter(out)
-        _write_json_atomic(os.path.join(out, RUN_ARGS), run_record(cfg, ident))
+        write_json_atomic(os.path.join(out, RUN_ARGS), run_record(cfg, ident))
     trainer = ADSCTrainer(
         model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=processor,
         callbacks=[curriculum, *(callbacks or [])], projector_lr=cfg.projector_learning_rate, curriculum=curriculum,
@@ -201,7 +193,7 @@ def _train_locked(cfg: TrainConfig, records: list, malformed: list, callbacks: l
         "log_history": state.log_history,
     }
     if trainer.args.should_save:
-        _write_json_atomic(summary_path, summary)  # written last: its presence means "finished"
+        write_json_atomic(summary_path, summary)  # written last: its presence means "finished"
     trainer.accelerator.wait_for_everyone()
     logger.info(
         "done: %d steps, %d samples trained, %d tokens, skipped %s; output in %s",

@@ -8,8 +8,8 @@ Use it with ``lr_scheduler="constant"`` (the Trainer's scheduler then keeps ever
 base rate and this callback scales it); ``max_steps`` stays an upper bound.
 
 The time spent is written next to each checkpoint, so a killed run resumes on the schedule
-where it stopped instead of warming up again; a resume with another budget is refused. One process only: ranks of a multi-GPU run would
-each read their own clock and could stop at different steps.
+where it stopped instead of warming up again; a resume with another budget is refused. One process
+only: ranks of a multi-GPU run would each read their own clock and could stop at different steps.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from .data import META
 from .model import projector_param_names
 
 logger = logging.getLogger("adsc.training")
-COUNTERS = ("samples", "skipped", "missing_image", "unreadable_image", "too_long", "no_answer_tokens", "tokens", "answer_tokens", "empty_batches")
+COUNTERS = ("samples", "skipped", "missing_image", "unreadable_image", "too_long", "no_answer_tokens", "tokens",
+            "answer_tokens", "empty_batches")
 
 
 class TooManyBadSamples(ValueError):

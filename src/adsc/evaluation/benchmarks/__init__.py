@@ -60,5 +60,6 @@ def load_benchmark(name: str, root: str, allow_outside_root: bool = False, **opt
                         f"expected the official files: {cls.files_help}") from err
 
 
-__all__ = ["BENCHMARKS", "HEADLINES", "ORDER", "headline", "load_benchmark", "Benchmark", "Sample", "DataError", "EvaluationInputError",
+__all__ = ["BENCHMARKS", "HEADLINES", "ORDER", "headline", "load_benchmark", "Benchmark", "Sample", "DataError",
+           "EvaluationInputError",
            "SHORT_ANSWER", "MULTIPLE_CHOICE", "GQA", "MME", "POPE", "ScienceQA", "TextVQA", "VQAv2"]

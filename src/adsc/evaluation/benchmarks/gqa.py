@@ -19,7 +19,8 @@ class GQA(Benchmark):
     def __init__(self, root: str, questions: str = "testdev_balanced_questions.json", allow_outside_root: bool = False):
         super().__init__(root, allow_outside_root)
         # LLaVA's playground keeps GQA one level down, in gqa/data/
-        base = ("gqa",) if os.path.exists(self.path("gqa", questions)) or not os.path.isdir(self.path("gqa", "data")) else ("gqa", "data")
+        flat = os.path.exists(self.path("gqa", questions)) or not os.path.isdir(self.path("gqa", "data"))
+        base = ("gqa",) if flat else ("gqa", "data")
         data = self.load_json(*base, questions)
         path = self.path(*base, questions)
         self.answers: dict[str, str] = {}

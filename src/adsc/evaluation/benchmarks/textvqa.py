@@ -65,7 +65,8 @@ class TextVQA(Benchmark):
             text = self.field(row, "text", path, where)
             key = (image_id, question_of(text))
             if key not in index:
-                raise DataError(f"textvqa: question {row.get('question_id')!r} ({key[1]!r}, image {image_id}) not in {ANNOTATIONS}")
+                raise DataError(f"textvqa: question {row.get('question_id')!r} ({key[1]!r}, image {image_id}) "
+                                f"not in {ANNOTATIONS}")
             self.samples.append(Sample(index[key], self._image(image_id, where), text))
 
     def _from_rosetta(self, data: list[dict]) -> None:

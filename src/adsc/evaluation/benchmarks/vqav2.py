@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..files import write_json_atomic
+from ...files import write_json_atomic
 from ..normalize import evalai_normalize, vqav2_accuracy
 from .base import SHORT_ANSWER, Benchmark, DataError, Sample
 

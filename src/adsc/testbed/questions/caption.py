@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..scene import Scene
 import numpy as np
 
+from ..scene import Scene
 from ..world import CATEGORIES, PLURALS
 from .common import QA, number_word, pick, plural
 

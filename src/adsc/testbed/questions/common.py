@@ -37,7 +37,6 @@ RELATIONS = {
     "above": lambda a, b: a.row < b.row,
     "below": lambda a, b: a.row > b.row,
 }
-OPPOSITE = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
 
 
 def holds(rel: str, a: Obj, b: Obj) -> bool:

@@ -52,7 +52,8 @@ def _points(scene, rng):
     hint = f"In this game, each {color} object is worth {value} points. Every other object is worth 1 point."
     q = f"How many points are all the {PLURALS[shape]} worth together?"
     n_col = sum(o.color == color for o in group)
-    sol = f"There are {len(group)} {PLURALS[shape]}, {n_col} of them {color}: {n_col} x {value} + {len(group) - n_col} x 1 = {total}."
+    sol = (f"There are {len(group)} {PLURALS[shape]}, {n_col} of them {color}: "
+           f"{n_col} x {value} + {len(group) - n_col} x 1 = {total}.")
     # Numbers stay in ascending order, as ScienceQA lists them; the random distractors still
     # move the right answer between letters.
     return _mc("points", hint, q, [str(v) for v in options], str(total), sol, rng, shuffle=False)
