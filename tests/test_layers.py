@@ -23,9 +23,6 @@ DESIGN = ROOT / "docs" / "DESIGN.md"
 UNMARKED_LAZY_ALLOWED = {
     "adsc/profiling/bench.py",
     "adsc/profiling/cli.py",
-    "adsc/serving/vllm/bench.py",
-    "adsc/serving/vllm/internals.py",
-    "adsc/serving/vllm/plugin.py",
 }
 
 

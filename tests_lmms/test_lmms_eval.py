@@ -16,11 +16,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import BATCH, SETTINGS, model_args
 from lmms_tasks import POPE_TASKS, TASKS, VQAV2_TASK
 
 from adsc.evaluation.normalize import process_digit_article, process_punctuation
 from adsc.evaluation.predictions import read_predictions
+from conftest import BATCH, SETTINGS, model_args
 
 POPE_METRICS = ("pope_accuracy", "pope_precision", "pope_recall", "pope_f1_score", "pope_yes_ratio")
 

@@ -6,7 +6,6 @@ import math
 
 import adsc
 from adsc.serving.vllm import engine_kwargs
-
 from conftest import BLOCK
 
 

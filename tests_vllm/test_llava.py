@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from engines import blocks_per_group, core, expected_blocks, start
+from reference import continuation_logprobs, encode, load_hf
 from vllm import SamplingParams
 
 import adsc
 from adsc.serving.plan import Planner
-
 from conftest import images
-from engines import blocks_per_group, core, expected_blocks, start
-from reference import continuation_logprobs, encode, load_hf
 
 NEW = 6
 PROMPTS = [  # (prompt, number of images): one, two, none, one after a long text

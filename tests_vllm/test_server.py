@@ -14,13 +14,12 @@ import time
 import pytest
 import requests
 import torch
+from engines import start
+from reference import continuation_logprobs, load_hf
 
 import adsc
 from adsc.serving.vllm.settings import ServingConfigError, check_engine
-
 from conftest import images
-from engines import start
-from reference import continuation_logprobs, load_hf
 
 CONFIG = adsc.CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=36)  # the demo folder's adsc_config.json
 SERVE_ARGS = ["--max-model-len", "512", "--block-size", "32", "--dtype", "float32", "--limit-mm-per-prompt",

@@ -34,7 +34,7 @@ __all__ = [
 
 def __getattr__(name):
     if name == "StageCache":  # a transformers Cache subclass: imported on first use, `import adsc` stays light
-        from .engine.cache import StageCache
+        from .engine.cache import StageCache  # lazy: subclasses transformers' Cache; `import adsc` stays light
 
         return StageCache
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,8 @@ from adsc.profiling.shapes import preset
 def test_decode_step_bytes_are_the_weights_plus_the_mean_kv_read():
     shape = preset("llava-1.5-7b")
     t = shape.text
-    acc = account(shape, None, text_tokens=60, new_tokens=5, batch=2, conventions=Conventions(weight_dtype_bytes=2, kv_dtype_bytes=2))
+    conventions = Conventions(weight_dtype_bytes=2, kv_dtype_bytes=2)
+    acc = account(shape, None, text_tokens=60, new_tokens=5, batch=2, conventions=conventions)
     weights = (t.layers * t.linear_params + t.hidden * t.vocab) * 2
     n = 60 + 576
     kv_token = 2 * t.kv_heads * t.head_dim * 2

@@ -10,7 +10,7 @@ __all__ = ["CompressionHandle", "Selector", "StageCache", "StageInput", "Trace",
 def __getattr__(name):
     # imported on first use: the cache subclasses transformers' Cache, and `import adsc` stays light
     if name == "StageCache":
-        from .cache import StageCache
+        from .cache import StageCache  # lazy: subclasses transformers' Cache; `import adsc` stays light
 
         return StageCache
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
+
+from ...adapters import VisionSpan
+from ...config import CompressionConfig
+from ...tiny import IMAGE_TOKEN, PAD, tiny_llava_processor
+from ..plan import Planner
+from . import engine_kwargs
 
 SHAPES = {
     # LLaVA-1.5's token layout (336 px, patch 14: 576 vision tokens; 32 decoder layers), tiny widths
@@ -40,7 +45,6 @@ def build_model(path: str, shape: dict, with_weights: bool) -> None:
     import torch
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
-    from ...tiny import IMAGE_TOKEN, PAD, tiny_llava_processor
 
     text = LlamaConfig(vocab_size=shape["vocab"], hidden_size=shape["hidden"], intermediate_size=shape["ffn"],
                        num_hidden_layers=shape["layers"], num_attention_heads=shape["heads"],
@@ -60,18 +64,15 @@ def build_model(path: str, shape: dict, with_weights: bool) -> None:
 
 
 def settings():
-    import adsc
-
-    yield "full", adsc.CompressionConfig(layers=(), drop_ratio=0.0)
+    yield "full", CompressionConfig(layers=(), drop_ratio=0.0)
     for budget in BUDGETS:
-        yield f"adsc-{budget}", adsc.CompressionConfig(layers=LAYERS, budget=budget)
+        yield f"adsc-{budget}", CompressionConfig(layers=LAYERS, budget=budget)
 
 
 def run_setting(path: str, config, shape: dict, dummy: bool) -> dict:
     from PIL import Image
     from vllm import LLM, SamplingParams
 
-    from . import engine_kwargs
 
     llm = LLM(path, **engine_kwargs(
         config, max_model_len=1024, block_size=BLOCK, dtype=shape["dtype"], kv_cache_memory_bytes=shape["kv_bytes"],
@@ -109,8 +110,6 @@ def run_setting(path: str, config, shape: dict, dummy: bool) -> dict:
 
 def kv_per_request(config, num_layers: int, prompt_tokens: int, new_tokens: int, vision_start: int) -> float:
     """Analytical KV slots (token x layer) one request stores, from the same plan the engine allocates by."""
-    from ...adapters import VisionSpan
-    from ..plan import Planner
 
     if not config.layers:
         return float(num_layers * (prompt_tokens + new_tokens))
@@ -138,7 +137,8 @@ def write_report(out: str, rows: dict, meta: dict) -> None:
              f"{meta['command']}  ", f"{meta['device']}; vllm {meta['vllm']}, torch {meta['torch']}, "
              f"transformers {meta['transformers']}; KV budget {meta['kv_bytes'] / 2**20:.0f} MiB, "
              f"{meta['requests']} requests of {rows['full']['prompt_tokens']} prompt + {meta['new_tokens']} output tokens", "",
-             "| setting | concurrent requests | x full | KV limit (x) | of limit | req/s | out tok/s | x full | mean TTFT s | KV groups |",
+             "| setting | concurrent requests | x full | KV limit (x) | of limit | req/s | out tok/s | x full "
+             "| mean TTFT s | KV groups |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['peak_running']} | {r['concurrency_vs_full']:.2f} | {r['kv_ratio_limit']:.2f} | "
@@ -186,12 +186,10 @@ def main(argv=None) -> int:
     import torch
     import transformers
     import vllm
-    from tqdm.auto import tqdm
-
     from PIL import Image
+    from tqdm.auto import tqdm
     from transformers import AutoProcessor
 
-    from ...tiny import IMAGE_TOKEN
 
     ids = AutoProcessor.from_pretrained(model_dir)(text=QUESTION, images=[Image.new("RGB", (336, 336))])["input_ids"][0]
     vision_start = list(ids).index(IMAGE_TOKEN)

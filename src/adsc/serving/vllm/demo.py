@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 
 from ...config import CompressionConfig
+from ...tiny import tiny_llava, tiny_llava_processor
 
 IMAGE_SIZE, PATCH = 48, 8  # 6 x 6 = 36 vision tokens per image
 CHAT_TEMPLATE = (
@@ -25,8 +26,6 @@ DEMO_CONFIG = CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=IMAGE
 
 
 def write_demo_model(path: str, seed: int = 3) -> str:
-    from ...tiny import tiny_llava, tiny_llava_processor
-
     model = tiny_llava(layers=4, hidden=128, heads=2, kv_heads=1, image_size=IMAGE_SIZE, patch=PATCH, seed=seed)
     model.config.architectures = ["LlavaForConditionalGeneration"]
     model.save_pretrained(path)

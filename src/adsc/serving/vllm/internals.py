@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
-
 from vllm.model_executor.models.utils import extract_layer_index
 from vllm.v1.attention.backend import CommonAttentionMetadata
 from vllm.v1.core.sched.scheduler import Scheduler
@@ -37,7 +36,7 @@ from vllm.v1.worker.gpu_worker import Worker as GPUWorker
 
 from ..plan import Planner, RequestPlan
 from . import layout
-from .settings import compression_of, planner_for
+from .settings import ServingConfigError, planner_for
 
 # ---------------------------------------------------------------------------- KV cache groups
 
@@ -383,7 +382,5 @@ class AdscGPUWorker(GPUWorker):
 
     def _make_model_runner(self):
         if self.use_v2_model_runner:
-            from .settings import ServingConfigError
-
             raise ServingConfigError("adsc hooks vLLM's V1 model runner; set VLLM_USE_V2_MODEL_RUNNER=0")
         return AdscGPUModelRunner(self.vllm_config, self.device)

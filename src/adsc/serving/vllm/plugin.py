@@ -23,6 +23,6 @@ def _pixtral_without_torchvision() -> None:
 
 def register() -> None:
     _pixtral_without_torchvision()
-    from .internals import register_kv_cache_spec
+    from .internals import register_kv_cache_spec  # lazy: imports vLLM's engine internals; runs inside vLLM only
 
     register_kv_cache_spec()
