@@ -47,3 +47,20 @@ def test_bench_runs_on_cpu(tmp_path, capsys):
 def test_bench_gpu_mode_refuses_without_cuda(capsys):
     assert main(["bench", "--device", "cuda"]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch", "0"], "--batch must be >= 1"),
+    (["--trials", "0"], "--trials must be >= 1"),
+    (["--budgets", "-3"], "--budgets must be > 0"),
+    (["--warmup", "-1"], "--warmup must be >= 0"),
+])
+def test_bench_refuses_bad_numbers_before_building_anything(argv, message, capsys):
+    assert main(["bench", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bench_refuses_an_output_path_under_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert main(["bench", "--out", str(tmp_path / "f" / "out")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from .. import CompressionConfig, cache_bytes, compress
+from .. import CompressionConfig, cache_bytes, checks, compress
 from ..tiny import IMAGE_TOKEN
 from ..methods import get_method
 from .bench_models import build_inputs, build_model, scaled_layers
@@ -53,7 +53,26 @@ def add_arguments(p) -> None:
                    help="with --compile: reduce-overhead adds CUDA graphs (GPU)")
 
 
+def check_arguments(args) -> None:
+    """Every number and path the benchmark takes, checked before any model is built (one line, exit 2)."""
+    for flag, value, low in (("--trials", args.trials, 1), ("--warmup", args.warmup, 0),
+                             ("--prefill-reps", args.prefill_reps, 1), ("--threads", args.threads, 1)):
+        checks.whole(flag, value, low)
+    if args.new_tokens is not None:
+        checks.whole("--new-tokens", args.new_tokens, 1)
+    for batch in args.batch or ():
+        checks.whole("--batch", batch, 1)
+    for budget in args.budgets:
+        checks.real("--budgets", budget, 0, strict=True)
+    for layer in args.layers or ():
+        checks.whole("--layers", layer, 0)
+    checks.real("--memory-budget-gb", args.memory_budget_gb, 0, strict=True)
+    if args.out:
+        checks.writable_dir("--out", args.out)
+
+
 def run(args) -> int:
+    check_arguments(args)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("adsc bench: error: --device cuda needs a CUDA GPU and torch.cuda.is_available() is False here; "
               "GPU mode was not run. Use --device cpu for the scaled CPU benchmark.", file=sys.stderr)
