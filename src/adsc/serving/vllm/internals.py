@@ -180,7 +180,7 @@ class StageHooks:
         self.step: StepPlan | None = None
         self.planner = planner
         self.handles = []
-        firsts = {first: g + 1 for g, first in enumerate(planner.schedule.stage_layers)}
+        firsts = set(planner.schedule.stage_layers)  # a stage's first layer gathers; the others reuse its layout
         for idx, layer in enumerate(layers):
             stage = planner.stage_of_layer(idx)
             if stage == 0:
