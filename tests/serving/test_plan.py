@@ -121,3 +121,39 @@ def test_serve_checks_before_vllm_starts(tmp_path):
         check_request(str(tmp_path), CONFIGS[0], ["--enable-prefix-caching"])
     with pytest.raises(ValueError, match="cannot read the model config"):
         check_request(str(tmp_path / "missing"), CONFIGS[0], [])
+
+
+def test_step_plans_of_any_chunking_add_up_to_the_request_plan():
+    """Chunked prefill: whatever the chunk sizes, each stage's kept tokens across steps are the plan's,
+    each in its compact slot, and a stage's sequence length after a step counts its kept tokens."""
+    import random
+
+    from adsc.serving.plan import plan_step
+
+    planner = Planner(CONFIGS[0], 6)
+    llava = tiny_llava().config
+    plans = [planner.plan(spans(llava, [feature(3, 36)])), planner.plan([]),
+             planner.plan(spans(llava, [feature(2, 36), feature(40, 36)]))]
+    lengths = [45, 12, 80]
+    rng = random.Random(0)
+    done = [0, 0, 0]
+    seen = [[[] for _ in range(planner.num_stages)] for _ in plans]
+    while done != lengths:
+        scheduled = np.array([min(rng.randint(0, 17), n - d) for n, d in zip(lengths, done)])
+        step = plan_step(plans, np.array(done), scheduled, planner.num_stages, "cpu")
+        starts = np.concatenate([[0], np.cumsum(scheduled)])
+        for stage in range(planner.num_stages):
+            sel = step.selected[stage]
+            for i, plan in enumerate(plans):
+                mine = sel[(sel >= starts[i]) & (sel < starts[i + 1])]
+                positions = done[i] + (mine - starts[i])
+                seen[i][stage] += positions.tolist()
+                q = step.query_start[stage]
+                assert q[i + 1] - q[i] == len(mine)
+                assert step.compact[stage][q[i]:q[i + 1]].tolist() == plan.kept_before(stage, positions).tolist()
+                assert step.seq_lens[stage][i] == plan.num_kept(stage, done[i] + scheduled[i])
+        done = [d + s for d, s in zip(done, scheduled)]
+    for i, plan in enumerate(plans):
+        for stage in range(planner.num_stages):
+            assert seen[i][stage] == kept_positions(plan, lengths[i], stage)
+            assert plan.kept_before(stage, seen[i][stage]).tolist() == list(range(len(seen[i][stage])))

@@ -13,7 +13,7 @@ stage is its index among the tokens that stage keeps, in original order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -101,3 +101,50 @@ class Planner:
             kept = kept & (~vision | self.selector.keep_vision(seq, step))  # nested, as the engine's tables are
             dropped.append((~kept[0]).nonzero().flatten().numpy().astype(np.int64))
         return RequestPlan(tuple(dropped))
+
+
+@dataclass
+class StepPlan:
+    """The scheduled tokens each group stage keeps in one step (indices into the step's tokens)."""
+
+    selected: list[np.ndarray]  # per group stage: kept token indices, stage 0 = all
+    query_start: list[np.ndarray]  # per group stage: (num_reqs + 1) cumulative kept counts
+    seq_lens: list[np.ndarray]  # per group stage: kept tokens per request after this step
+    compact: list[np.ndarray]  # per group stage: compact index of each kept token
+    device: torch.device
+    _gather: dict = field(default_factory=dict)
+
+    def gather_index(self, stage: int) -> torch.Tensor:
+        """Indices of stage ``stage``'s tokens among stage ``stage - 1``'s."""
+        if ("rel", stage) not in self._gather:
+            rel = np.searchsorted(self.selected[stage - 1], self.selected[stage])
+            self._gather[("rel", stage)] = torch.from_numpy(rel).to(self.device)
+        return self._gather[("rel", stage)]
+
+    def absolute_index(self, stage: int) -> torch.Tensor:
+        if ("abs", stage) not in self._gather:
+            self._gather[("abs", stage)] = torch.from_numpy(self.selected[stage]).to(self.device)
+        return self._gather[("abs", stage)]
+
+
+def plan_step(plans: list[RequestPlan], computed: np.ndarray, scheduled: np.ndarray, num_stages: int,
+              device) -> StepPlan | None:
+    """Per stage, which of the step's tokens are kept; None when every stage keeps every token."""
+    if all(p.is_identity for p in plans):
+        return None
+    starts = np.concatenate([[0], np.cumsum(scheduled)])
+    selected, query_start, seq_lens, compact = [], [], [], []
+    for stage in range(num_stages):
+        sel, counts, lens, comp = [], [], [], []
+        for i, plan in enumerate(plans):
+            positions = computed[i] + np.arange(scheduled[i], dtype=np.int64)
+            keep = plan.kept(stage, positions)
+            sel.append(starts[i] + np.nonzero(keep)[0])
+            comp.append(plan.kept_before(stage, positions[keep]))
+            counts.append(int(keep.sum()))
+            lens.append(plan.num_kept(stage, int(computed[i] + scheduled[i])))
+        selected.append(np.concatenate(sel).astype(np.int64))
+        query_start.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+        seq_lens.append(np.asarray(lens, dtype=np.int32))
+        compact.append(np.concatenate(comp).astype(np.int64))
+    return StepPlan(selected, query_start, seq_lens, compact, device)
