@@ -14,6 +14,7 @@ stage is its index among the tokens that stage keeps, in original order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -39,9 +40,19 @@ class RequestPlan:
 
     dropped: tuple[np.ndarray, ...]  # per group stage: sorted positions not kept (cumulative)
 
-    @property
+    @cached_property
     def is_identity(self) -> bool:
         return all(d.size == 0 for d in self.dropped)
+
+    @cached_property
+    def drop_counts(self) -> np.ndarray:
+        """(stages,) positions each stage drops."""
+        return np.array([d.size for d in self.dropped], dtype=np.int64)
+
+    @cached_property
+    def last_dropped(self) -> np.ndarray:
+        """(stages,) the last position each stage drops, -1 if none: beyond it every token is kept."""
+        return np.array([d[-1] if d.size else -1 for d in self.dropped], dtype=np.int64)
 
     def kept_before(self, stage: int, positions) -> np.ndarray:
         """Tokens kept by ``stage`` among positions ``< p``, for each p: the compact index of p."""
@@ -129,22 +140,40 @@ class StepPlan:
 
 def plan_step(plans: list[RequestPlan], computed: np.ndarray, scheduled: np.ndarray, num_stages: int,
               device) -> StepPlan | None:
-    """Per stage, which of the step's tokens are kept; None when every stage keeps every token."""
+    """Per stage, which of the step's tokens are kept; None when every stage keeps every token.
+
+    Runs once per engine step on the host, so it is vectorised over the step's tokens: a token after
+    its request's last dropped position (every decode token, most of a prompt's text) is kept and
+    shifted by the request's drop count; only tokens of chunks that reach into an image are looked up
+    one request at a time.
+    """
     if all(p.is_identity for p in plans):
         return None
+    computed = np.asarray(computed, dtype=np.int64)
+    scheduled = np.asarray(scheduled, dtype=np.int64)
+    num_reqs = len(plans)
     starts = np.concatenate([[0], np.cumsum(scheduled)])
+    req = np.repeat(np.arange(num_reqs), scheduled)
+    pos = computed[req] + np.arange(starts[-1]) - starts[req]
+    end = computed + scheduled
+    drops = np.stack([p.drop_counts for p in plans])  # (R, S)
+    last = np.stack([p.last_dropped for p in plans])  # (R, S)
     selected, query_start, seq_lens, compact = [], [], [], []
     for stage in range(num_stages):
-        sel, counts, lens, comp = [], [], [], []
-        for i, plan in enumerate(plans):
-            positions = computed[i] + np.arange(scheduled[i], dtype=np.int64)
-            keep = plan.kept(stage, positions)
-            sel.append(starts[i] + np.nonzero(keep)[0])
-            comp.append(plan.kept_before(stage, positions[keep]))
-            counts.append(int(keep.sum()))
-            lens.append(plan.num_kept(stage, int(computed[i] + scheduled[i])))
-        selected.append(np.concatenate(sel).astype(np.int64))
+        keep = np.ones(pos.shape, dtype=bool)
+        comp = pos - drops[req, stage]
+        lens = end - drops[:, stage]
+        slow = np.nonzero(pos <= last[req, stage])[0]
+        for r in np.unique(req[slow]):
+            idx = slow[req[slow] == r]
+            keep[idx] = plans[r].kept(stage, pos[idx])
+            comp[idx] = plans[r].kept_before(stage, pos[idx])
+        for r in np.nonzero(end <= last[:, stage])[0]:
+            lens[r] = plans[r].num_kept(stage, int(end[r]))
+        sel = np.nonzero(keep)[0]
+        counts = np.bincount(req[sel], minlength=num_reqs)
+        selected.append(sel.astype(np.int64))
         query_start.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
-        seq_lens.append(np.asarray(lens, dtype=np.int32))
-        compact.append(np.concatenate(comp).astype(np.int64))
+        seq_lens.append(lens.astype(np.int32))
+        compact.append(comp[sel].astype(np.int64))
     return StepPlan(selected, query_start, seq_lens, compact, device)
