@@ -15,19 +15,9 @@ VISION_END = 28
 PAD = 0
 
 
-def tiny_llava(
-    layers: int = 6,
-    hidden: int = 64,
-    heads: int = 4,
-    kv_heads: int = 2,
-    image_size: int = 48,
-    patch: int = 8,
-    vocab: int = 512,
-    attn: str = "sdpa",
-    seed: int = 0,
-):
-    """A random LlavaForConditionalGeneration; (image_size / patch)^2 vision tokens per image."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+def _llama_and_clip(layers, hidden, heads, kv_heads, image_size, patch, vocab):
+    """(text, vision) configs of the LLaVA-style tiny models: a Llama decoder, a CLIP tower with a square patch grid."""
+    from transformers import CLIPVisionConfig, LlamaConfig
 
     text = LlamaConfig(
         vocab_size=vocab,
@@ -50,6 +40,33 @@ def tiny_llava(
         patch_size=patch,
         projection_dim=32,
     )
+    return text, vision
+
+
+def _random(model_class, config, attn: str, seed: int):
+    config.pad_token_id = PAD
+    torch.manual_seed(seed)
+    config._attn_implementation = attn
+    model = model_class(config)
+    model.set_attn_implementation(attn)
+    return model.eval()
+
+
+def tiny_llava(
+    layers: int = 6,
+    hidden: int = 64,
+    heads: int = 4,
+    kv_heads: int = 2,
+    image_size: int = 48,
+    patch: int = 8,
+    vocab: int = 512,
+    attn: str = "sdpa",
+    seed: int = 0,
+):
+    """A random LlavaForConditionalGeneration; (image_size / patch)^2 vision tokens per image."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    text, vision = _llama_and_clip(layers, hidden, heads, kv_heads, image_size, patch, vocab)
     config = LlavaConfig(
         text_config=text,
         vision_config=vision,
@@ -58,12 +75,23 @@ def tiny_llava(
         vision_feature_select_strategy="default",
         projector_hidden_act="gelu",
     )
-    config.pad_token_id = PAD
-    torch.manual_seed(seed)
-    config._attn_implementation = attn
-    model = LlavaForConditionalGeneration(config)
-    model.set_attn_implementation(attn)
-    return model.eval()
+    return _random(LlavaForConditionalGeneration, config, attn, seed)
+
+
+def tiny_llava_next(layers: int = 6, image_size: int = 48, patch: int = 8, pinpoints=((48, 96), (96, 48), (96, 96)),
+                    attn: str = "sdpa", seed: int = 0, hidden: int = 64, heads: int = 4, kv_heads: int = 2):
+    """A random LlavaNextForConditionalGeneration (anyres): per image a (image_size / patch)^2 base
+    grid, then the high-res tiles of the best of ``pinpoints`` (e.g. a 96 x 96 image: 2 x 2 tiles
+    -> a 12 x 12 map plus one image-newline token per row; 36 + 12 * 13 = 192 image tokens)."""
+    from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration
+
+    text, vision = _llama_and_clip(layers, hidden, heads, kv_heads, image_size, patch, 512)
+    config = LlavaNextConfig(
+        text_config=text, vision_config=vision, image_token_index=IMAGE_TOKEN, vision_feature_layer=-1,
+        vision_feature_select_strategy="default", image_grid_pinpoints=[list(p) for p in pinpoints],
+        projector_hidden_act="gelu",
+    )
+    return _random(LlavaNextForConditionalGeneration, config, attn, seed)
 
 
 def tiny_qwen2_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int = 2, attn: str = "sdpa", seed: int = 0):

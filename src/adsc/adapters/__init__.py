@@ -6,9 +6,10 @@ from torch import nn
 
 from .base import CAUSAL, Adapter, UnsupportedModelError, VisionSpan
 from .llava import LlavaAdapter
+from .llava_next import LlavaNextAdapter
 from .qwen2_vl import Qwen2VLAdapter
 
-ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), Qwen2VLAdapter())
+ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter())
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -40,5 +41,5 @@ def adapter_for_config(config) -> Adapter | None:
     return None
 
 
-__all__ = ["ADAPTERS", "CAUSAL", "Adapter", "LlavaAdapter", "Qwen2VLAdapter", "UnsupportedModelError", "VisionSpan",
-           "adapter_for", "adapter_for_config", "unwrap"]
+__all__ = ["ADAPTERS", "CAUSAL", "Adapter", "LlavaAdapter", "LlavaNextAdapter", "Qwen2VLAdapter", "UnsupportedModelError",
+           "VisionSpan", "adapter_for", "adapter_for_config", "unwrap"]
