@@ -8,10 +8,9 @@ drops the lock when the process dies, so a kill never leaves a stale lock behind
 
 from __future__ import annotations
 
-import fcntl
 import os
 
-from ..files import write_json_atomic
+from ..files import LockHeld, take_lock, write_json_atomic
 from .benchmarks.base import EvaluationInputError
 
 __all__ = ["LOCK_NAME", "OutputLock", "lock_name", "write_json_atomic"]  # the writer lives in adsc.files
@@ -33,23 +32,16 @@ class OutputLock:
         self.fd: int | None = None
 
     def __enter__(self) -> OutputLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
+            self.fd = take_lock(self.path)
+        except LockHeld as held:
             raise EvaluationInputError(
-                f"{os.path.dirname(self.path)} is in use by another adsc eval (pid {other}, lock {self.path}); "
+                f"{os.path.dirname(self.path)} is in use by another adsc eval (pid {held.holder}, lock {self.path}); "
                 "wait for it to finish, or use another --output-dir"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
         return self
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
+            os.close(self.fd)  # releases the lock
             self.fd = None

@@ -132,6 +132,12 @@ class StepPlan:
             self._gather[("rel", stage)] = torch.from_numpy(rel).to(self.device)
         return self._gather[("rel", stage)]
 
+    def stage_positions(self, stage: int, positions: torch.Tensor) -> torch.Tensor:
+        """The step's positions ((T,) or M-RoPE's (3, T)) of the tokens ``stage`` keeps; gathered once per stage."""
+        if ("pos", stage) not in self._gather:
+            self._gather[("pos", stage)] = positions.index_select(positions.dim() - 1, self.absolute_index(stage))
+        return self._gather[("pos", stage)]
+
     def absolute_index(self, stage: int) -> torch.Tensor:
         if ("abs", stage) not in self._gather:
             self._gather[("abs", stage)] = torch.from_numpy(self.selected[stage]).to(self.device)

@@ -11,23 +11,15 @@ the old one. It holds the pid of the process that last took it, for the refusal 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import socket
+
+from ..files import LockHeld, take_lock
 
 LOCK = ".adsc_train.lock"
 
 
 class OutputDirBusy(ValueError):
     """Another trainer holds the output directory."""
-
-
-def _holder(path: str) -> str:
-    try:
-        with open(path) as fh:
-            return fh.read().strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 @contextlib.contextmanager
@@ -38,24 +30,19 @@ def output_lock(out: str, take: bool = True):
     again, so a refused or failed first run leaves no trace.
     """
     created = not os.path.isdir(out)
+    path = os.path.join(out, LOCK)
     try:
         os.makedirs(out, exist_ok=True)
-        path = os.path.join(out, LOCK)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644) if take else None
+        fd = take_lock(path) if take else None
+    except LockHeld as held:
+        raise OutputDirBusy(
+            f"another adsc train (pid {held.holder}) is writing {out}; wait for it to finish, "
+            "stop it, or train into another --output-dir"
+        ) from None
     except OSError as err:
         raise ValueError(f"cannot write the output directory {out}: {err.strerror or err}; "
                          "pass an --output-dir you can write to") from None
     try:
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise OutputDirBusy(
-                    f"another adsc train (pid {_holder(path)}) is writing {out}; wait for it to finish, "
-                    "stop it, or train into another --output-dir"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode())
         try:
             yield
         except BaseException:

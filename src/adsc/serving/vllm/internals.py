@@ -148,8 +148,7 @@ class StageHooks:
                 rel = step.gather_index(stage)
                 hidden = hidden.index_select(0, rel)
                 residual = None if residual is None else residual.index_select(0, rel)
-            positions = positions.index_select(positions.dim() - 1, step.absolute_index(stage))
-            return (positions, hidden, residual, *rest)
+            return (step.stage_positions(stage, positions), hidden, residual, *rest)
 
         return hook
 
