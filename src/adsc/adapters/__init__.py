@@ -5,11 +5,14 @@ from __future__ import annotations
 from torch import nn
 
 from .base import CAUSAL, Adapter, UnsupportedModelError, VisionSpan
+from .internvl import InternVLAdapter
 from .llava import LlavaAdapter
 from .llava_next import LlavaNextAdapter
+from .mistral3 import Mistral3Adapter
 from .qwen2_vl import Qwen2VLAdapter
 
-ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter())
+ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter(),
+                                  InternVLAdapter(), Mistral3Adapter())
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import CAUSAL, Adapter, VisionSpan
+from .base import Adapter, VisionSpan
+from .layouts import declared_mask_pattern, spans_in_batch_order
 
 
 class LlavaNextAdapter(Adapter):
@@ -39,12 +40,7 @@ class LlavaNextAdapter(Adapter):
     def mask_pattern(self, model, layer_index):
         """Causal, unless the language model declares sliding-window layers (a Mistral with
         ``sliding_window`` set): those the engine has no stage mask for, so compress() refuses them."""
-        text = self.text_config(model)
-        kinds = getattr(text, "layer_types", None)
-        if kinds:
-            kind = kinds[layer_index]
-            return CAUSAL if kind == "full_attention" else kind
-        return "sliding_window" if getattr(text, "sliding_window", None) else CAUSAL
+        return declared_mask_pattern(self.text_config(model), layer_index)
 
     def _side(self, model) -> int:
         vc = model.config.vision_config
@@ -99,29 +95,10 @@ class LlavaNextAdapter(Adapter):
             return [[] for _ in input_ids]
         side = self._side(model)
         layouts = [_layout(side, grid) for grid in self._tile_grids(model, inputs)]
-        # images fill the image tokens in order over the flattened batch, as the model's masked_scatter does
-        positions = [row.nonzero().flatten().tolist() for row in is_image]
-        expected, found = sum(n for n, _ in layouts), sum(len(p) for p in positions)
-        if expected != found:
-            raise ValueError(
-                f"input_ids hold {found} image tokens but the {len(layouts)} image(s) of image_sizes describe {expected} "
-                "(base grid + unpadded tiles + newlines per image): pass the input_ids and image_sizes of one processor call"
-            )
-        spans, image = [], 0
-        for b, pos in enumerate(positions):
-            sample, used = [], 0
-            while used < len(pos):
-                count, build = layouts[image]
-                if used + count > len(pos):
-                    raise ValueError(
-                        f"image {image} ({count} tokens) does not fit the {len(pos) - used} image tokens left in sample {b}: "
-                        "each image's tokens must all lie in one sample; pass the processor's input_ids and image_sizes"
-                    )
-                sample += build(pos[used : used + count])
-                used += count
-                image += 1
-            spans.append(sample)
-        return spans
+        return spans_in_batch_order(
+            input_ids, token, [n for n, _ in layouts], lambda image, sample, pos: layouts[image][1](pos),
+            f"the {len(layouts)} image(s) of image_sizes (base grid + unpadded tiles + newlines per image)",
+            "pass the input_ids and image_sizes of one processor call")
 
 
 def _layout(side: int, tiles: tuple[int, int]):
