@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .base import CAUSAL, Adapter, UnsupportedModelError, VisionSpan
+from .idefics3 import Idefics3Adapter
 from .internvl import InternVLAdapter
 from .llava import LlavaAdapter
 from .llava_next import LlavaNextAdapter
@@ -12,7 +13,7 @@ from .mistral3 import Mistral3Adapter
 from .qwen2_vl import Qwen2VLAdapter
 
 ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter(),
-                                  InternVLAdapter(), Mistral3Adapter())
+                                  InternVLAdapter(), Mistral3Adapter(), Idefics3Adapter())
 
 
 def unwrap(model: nn.Module) -> nn.Module:
