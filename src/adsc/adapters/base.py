@@ -113,6 +113,12 @@ class Adapter:
         """Per sample, the vision-token runs in order, each with its grid."""
         raise NotImplementedError
 
+    def item_grid(self, config, modality: str, item: dict) -> tuple[int, int]:
+        """(rows, cols) of one image or video item's vision tokens, from the model config and the
+        processor's outputs for that item alone (``image_grid_thw`` etc., tensors): what a serving
+        engine plans an item by before any forward. Frames of a video are stacked as rows."""
+        raise NotImplementedError(f"{type(self).__name__} cannot give an item's grid from the config alone")
+
     def reference_vision_tokens(self, model: nn.Module) -> int:
         """Vision tokens of the reference image a budget refers to (``CompressionConfig.vision_tokens``)."""
         raise NotImplementedError

@@ -19,9 +19,15 @@ class LlavaAdapter(Adapter):
         return (model.config.image_token_id,)
 
     def _grid(self, model) -> tuple[int, int]:
-        vc = model.config.vision_config
+        return self.item_grid(model.config, "image", {})
+
+    def item_grid(self, config, modality, item):
+        """The tower's one grid: every image is resized to it (``item`` is not read)."""
+        if modality != "image":
+            raise ValueError(f"LLaVA takes images, not {modality}")
+        vc = config.vision_config
         side = vc.image_size // vc.patch_size
-        if model.config.vision_feature_select_strategy != "default":
+        if config.vision_feature_select_strategy != "default":
             raise ValueError(
                 "adsc needs vision_feature_select_strategy='default' (patch tokens only, no CLS) so that "
                 "an image's tokens form a square grid"

@@ -36,6 +36,16 @@ class Qwen2VLAdapter(Adapter):
         core.get_rope_index = checked  # an instance attribute: removing it restores the class method
         return lambda: core.__dict__.pop("get_rope_index", None)
 
+    def item_grid(self, config, modality, item):
+        """From the item's ``image_grid_thw`` / ``video_grid_thw`` (one row), after the spatial merge."""
+        key = f"{modality}_grid_thw"
+        if key not in item:
+            raise ValueError(f"a {modality} item without its {key}: pass the processor's outputs for it")
+        thw = torch.as_tensor(item[key]).reshape(-1, 3)
+        if len(thw) != 1:
+            raise ValueError(f"one {modality} item has one row of {key}, got {thw.tolist()}")
+        return next(_grids(thw, config.vision_config.spatial_merge_size))
+
     def vision_spans(self, model, input_ids, inputs):
         positions = inputs.get("position_ids")
         if inputs.get("image_grid_thw") is None and inputs.get("video_grid_thw") is None and positions is not None:
