@@ -1,4 +1,12 @@
-"""Qwen2-VL / Qwen2.5-VL: per-image grids from ``image_grid_thw`` after the 2x2 spatial merge."""
+"""Qwen2-VL / Qwen2.5-VL: per-image grids from ``image_grid_thw`` after the 2x2 spatial merge;
+videos from ``video_grid_thw``.
+
+A video of ``t`` temporal patches (frames after the model's temporal patching: two input frames
+each) on an ``h x w`` patch grid is one span of ``frames=t`` frames on a ``(h/2, w/2)`` grid, its
+tokens frame by frame in raster order, as the model lays them out. The selection treats time as
+:mod:`adsc.methods.adsc` documents (the same cells in every frame). Positions are M-RoPE's own:
+the engine never renumbers them, so a kept token keeps its (t, h, w) position.
+"""
 
 from __future__ import annotations
 
@@ -44,8 +52,8 @@ class Qwen2VLAdapter(Adapter):
         check_token_counts(model, input_ids, inputs.get("image_grid_thw"), inputs.get("video_grid_thw"))
         merge = model.config.vision_config.spatial_merge_size
         grids = {
-            model.config.image_token_id: list(_grids(inputs.get("image_grid_thw"), merge)),
-            model.config.video_token_id: list(_grids(inputs.get("video_grid_thw"), merge)),
+            model.config.image_token_id: list(frame_grids(inputs.get("image_grid_thw"), merge)),
+            model.config.video_token_id: list(frame_grids(inputs.get("video_grid_thw"), merge)),
         }
         used = {k: 0 for k in grids}
         spans = []
@@ -57,10 +65,10 @@ class Qwen2VLAdapter(Adapter):
                     if used[tid] >= len(grids[tid]):
                         kind = "image_grid_thw" if tid == model.config.image_token_id else "video_grid_thw"
                         raise ValueError(f"more vision-token runs than entries in {kind}: pass the processor's {kind}")
-                    grid = grids[tid][used[tid]]
+                    frames, rows, cols = grids[tid][used[tid]]
                     used[tid] += 1
-                    sample.append(VisionSpan(start + offset, grid))
-                    offset += grid[0] * grid[1]
+                    sample.append(VisionSpan(start + offset, (rows, cols), frames=frames))
+                    offset += frames * rows * cols
                 if offset != length:
                     raise ValueError(
                         f"vision tokens at {start}..{start + length} do not match the grids in image_grid_thw "
@@ -87,16 +95,25 @@ def check_token_counts(model, input_ids, image_grid_thw, video_grid_thw) -> None
             )
 
 
-def _grids(grid_thw, merge: int):
-    """(rows, cols) per image: frames stacked as rows, after the merge x merge token merge."""
+def frame_grids(grid_thw, merge: int):
+    """(frames, rows, cols) per image or video, after the merge x merge token merge."""
     if grid_thw is None:
         return
     for t, h, w in grid_thw.tolist():
-        yield (t * h // merge, w // merge)
+        yield (t, h // merge, w // merge)
+
+
+def _grids(grid_thw, merge: int):
+    """(rows, cols) per image with a video's frames stacked as rows: the serving layout's view
+    (adsc.serving.vllm.layout), which has not moved to frame spans yet."""
+    for t, rows, cols in frame_grids(grid_thw, merge):
+        yield (t * rows, cols)
 
 
 def _spans_from_mrope(input_ids, position_ids, token_ids):
-    """Grids read off 3-D M-RoPE positions: a run's distinct (t, h) pairs are rows, distinct w are columns."""
+    """Grids read off 3-D M-RoPE positions: a run's distinct h are rows, distinct w are columns, and
+    the run holds length / (rows * cols) frames (counted, not read off t: Qwen2.5-VL scales t by
+    the video's frame rate, so two frames may share one t position)."""
     thw = position_ids[-3:]  # (3, B, L); a leading text row (4, B, L) is skipped
     spans = []
     for b, row in enumerate(input_ids):
@@ -109,13 +126,13 @@ def _spans_from_mrope(input_ids, position_ids, token_ids):
                     "computes M-RoPE positions only with mm_token_type_ids; pass the processor's mm_token_type_ids "
                     "(returned next to input_ids) to generate"
                 )
-            rows = len(set(zip(t.tolist(), h.tolist())))
-            cols = len(set(w.tolist()))
-            if rows * cols != length:
+            rows, cols = len(set(h.tolist())), len(set(w.tolist()))
+            frames = length // (rows * cols)
+            if frames * rows * cols != length:
                 raise ValueError(
                     f"the M-RoPE positions of the vision tokens at {start}..{start + length} do not form a grid: "
                     "pass the processor's mm_token_type_ids and image_grid_thw / video_grid_thw unchanged"
                 )
-            sample.append(VisionSpan(start, (rows, cols)))
+            sample.append(VisionSpan(start, (rows, cols), frames=frames))
         spans.append(sample)
     return spans
