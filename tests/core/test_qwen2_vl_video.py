@@ -7,26 +7,18 @@ import torch
 import adsc
 from adsc.adapters import adapter_for
 from adsc.methods.adsc import UniformSelector
-from adsc.tiny import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END, VISION_START, tiny_qwen2_5_vl, tiny_qwen2_vl
+from adsc.tiny import VIDEO_TOKEN, tiny_qwen2_5_vl, tiny_qwen2_vl
+
+from .families.qwen2_vl_video import video_sample
+from .frames import kept_cells_per_frame, traced
 
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 VIDEO = (3, 8, 4)  # 3 temporal patches (6 input frames) of 8 x 4 patches: 3 frames of a 4 x 2 grid
 IMAGE = (1, 8, 8)
 
 
-def video_sample(video=VIDEO, image=IMAGE, seed=0):
-    """A prompt with an image and then a video, each between vision markers, and its model inputs."""
-    ids = [40, 41]
-    for (t, h, w), token in ((image, IMAGE_TOKEN), (video, VIDEO_TOKEN)):
-        ids += [VISION_START] + [token] * (t * h * w // 4) + [VISION_END, 42]
-    ids = torch.tensor([ids + [43, 44]])
-    g = torch.Generator().manual_seed(seed)
-    patch = 3 * 2 * 14 * 14  # channels x temporal patch x patch x patch
-    return dict(input_ids=ids, mm_token_type_ids=(ids == IMAGE_TOKEN).long() + 2 * (ids == VIDEO_TOKEN).long(),
-                pixel_values=torch.randn(image[0] * image[1] * image[2], patch, generator=g),
-                image_grid_thw=torch.tensor([image]),
-                pixel_values_videos=torch.randn(video[0] * video[1] * video[2], patch, generator=g),
-                video_grid_thw=torch.tensor([video]))
+def an_image_and_a_video():
+    return video_sample([("image", IMAGE), ("video", VIDEO)])
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +27,7 @@ def model():
 
 
 def test_a_video_is_one_span_of_frames_from_the_grids_and_from_mrope_positions(model):
-    inputs = video_sample()
+    inputs = an_image_and_a_video()
     adapter = adapter_for(model)
     spans = adapter.vision_spans(model, inputs["input_ids"], inputs)[0]
     video_start = inputs["input_ids"][0].tolist().index(VIDEO_TOKEN)
@@ -50,7 +42,7 @@ def test_frames_sharing_a_temporal_position_are_still_counted():
     """Qwen2.5-VL scales t by the frame rate: at 0.1 s per temporal patch and 4 tokens per second
     the three frames share t positions, so the frame count must not be read off t."""
     model = tiny_qwen2_5_vl(layers=2)
-    inputs = video_sample()
+    inputs = an_image_and_a_video()
     positions, _ = model.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"],
                                               image_grid_thw=inputs["image_grid_thw"], video_grid_thw=inputs["video_grid_thw"],
                                               second_per_grid_ts=torch.tensor([0.1]))
@@ -63,21 +55,13 @@ def test_frames_sharing_a_temporal_position_are_still_counted():
 def test_the_kept_set_per_frame_is_the_documented_one(model):
     """Every frame keeps the cells ADSC keeps on one frame's grid, the same in every frame; the
     image next to it is thinned on its own grid."""
-    inputs = video_sample()
-    handle = adsc.compress(model, CFG)
-    try:
-        with torch.no_grad():
-            model(**inputs)
-        trace = handle.last_trace
-    finally:
-        handle.remove()
+    inputs = an_image_and_a_video()
+    trace = traced(model, inputs, CFG)
     rule = UniformSelector(0.5, 2, "grid2d", 0.5)
     image, video = trace.seq.spans[0]
     for stage, layer in enumerate((2, 4)):
         kept = set(trace.vision_positions(layer, 0).tolist())
-        cells = rule.kept_in_grid(video.grid, stage).tolist()
-        per_frame = [sorted(k - f * 8 for k in range(f * 8, f * 8 + 8) if video.start + k in kept) for f in range(3)]
-        assert per_frame == [cells] * 3, stage
+        assert kept_cells_per_frame(trace, video, layer) == [rule.kept_in_grid(video.grid, stage).tolist()] * 3, stage
         expected_image = {image.start + k for k in rule.kept_in_grid(image.grid, stage).tolist()}
         assert kept - set(video.token_positions().tolist()) == expected_image
     assert trace.vision_tokens(0) == [16 + 24] * 2 + [8 + 12] * 2 + [4 + 6] * 2  # a video: 3 x a frame's count

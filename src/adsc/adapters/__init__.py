@@ -7,9 +7,12 @@ from torch import nn
 from .base import CAUSAL, Adapter, UnsupportedModelError, VisionSpan
 from .llava import LlavaAdapter
 from .llava_next import LlavaNextAdapter
+from .llava_next_video import LlavaNextVideoAdapter
+from .llava_onevision import LlavaOnevisionAdapter
 from .qwen2_vl import Qwen2VLAdapter
 
-ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter())
+ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter(), LlavaOnevisionAdapter(),
+                                 LlavaNextVideoAdapter())
 
 
 def unwrap(model: nn.Module) -> nn.Module:

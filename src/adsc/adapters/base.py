@@ -79,6 +79,7 @@ class Adapter:
     model_classes: tuple[str, ...] = ()
     model_types: tuple[str, ...] = ()  # config.model_type values, to find the adapter from a config alone
     fixed_grid: bool = False  # every image has the same grid (so reference_vision_tokens is exact)
+    config_class: str = ""  # the transformers config whose defaults are the released model (layouts by name)
     training_parts: dict[str, str] = {}
     train_template: str = "chat_template"
     pad_to_square: bool = False
@@ -116,6 +117,16 @@ class Adapter:
     def reference_vision_tokens(self, model: nn.Module) -> int:
         """Vision tokens of the reference image a budget refers to (``CompressionConfig.vision_tokens``)."""
         raise NotImplementedError
+
+    def layout(self, model, image_size: tuple[int, int] | None = None, frames: int | None = None) -> list[VisionSpan]:
+        """The spans of one image of ``image_size`` = (height, width), or with ``frames`` one video of
+        that many input frames (of that size where the family resizes frames), at positions from 0.
+
+        From ``model.config`` alone (a ``SimpleNamespace(config=...)`` will do) and through the same
+        code as :meth:`vision_spans`, so that ``adsc schedule`` / ``adsc profile`` count exactly what
+        the engine sees. ValueError for what the family does not take (e.g. video).
+        """
+        raise ValueError(f"adsc has no token layout for {self.name} images or videos")
 
     # ------------------------------------------------------------------ q/k for score-based methods
     def queries(self, layer: nn.Module, hidden: torch.Tensor, position_embeddings) -> torch.Tensor:

@@ -9,6 +9,7 @@ class LlavaAdapter(Adapter):
     name = "llava"
     model_classes = ("LlavaForConditionalGeneration",)
     model_types = ("llava",)
+    config_class = "LlavaConfig"
     fixed_grid = True  # every image has the tower's one grid
     training_parts = {"llm": "model.language_model", "projector": "model.multi_modal_projector", "vision": "model.vision_tower"}
     train_template = "vicuna_v1"  # LLaVA-1.5's conversation format
@@ -30,6 +31,12 @@ class LlavaAdapter(Adapter):
     def reference_vision_tokens(self, model):
         rows, cols = self._grid(model)  # every image has the tower's one grid: 24 x 24 = 576 for LLaVA-1.5
         return rows * cols
+
+    def layout(self, model, image_size=None, frames=None):
+        """One image, whatever its size (the processor resizes it to the tower's input)."""
+        if frames is not None:
+            raise ValueError("LLaVA-1.5 takes images, not videos")
+        return [VisionSpan(0, self._grid(model))]
 
     def vision_spans(self, model, input_ids, inputs):
         grid = self._grid(model)

@@ -21,6 +21,7 @@ class Qwen2VLAdapter(Adapter):
     name = "qwen2_vl"
     model_classes = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
     model_types = ("qwen2_vl", "qwen2_5_vl")
+    config_class = "Qwen2VLConfig"  # Qwen2.5-VL's vision grid arithmetic is the same (patch 14, 2 x 2 merge, 2 frames)
     training_parts = {"llm": "model.language_model", "projector": "model.visual.merger", "vision": "model.visual"}
     REFERENCE_TOKENS = 576  # grids follow the image size; 576 = a 672 x 672 image (48 x 48 patches, 2 x 2 merge)
 
@@ -43,6 +44,21 @@ class Qwen2VLAdapter(Adapter):
 
         core.get_rope_index = checked  # an instance attribute: removing it restores the class method
         return lambda: core.__dict__.pop("get_rope_index", None)
+
+    def layout(self, model, image_size=None, frames=None):
+        """An image (or ``frames`` input frames) resized as the processor resizes it (``smart_resize``:
+        sides to multiples of patch x merge, pixels within its default bounds), then patched: a video
+        of N frames has ceil(N / temporal_patch_size) frames on the grid."""
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+        if image_size is None:
+            raise ValueError("Qwen2-VL needs an image (or frame) size, height x width: its grid follows the size")
+        vc = model.config.vision_config
+        height, width = smart_resize(*image_size, factor=vc.patch_size * vc.spatial_merge_size)
+        t = 1 if frames is None else -(-frames // vc.temporal_patch_size)
+        grid_thw = torch.tensor([[t, height // vc.patch_size, width // vc.patch_size]])
+        (t, rows, cols), = frame_grids(grid_thw, vc.spatial_merge_size)
+        return [VisionSpan(0, (rows, cols), frames=t)]
 
     def vision_spans(self, model, input_ids, inputs):
         positions = inputs.get("position_ids")

@@ -1,0 +1,24 @@
+"""Shared by the video tests: one compressed forward's trace, and what it kept of a multi-frame span."""
+
+import torch
+
+import adsc
+
+
+def traced(model, inputs: dict, config: adsc.CompressionConfig):
+    """The trace of one compressed forward of ``inputs``; the model is left unpatched."""
+    handle = adsc.compress(model, config)
+    try:
+        with torch.no_grad():
+            model(**inputs)
+        return handle.last_trace
+    finally:
+        handle.remove()
+
+
+def kept_cells_per_frame(trace, span, layer: int, b: int = 0) -> list[list[int]]:
+    """Per frame of ``span``, the raster indices into its grid of the tokens alive at ``layer``."""
+    kept = set(trace.vision_positions(layer, b).tolist())
+    positions = span.token_positions().tolist()
+    cells = span.grid[0] * span.grid[1]
+    return [[k for k in range(cells) if positions[f * cells + k] in kept] for f in range(span.frames)]
