@@ -1,19 +1,4 @@
-"""Shared by the video tests: one compressed forward's trace, and what it kept of a multi-frame span."""
-
-import torch
-
-import adsc
-
-
-def traced(model, inputs: dict, config: adsc.CompressionConfig):
-    """The trace of one compressed forward of ``inputs``; the model is left unpatched."""
-    handle = adsc.compress(model, config)
-    try:
-        with torch.no_grad():
-            model(**inputs)
-        return handle.last_trace
-    finally:
-        handle.remove()
+"""What a compressed forward kept of a multi-frame span, frame by frame (the video tests' check)."""
 
 
 def kept_cells_per_frame(trace, span, layer: int, b: int = 0) -> list[list[int]]:

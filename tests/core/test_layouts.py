@@ -15,8 +15,8 @@ from adsc.tiny import tiny_llava_next
 from adsc.tiny_llava_video import tiny_llava_onevision
 
 from .families.llava_onevision import onevision_sample
-from .frames import traced
 from .helpers import anyres_pixels, next_sample
+from .span_checks import compressed_trace
 
 
 @pytest.mark.parametrize("spec, frames, tokens, extra, grids", [
@@ -45,7 +45,7 @@ def test_a_layout_counts_what_the_engine_keeps(config):
     for model, size, frames, inputs in cases:
         spans = adapter_for(model).layout(SimpleNamespace(config=model.config), size, frames)
         on_input = config.replace(vision_tokens=sum(s.length for s in spans))  # as the CLIs set it
-        trace = traced(model, inputs, on_input)
+        trace = compressed_trace(model, on_input, inputs)
         start = trace.seq.spans[0][0].start
         found = [(s.grid, s.frames, s.token_positions().tolist(), s.extra) for s in trace.seq.spans[0]]
         assert found == [(s.grid, s.frames, (s.token_positions() + start).tolist(), tuple(p + start for p in s.extra))

@@ -14,7 +14,8 @@ from adsc.tiny_llava_video import tiny_llava_next_video
 
 from .families import CASES
 from .families.llava_next_video import FRAMES, VIDEO, next_video_sample
-from .frames import kept_cells_per_frame, traced
+from .frames import kept_cells_per_frame
+from .span_checks import compressed_trace
 
 CASE = next(c for c in CASES if c.name == "llava_next_video")
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
@@ -44,7 +45,7 @@ def test_layout_matches_the_models_features_and_generate_sees_the_same(model):
 
 def test_the_kept_set_per_frame_is_the_documented_one(model):
     inputs = next_video_sample([1, 9], videos=2)
-    trace = traced(model, inputs, CFG)
+    trace = compressed_trace(model, CFG, inputs)
     rule = UniformSelector(0.5, 2, "grid2d", 0.5)
     for video in trace.seq.spans[0]:
         for stage, layer in enumerate((2, 4)):

@@ -12,7 +12,8 @@ from adsc.tiny_llava_video import tiny_llava_onevision
 
 from .families import CASES
 from .families.llava_onevision import FRAMES, onevision_sample
-from .frames import kept_cells_per_frame, traced
+from .frames import kept_cells_per_frame
+from .span_checks import compressed_trace
 
 CASE = next(c for c in CASES if c.name == "llava_onevision")
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
@@ -76,7 +77,7 @@ def test_the_kept_set_per_frame_is_the_documented_one(model):
     """Each video frame keeps the cells ADSC keeps on one frame's 3 x 3 grid, the same in every frame;
     the newline after the video stays at every layer and is not counted."""
     inputs = onevision_sample([1, 4], video=True)
-    trace = traced(model, inputs, CFG)
+    trace = compressed_trace(model, CFG, inputs)
     (video,) = trace.seq.spans[0]
     rule = UniformSelector(0.5, 2, "grid2d", 0.5)
     for stage, layer in enumerate((2, 4)):

@@ -10,7 +10,8 @@ from adsc.methods.adsc import UniformSelector
 from adsc.tiny import VIDEO_TOKEN, tiny_qwen2_5_vl, tiny_qwen2_vl
 
 from .families.qwen2_vl_video import video_sample
-from .frames import kept_cells_per_frame, traced
+from .frames import kept_cells_per_frame
+from .span_checks import compressed_trace
 
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 VIDEO = (3, 8, 4)  # 3 temporal patches (6 input frames) of 8 x 4 patches: 3 frames of a 4 x 2 grid
@@ -56,7 +57,7 @@ def test_the_kept_set_per_frame_is_the_documented_one(model):
     """Every frame keeps the cells ADSC keeps on one frame's grid, the same in every frame; the
     image next to it is thinned on its own grid."""
     inputs = an_image_and_a_video()
-    trace = traced(model, inputs, CFG)
+    trace = compressed_trace(model, CFG, inputs)
     rule = UniformSelector(0.5, 2, "grid2d", 0.5)
     image, video = trace.seq.spans[0]
     for stage, layer in enumerate((2, 4)):

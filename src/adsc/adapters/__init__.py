@@ -5,14 +5,18 @@ from __future__ import annotations
 from torch import nn
 
 from .base import CAUSAL, Adapter, UnsupportedModelError, VisionSpan
+from .idefics3 import Idefics3Adapter
+from .internvl import InternVLAdapter
 from .llava import LlavaAdapter
 from .llava_next import LlavaNextAdapter
 from .llava_next_video import LlavaNextVideoAdapter
 from .llava_onevision import LlavaOnevisionAdapter
+from .mistral3 import Mistral3Adapter
 from .qwen2_vl import Qwen2VLAdapter
 
-ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter(), LlavaOnevisionAdapter(),
-                                 LlavaNextVideoAdapter())
+ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter(),
+                                  InternVLAdapter(), Mistral3Adapter(), Idefics3Adapter(),
+                                  LlavaOnevisionAdapter(), LlavaNextVideoAdapter())
 
 
 def unwrap(model: nn.Module) -> nn.Module:

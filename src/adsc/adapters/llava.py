@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import Adapter, VisionSpan, token_runs
+from .base import Adapter, VisionSpan
+from .layouts import equal_grid_spans
 
 
 class LlavaAdapter(Adapter):
@@ -39,17 +40,5 @@ class LlavaAdapter(Adapter):
         return [VisionSpan(0, self._grid(model))]
 
     def vision_spans(self, model, input_ids, inputs):
-        grid = self._grid(model)
-        per_image = grid[0] * grid[1]
-        spans = []
-        for row in input_ids:
-            sample = []
-            for start, length, _ in token_runs(row, self.vision_token_ids(model)):
-                if length % per_image:
-                    raise ValueError(
-                        f"a run of {length} image tokens is not a multiple of {per_image} ({grid[0]}x{grid[1]} per "
-                        "image): the processor and the model config disagree about the image size"
-                    )
-                sample += [VisionSpan(start + i * per_image, grid) for i in range(length // per_image)]
-            spans.append(sample)
-        return spans
+        return equal_grid_spans(input_ids, self.vision_token_ids(model), self._grid(model), "image",
+                                "the processor and the model config disagree about the image size")

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import CAUSAL, Adapter, VisionSpan
+from .base import Adapter, VisionSpan
+from .layouts import declared_mask_pattern, spans_in_batch_order
 
 
 class LlavaNextAdapter(Adapter):
@@ -53,12 +54,7 @@ class LlavaNextAdapter(Adapter):
     def mask_pattern(self, model, layer_index):
         """Causal, unless the language model declares sliding-window layers (a Mistral with
         ``sliding_window`` set): those the engine has no stage mask for, so compress() refuses them."""
-        text = self.text_config(model)
-        kinds = getattr(text, "layer_types", None)
-        if kinds:
-            kind = kinds[layer_index]
-            return CAUSAL if kind == "full_attention" else kind
-        return "sliding_window" if getattr(text, "sliding_window", None) else CAUSAL
+        return declared_mask_pattern(self.text_config(model), layer_index)
 
     def _side(self, model) -> int:
         vc = model.config.vision_config
@@ -143,44 +139,23 @@ class LlavaNextAdapter(Adapter):
     def vision_spans(self, model, input_ids, inputs):
         spans = [[] for _ in input_ids]
         for token, sized_by, layouts in self.layouts(model, inputs):
-            is_kind = input_ids == token
-            if bool(is_kind.any()):
-                for sample, found in zip(spans, fill(is_kind, layouts(), sized_by)):
-                    sample += found
+            if not bool((input_ids == token).any()):
+                continue
+            items = layouts()
+            kind = _KINDS[sized_by]
+            found = spans_in_batch_order(
+                input_ids, token, [n for n, _ in items], lambda item, sample, pos: items[item][1](pos),
+                f"the {len(items)} {kind}(s) of {sized_by} ({_PARTS[sized_by]})",
+                f"pass the input_ids and {sized_by} of one processor call", kind=kind)
+            for sample, more in zip(spans, found):
+                sample += more
         return [sorted(sample, key=lambda s: s.start) for sample in spans]
-
-
-def fill(is_kind: torch.Tensor, layouts: list, sized_by: str) -> list[list[VisionSpan]]:
-    """Per sample, the spans of one kind of vision token: items fill that kind's tokens in order over
-    the flattened batch, as the model's masked_scatter does; ``layouts`` = (token count, positions ->
-    spans) per item."""
-    positions = [row.nonzero().flatten().tolist() for row in is_kind]
-    expected, found = sum(n for n, _ in layouts), sum(len(p) for p in positions)
-    if expected != found:
-        raise ValueError(
-            f"input_ids hold {found} {_KINDS[sized_by]} tokens but the {len(layouts)} {_KINDS[sized_by]}(s) of {sized_by} "
-            f"describe {expected} ({_PARTS[sized_by]}): pass the input_ids and {sized_by} of one processor call"
-        )
-    spans, item = [], 0
-    for b, pos in enumerate(positions):
-        sample, used = [], 0
-        while used < len(pos):
-            count, build = layouts[item]
-            if used + count > len(pos):
-                raise ValueError(
-                    f"{_KINDS[sized_by]} {item} ({count} tokens) does not fit the {len(pos) - used} tokens left in "
-                    f"sample {b}: each item's tokens must all lie in one sample; pass the processor's input_ids and {sized_by}"
-                )
-            sample += build(pos[used : used + count])
-            used += count
-            item += 1
-        spans.append(sample)
-    return spans
 
 
 _KINDS = {"image_sizes": "image", "pixel_values_videos": "video"}
 _PARTS = {"image_sizes": "base grid + unpadded tiles + newlines per image",
           "pixel_values_videos": "frames x pooled grid (+ newline) per video"}
+
 
 
 SINGLE_CROP = (1, 0)  # an image packed without tiles: its base grid, then one newline (a map of one empty row)
