@@ -27,7 +27,7 @@ def assert_uniform_grid_per_span(trace, config: adsc.CompressionConfig, num_laye
             kept = set(trace.vision_positions(layer, b).tolist())
             for span in spans:
                 positions = span.token_positions().tolist()
-                expected = sorted(positions[k] for k in rule.kept_in_grid(span.grid, stage).tolist())
+                expected = sorted(positions[k] for k in rule.kept_in_span(span, stage).tolist())  # per frame for videos
                 assert sorted(kept & set(positions)) == expected, (b, span.grid, stage)
         extra = {p for span in spans for p in span.extra}
         for layer in range(num_layers):

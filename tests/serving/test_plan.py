@@ -103,14 +103,16 @@ def test_layout_names_what_does_not_fit():
     qwen = tiny_qwen2_vl().config
     with pytest.raises(LayoutError, match="image item without its image_grid_thw"):
         spans(qwen, [feature(3, 8)])
-    assert spans(qwen, [feature(3, 8, [2, 4, 4], "video")])[0].grid == (4, 2)  # frames stacked as rows
+    video = spans(qwen, [feature(3, 8, [2, 4, 4], "video")])[0]
+    assert (video.frames, video.grid) == (2, (2, 2))  # the Hugging Face engine's video span: frames on the merged grid
 
 
 def test_adapters_give_an_items_grid_from_the_config():
     """The public grid of one item that the vLLM layout plans by: LLaVA's tower grid, Qwen2-VL's merged image_grid_thw."""
     llava, qwen = tiny_llava().config, tiny_qwen2_vl().config
-    assert LlavaAdapter().item_grid(llava, "image", {}) == (6, 6) == LlavaAdapter()._grid(SimpleNamespace(config=llava))
-    assert Qwen2VLAdapter().item_grid(qwen, "image", {"image_grid_thw": torch.tensor([[1, 8, 6]])}) == (4, 3)
+    assert LlavaAdapter().item_grid(llava, "image", {}) == (1, 6, 6)
+    assert LlavaAdapter()._grid(SimpleNamespace(config=llava)) == (6, 6)
+    assert Qwen2VLAdapter().item_grid(qwen, "image", {"image_grid_thw": torch.tensor([[1, 8, 6]])}) == (1, 4, 3)
     with pytest.raises(ValueError, match="one row of image_grid_thw"):
         Qwen2VLAdapter().item_grid(qwen, "image", {"image_grid_thw": torch.tensor([[1, 8, 6], [1, 4, 4]])})
     with pytest.raises(ValueError, match="LLaVA takes images, not video"):

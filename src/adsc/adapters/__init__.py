@@ -9,11 +9,14 @@ from .idefics3 import Idefics3Adapter
 from .internvl import InternVLAdapter
 from .llava import LlavaAdapter
 from .llava_next import LlavaNextAdapter
+from .llava_next_video import LlavaNextVideoAdapter
+from .llava_onevision import LlavaOnevisionAdapter
 from .mistral3 import Mistral3Adapter
 from .qwen2_vl import Qwen2VLAdapter
 
 ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter(),
-                                  InternVLAdapter(), Mistral3Adapter(), Idefics3Adapter())
+                                  InternVLAdapter(), Mistral3Adapter(), Idefics3Adapter(),
+                                  LlavaOnevisionAdapter(), LlavaNextVideoAdapter())
 
 
 def unwrap(model: nn.Module) -> nn.Module:

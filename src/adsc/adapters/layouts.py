@@ -39,15 +39,16 @@ def equal_grid_spans(input_ids: torch.Tensor, token_ids: tuple[int, ...], grid: 
 
 
 def spans_in_batch_order(input_ids: torch.Tensor, token_id: int, counts: list[int], build, what: str,
-                         fix: str) -> list[list[VisionSpan]]:
+                         fix: str, kind: str = "image") -> list[list[VisionSpan]]:
     """Per sample, the spans of images whose tokens (``token_id``) hold ``counts[i]`` tokens each,
     filled in order over the flattened batch as the models' ``masked_scatter`` fills them.
     ``build(image, sample, positions)`` -> the image's spans; ``what`` / ``fix`` word the refusals
-    of a token count that does not match (``what``: e.g. "the 3 image(s) of image_sizes")."""
+    of a token count that does not match (``what``: e.g. "the 3 image(s) of image_sizes"); ``kind``
+    names the items in them ("image", "video")."""
     positions = [row.nonzero().flatten().tolist() for row in input_ids == token_id]
     found = sum(len(p) for p in positions)
     if sum(counts) != found:
-        raise ValueError(f"input_ids hold {found} image tokens but {what} describe {sum(counts)}: {fix}")
+        raise ValueError(f"input_ids hold {found} {kind} tokens but {what} describe {sum(counts)}: {fix}")
     spans, image = [], 0
     for b, pos in enumerate(positions):
         sample, used = [], 0
@@ -55,7 +56,7 @@ def spans_in_batch_order(input_ids: torch.Tensor, token_id: int, counts: list[in
             count = counts[image]
             if used + count > len(pos):
                 raise ValueError(
-                    f"image {image} ({count} tokens) does not fit the {len(pos) - used} image tokens left in sample {b}: "
+                    f"{kind} {image} ({count} tokens) does not fit the {len(pos) - used} {kind} tokens left in sample {b}: "
                     f"each image's tokens must all lie in one sample; {fix}"
                 )
             sample += build(image, b, pos[used : used + count])

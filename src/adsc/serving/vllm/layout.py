@@ -45,12 +45,11 @@ def spans(hf_config, features) -> list[VisionSpan]:
     for modality, offset, length, data in features:
         item = _item_tensors(data)
         try:
-            grid = adapter.item_grid(hf_config, modality, item)
+            frames, rows, cols = adapter.item_grid(hf_config, modality, item)
         except ValueError as err:
             raise LayoutError(str(err)) from None
-        if grid[0] * grid[1] != length:
-            raise LayoutError(
-                f"an {modality} placeholder of {length} tokens at {offset} does not match its {grid[0]}x{grid[1]} grid"
-            )
-        out.append(VisionSpan(offset, grid))
+        if frames * rows * cols != length:
+            shape = f"{rows}x{cols}" if frames == 1 else f"{frames} frames of {rows}x{cols}"
+            raise LayoutError(f"an {modality} placeholder of {length} tokens at {offset} does not match its {shape} grid")
+        out.append(VisionSpan(offset, (rows, cols), frames=frames))  # a video: the HF engine's per-frame spans
     return sorted(out, key=lambda s: s.start)
