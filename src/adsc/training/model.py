@@ -34,12 +34,6 @@ def load_model(name_or_path: str, bf16: bool, attn_implementation: str | None = 
     return model
 
 
-def load_processor(name_or_path: str):
-    from transformers import AutoProcessor
-
-    return AutoProcessor.from_pretrained(name_or_path)
-
-
 def linear_leaf_names(module: nn.Module) -> list[str]:
     return sorted({name.rsplit(".", 1)[-1] for name, m in module.named_modules() if isinstance(m, nn.Linear)})
 

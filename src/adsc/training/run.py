@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from .. import loading
 from ..adapters import adapter_for, unwrap
 from ..api import compress
 from ..files import write_json_atomic
@@ -27,7 +28,7 @@ from .curriculum import CurriculumCallback, phase_starts
 from .data import Collator, Encoder, InstructDataset
 from .export import MERGED, save_output, write_merged
 from .lock import output_lock
-from .model import count_parameters, load_model, load_processor, prepare
+from .model import count_parameters, load_model, prepare
 from .preflight import check_environment
 from .records import DataFileError, check_image_paths, load_json, parse_records
 from .rerun import RUN_ARGS, check_rerun, identity, run_record
@@ -94,7 +95,7 @@ def _train_locked(cfg: TrainConfig, records: list, malformed: list, callbacks: l
 
     set_seed(cfg.training.seed)  # LoRA initialisation: the same on every rerun, so a fresh start is reproducible too
     model = load_model(a.model, cfg.training.bf16, a.attn_implementation)
-    processor = load_processor(a.model)
+    processor = loading.load_processor(a.model)
     adapter = adapter_for(model)
     template = a.template if a.template != "auto" else adapter.train_template
     if template == "chat_template" and not getattr(processor, "chat_template", None):
