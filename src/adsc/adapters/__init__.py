@@ -5,11 +5,13 @@ from __future__ import annotations
 from torch import nn
 
 from .base import CAUSAL, Adapter, UnsupportedModelError, VisionSpan
+from .gemma3 import Gemma3Adapter
 from .llava import LlavaAdapter
 from .llava_next import LlavaNextAdapter
 from .qwen2_vl import Qwen2VLAdapter
+from .qwen3_vl import Qwen3VLAdapter
 
-ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter())
+ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter(), Qwen3VLAdapter(), Gemma3Adapter())
 
 
 def unwrap(model: nn.Module) -> nn.Module:
