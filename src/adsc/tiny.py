@@ -202,6 +202,18 @@ def tiny_llava_processor(image_size: int = 48, patch: int = 8, words=DEFAULT_WOR
     )
 
 
+def tiny_llava_next_processor(image_size: int = 48, patch: int = 8, pinpoints=((48, 96), (96, 48), (96, 96)),
+                              words=DEFAULT_WORDS):
+    """A LlavaNextProcessor for :func:`tiny_llava_next`: anyres crops, "<image>" expanded to base grid + tile map."""
+    from transformers import LlavaNextProcessor
+    from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
+
+    images = LlavaNextImageProcessorPil(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+                                        image_grid_pinpoints=[list(p) for p in pinpoints])
+    return LlavaNextProcessor(image_processor=images, tokenizer=tiny_tokenizer(words), patch_size=patch,
+                              vision_feature_select_strategy="default", num_additional_image_tokens=1)
+
+
 def tiny_qwen2_5_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int = 2, attn: str = "sdpa", seed: int = 0):
     """A random Qwen2_5_VLForConditionalGeneration (windowed vision attention, 2x2 merge)."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration

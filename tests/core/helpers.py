@@ -50,3 +50,28 @@ def valid_text_positions(input_ids, attention_mask=None):
 def mm_types(input_ids):
     """Qwen2-VL's mm_token_type_ids: 1 on image tokens, 0 elsewhere."""
     return (input_ids == IMAGE_TOKEN).long()
+
+
+# LLaVA-NeXT (tiny_llava_next)
+# (height, width) -> tile map (rows, cols) in the tiny model (tower 48 px / patch 8 = 6 x 6 base grid,
+# pinpoints 48x96 / 96x48 / 96x96): a square image gets 2 x 2 tiles = 12 x 12; a wide one is cropped in rows
+NEXT_SIZES = {(96, 96): (12, 12), (60, 90): (8, 12), (90, 60): (12, 8), (48, 48): (6, 6)}
+NEXT_BASE = 36
+
+
+def image_tokens(size):
+    rows, cols = NEXT_SIZES[size]
+    return NEXT_BASE + rows * (cols + 1)  # each map row ends in one image-newline token
+
+
+def next_sample(prefix, sizes, between=(7, 8), suffix=(9, 10)):
+    ids = list(prefix)
+    for i, size in enumerate(sizes):
+        ids += [IMAGE_TOKEN] * image_tokens(size) + (list(between) if i + 1 < len(sizes) else [])
+    return ids + list(suffix)
+
+
+def anyres_pixels(sizes, seed=0):
+    """Crops per image in batch order: the base image + the tiles of its best pinpoint (flat, 4-D)."""
+    tiles = sum(1 + (2 if size == (48, 48) else 4) for size in sizes)
+    return torch.randn(tiles, 3, 48, 48, generator=torch.Generator().manual_seed(seed))

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import adsc
-from adsc.tiny import tiny_llava, tiny_qwen2_5_vl, tiny_qwen2_vl
+from adsc.tiny import tiny_llava
 
-from .helpers import llava_ids, mm_types, pad_batch, qwen_sample
+from .helpers import llava_ids, pad_batch
 
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 NEW = 6
@@ -70,29 +70,6 @@ def test_sampling_and_beam_search_run_on_the_compressed_cache():
             beams = model.generate(input_ids=ids, pixel_values=pix, max_new_tokens=NEW, num_beams=3, do_sample=False)
         assert sampled.shape[1] == ids.shape[1] + NEW
         assert beams.shape[1] <= ids.shape[1] + NEW
-    finally:
-        handle.remove()
-
-
-@pytest.mark.parametrize("build", [tiny_qwen2_vl, tiny_qwen2_5_vl])
-def test_qwen_vl_generate_equals_uncached(build):
-    model = build(layers=6, attn="sdpa")
-    row, pix = qwen_sample([(1, 8, 8), (1, 4, 12)])
-    ids = torch.tensor([row])
-    grids = torch.tensor([[1, 8, 8], [1, 4, 12]])
-    mask = torch.ones_like(ids)
-    handle = adsc.compress(model, CFG)
-    try:
-        with torch.no_grad():
-            cached = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pix, image_grid_thw=grids,
-                                    mm_token_type_ids=mm_types(ids), max_new_tokens=NEW, do_sample=False)
-            # reference: full recomputation without cache (M-RoPE positions recomputed each time)
-            ref = ids
-            for _ in range(NEW):
-                logits = model(input_ids=ref, pixel_values=pix, image_grid_thw=grids, mm_token_type_ids=mm_types(ref),
-                               use_cache=False).logits
-                ref = torch.cat([ref, logits[:, -1:].argmax(-1)], 1)
-        assert torch.equal(cached, ref)
     finally:
         handle.remove()
 

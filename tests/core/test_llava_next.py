@@ -1,4 +1,4 @@
-"""LLaVA-NeXT (anyres) through the engine's oracle tests: base grid + unpadded tile map + newline tokens."""
+"""LLaVA-NeXT (anyres) facts beyond the shared oracle tests: base grid + unpadded tile map + newline tokens."""
 
 import pytest
 import torch
@@ -8,37 +8,12 @@ from adsc.adapters import adapter_for, adapter_for_config
 from adsc.methods.adsc import UniformSelector
 from adsc.tiny import IMAGE_TOKEN, tiny_llava_next
 
-from .helpers import pad_batch
-from .test_equivalence import masked_reference, run
-from .test_generate import greedy_without_cache
+from .helpers import anyres_pixels, image_tokens, next_sample, pad_batch
+from .test_families import run
 
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
-# (height, width) -> tile map (rows, cols) in the tiny model (tower 48 px / patch 8 = 6 x 6 base grid,
-# pinpoints 48x96 / 96x48 / 96x96): a square image gets 2 x 2 tiles = 12 x 12; a wide one is cropped in rows
-SIZES = {(96, 96): (12, 12), (60, 90): (8, 12), (90, 60): (12, 8), (48, 48): (6, 6)}
-BASE = 36
-
-
-def image_tokens(size):
-    rows, cols = SIZES[size]
-    return BASE + rows * (cols + 1)  # each map row ends in one image-newline token
-
-
-def sample(prefix, sizes, between=(7, 8), suffix=(9, 10)):
-    ids = list(prefix)
-    for i, size in enumerate(sizes):
-        ids += [IMAGE_TOKEN] * image_tokens(size) + (list(between) if i + 1 < len(sizes) else [])
-    return ids + list(suffix)
-
-
-def anyres_pixels(sizes, seed=0):
-    """Crops per image in batch order: the base image + the tiles of its best pinpoint (flat, 4-D)."""
-    tiles = sum(1 + (2 if size == (48, 48) else 4) for size in sizes)
-    return torch.randn(tiles, 3, 48, 48, generator=torch.Generator().manual_seed(seed))
-
-
 def batch(rows_sizes, side="left"):
-    ids, mask, pos = pad_batch([sample(prefix, sizes) for prefix, sizes in rows_sizes], side)
+    ids, mask, pos = pad_batch([next_sample(prefix, sizes) for prefix, sizes in rows_sizes], side)
     sizes = [s for _, ss in rows_sizes for s in ss]
     return dict(input_ids=ids, attention_mask=mask, position_ids=pos, pixel_values=anyres_pixels(sizes),
                 image_sizes=torch.tensor(sizes))
@@ -83,41 +58,8 @@ def test_generate_inputs_give_the_same_spans(model):
     assert from_sizes == from_features
 
 
-@pytest.mark.parametrize("config, tolerance", [
-    (adsc.CompressionConfig(layers=(), drop_ratio=0.5), 0.0),  # nothing to compress: the model runs unpatched
-    (CFG.replace(drop_ratio=0.0), 1e-6),  # stages that keep everything: the stage mask's own rounding, as for LLaVA-1.5
-])
-def test_no_drop_reproduces_unpatched_model(model, config, tolerance):
-    inputs = batch(TWO_SAMPLES)
-    ref = run(model, **inputs)
-    handle = adsc.compress(model, config)
-    try:
-        out = run(model, **inputs)
-    finally:
-        handle.remove()
-    valid = inputs["attention_mask"].bool()
-    assert (out - ref)[valid].abs().max() <= tolerance
-
-
 def newline_positions(spans, b):
     return [p for span in spans[b] for p in span.extra]
-
-
-def test_dropping_equals_masking_with_original_positions(model):
-    inputs = batch(TWO_SAMPLES)
-    handle = adsc.compress(model, CFG)
-    try:
-        out = run(model, **inputs)
-        trace = handle.last_trace
-    finally:
-        handle.remove()
-    ref = masked_reference(model, trace, inputs)
-    ids, mask = inputs["input_ids"], inputs["attention_mask"].bool()
-    for b in range(2):
-        # text, newline tokens (kept like text) and the last stage's surviving grid tokens all match
-        compare = ((ids[b] != IMAGE_TOKEN) & mask[b]).nonzero().flatten().tolist()
-        compare += newline_positions(trace.seq.spans, b) + trace.vision_positions(5, b).tolist()
-        assert (out[b, compare] - ref[b, compare]).abs().max() <= 1e-5, f"sample {b}"
 
 
 def test_kept_grids_of_base_image_and_tiles_are_the_documented_ones(model):
@@ -143,54 +85,6 @@ def test_kept_grids_of_base_image_and_tiles_are_the_documented_ones(model):
             assert set(newline_positions(trace.seq.spans, b)) <= set(trace.positions(layer, b).tolist())
         v = grid_tokens[b]
         assert trace.vision_tokens(b) == [v] * 2 + [v // 2] * 2 + [v // 4] * 2
-
-
-def test_cached_generate_equals_uncached_and_kv_lengths_follow_the_schedule(model):
-    inputs = batch(TWO_SAMPLES)
-    ids, mask = inputs["input_ids"], inputs["attention_mask"]
-    images = dict(pixel_values=inputs["pixel_values"], image_sizes=inputs["image_sizes"])
-    new = 5
-    handle = adsc.compress(model, CFG)
-    try:
-        with torch.no_grad():
-            cached = model.generate(input_ids=ids, attention_mask=mask, **images, max_new_tokens=new, do_sample=False)
-        trace = handle.last_trace
-        assert torch.equal(cached, greedy_without_cache(model, ids, mask, new, **images))
-    finally:
-        handle.remove()
-    for b in range(2):
-        others = int(((ids[b] != IMAGE_TOKEN) & mask[b].bool()).sum()) + len(newline_positions(trace.seq.spans, b))
-        assert trace.kv_lengths(b) == [v + others + new - 1 for v in trace.vision_tokens(b)]
-
-
-@pytest.mark.parametrize("side", ["left", "right"])
-def test_padded_batch_equals_samples_alone(model, side):
-    """Images are matched to samples in batch order (as the model's masked_scatter fills them)."""
-    inputs = batch(TWO_SAMPLES, side)
-    handle = adsc.compress(model, CFG)
-    try:
-        batched = run(model, **inputs)
-        crops = 0
-        for b, (prefix, sizes) in enumerate(TWO_SAMPLES):
-            alone = batch([(prefix, sizes)])
-            count = alone["pixel_values"].shape[0]
-            alone["pixel_values"] = inputs["pixel_values"][crops : crops + count]
-            crops += count
-            where = inputs["attention_mask"][b].bool()
-            assert (batched[b, where] - run(model, **alone)[0]).abs().max() <= 1e-5, f"sample {b}"
-    finally:
-        handle.remove()
-
-
-def test_remove_restores_bit_identical_outputs(model):
-    inputs = batch(TWO_SAMPLES[1:])
-    before = run(model, **inputs)
-    handle = adsc.compress(model, CFG)
-    compressed = run(model, **inputs)
-    handle.remove()
-    after = run(model, **inputs)
-    assert not torch.equal(before, compressed)
-    assert torch.equal(before, after)
 
 
 def test_family_facts(model):
