@@ -13,14 +13,15 @@ from adsc.adapters.base import AttentionPattern, UnsupportedModelError
 from adsc.adapters.gemma3 import Gemma3Adapter
 from adsc.engine.state import SequenceState, StageTable, key_layout, stage_mask
 from adsc.engine.trace import cache_lengths
+from adsc.methods.scores import attention_scores, slot_layout
 from adsc.tiny import IMAGE_TOKEN
 from adsc.tiny_gemma3 import END_OF_IMAGE, START_OF_IMAGE, tiny_gemma3
 
+from ..baselines.helpers import Replay, kept_sets
 from .families.gemma3 import PER_IMAGE, gemma_ids, samples
 from .family_checks import (
     assert_every_span_keeps_its_uniform_grid,
     assert_queries_and_keys_reproduce_attention,
-    compressed_vision_tokens,
 )
 from .test_families import run
 
@@ -134,10 +135,50 @@ def test_queries_and_keys_reproduce_a_local_layers_own_attention(model):
     assert_queries_and_keys_reproduce_attention(model, model.model.language_model.layers[0], hidden, pos)
 
 
-@pytest.mark.parametrize("method", ["random", "fastv", "pyramiddrop", "tome"])
-def test_baselines_run_on_gemma3(model, method):
-    out, kept = compressed_vision_tokens(model, samples()[0], adsc.CompressionConfig(method=method, layers=(2,), drop_ratio=0.5))
-    assert torch.isfinite(out).all() and kept[-1] < kept[0]
+@pytest.mark.parametrize("mode", ["last", "mean"])
+def test_attention_scores_follow_the_local_layers_window_and_image_blocks(model, mode):
+    """The scores FastV / PyramidDrop rank by == the attention weights the model's own layer 1
+    (local: 24-token window, bidirectional images) computes, mean over heads."""
+    sample = samples()[0]
+    length = sample["input_ids"].shape[1]
+    with torch.no_grad():
+        out = model(**sample, output_hidden_states=True, output_attentions=True)
+    text = model.model.language_model
+    hidden = out.hidden_states[1]  # the input of layer 1
+    pos = text.rotary_emb(hidden, torch.arange(length)[None], "sliding_attention")
+    adapter = adapter_for(model)
+    seq = SimpleNamespace(blocks=adapter.attention_blocks(model, sample["input_ids"], sample))
+    valid = torch.ones(1, length, dtype=torch.bool)
+    scores = attention_scores(adapter, text.layers[1], hidden, pos, valid, mode, adapter.mask_pattern(model, 1),
+                              slot_layout(seq, torch.arange(length)[None]))
+    weights = out.attentions[1].float().mean(1)  # (1, T, T), mean over heads
+    expected = weights[:, -1] if mode == "last" else weights.mean(1)
+    torch.testing.assert_close(scores, expected, atol=1e-5, rtol=1e-4)
+    if mode == "last":  # the last token does not see keys 24 or more positions back
+        assert (scores[0, : length - 24] == 0).all() and (scores[0, length - 24 :] > 0).all()
+
+
+@pytest.mark.parametrize("method, layers", [("random", (2, 4)), ("fastv", (2,)), ("pyramiddrop", (2, 3, 5)), ("tome", (2,))])
+def test_baselines_generate_with_cache_equals_uncached_recomputation(method, layers):
+    """PyramidDrop renumbers positions on Gemma's 1-D RoPE: its decode shift is kept per rotary kind
+    (local and global bases), else the cached steps would rotate one kind by the other's angles."""
+    model, sample, new = tiny_gemma3(layers=6, attn="sdpa"), samples()[0], 4
+    handle = adsc.compress(model, adsc.CompressionConfig(method=method, layers=layers, drop_ratio=0.5))
+    try:
+        with torch.no_grad():
+            out = model.generate(**sample, max_new_tokens=new, do_sample=False, output_scores=True,
+                                 return_dict_in_generate=True)
+            assert handle.last_trace.vision_tokens(0)[-1] < 2 * PER_IMAGE
+            # fastv / pyramiddrop rank with the last token, which moves: replay the prefill's choice
+            handle.selector = Replay(handle.selector, kept_sets(handle.last_trace))
+            prompt = sample["input_ids"].shape[1]
+            for i in range(new):
+                ids = out.sequences[:, : prompt + i]
+                logits = model(input_ids=ids, pixel_values=sample["pixel_values"], token_type_ids=(ids == IMAGE_TOKEN).long(),
+                               use_cache=False).logits[:, -1]
+                torch.testing.assert_close(logits, out.scores[i], atol=1e-4, rtol=1e-4)
+    finally:
+        handle.remove()
 
 
 def test_bidirectional_text_attention_and_odd_runs_are_refused(model):

@@ -130,6 +130,7 @@ class CompressionHandle:
         # each layer's own attention pattern, which its stage mask keeps, and which rotary (cos, sin) it gets
         self._pattern_of_layer = [as_pattern(adapter.mask_pattern(self._base, i)) for i in range(self.num_layers)]
         self._rotary_of_layer = [adapter.rotary_kind(self._base, i) for i in range(self.num_layers)]
+        self._pattern_by_layer = dict(zip(self.layers, self._pattern_of_layer))  # for the score-based selectors
         # local layers whose window the stage masks apply: a sliding-window cache is then made full-length
         self._windowed = any(getattr(p, "window", None) is not None for p in self._pattern_of_layer)
         self.set_plan(config, schedule, selector)
@@ -329,7 +330,7 @@ class CompressionHandle:
             rotary = stage, self._rotary_of_layer[layer_idx]
             if rotary not in fwd.positions:
                 pos = kwargs.get("position_embeddings")
-                fwd.positions[rotary] = self.selector.stage_positions(fwd.seq, stage, pos, fwd.prefill)
+                fwd.positions[rotary] = self.selector.stage_positions(fwd.seq, stage, pos, fwd.prefill, rotary[1])
             kwargs["attention_mask"] = fwd.masks[stage, pattern]
             kwargs["position_embeddings"] = fwd.positions[rotary]
             kwargs["position_ids"] = None  # gapped positions would look like packed sequences to FA2
@@ -358,7 +359,8 @@ class CompressionHandle:
         seq = fwd.seq
         if len(seq.stages) == stage:  # a gradient-checkpointing replay finds the table already built
             previous = seq.stages[stage - 1] if stage else None
-            step = StageInput(stage, hidden, previous, layer, kwargs, fwd.before.pop(stage, None), self.adapter)
+            step = StageInput(stage, hidden, previous, layer, kwargs, fwd.before.pop(stage, None), self.adapter,
+                              self._pattern_by_layer)
             keep = seq.input_valid & ~seq.vision | self.selector.keep_vision(seq, step)
             if previous is not None:
                 keep &= previous.valid.new_zeros(keep.shape).scatter(1, previous.orig, previous.valid)

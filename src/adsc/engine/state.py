@@ -179,16 +179,20 @@ def key_layout(seq: SequenceState, table: StageTable, kv_len: int) -> tuple[torc
     return orig, block
 
 
-def _apply_pattern(allowed, kv_valid, pattern: AttentionPattern, q_index, layout):
+def apply_pattern(allowed, kv_valid, pattern: AttentionPattern, q_slots, layout):
     """``allowed`` (B, q, C) causal-in-slots, widened by image blocks and narrowed by a window, as
-    the model composes them: AND(window, OR(causal, same block)), keys still restricted to valid ones."""
+    the model composes them: AND(window, OR(causal, same block)), keys still restricted to valid ones.
+
+    ``q_slots`` (q,) or (B, q): the key slots the queries sit in; ``layout`` = (original position,
+    block) of every key slot (:func:`key_layout`). The score-based methods use it too."""
     k_orig, k_block = layout
+    q_slots = q_slots.expand(allowed.shape[0], -1)
     if pattern.image_blocks and k_block is not None:
-        q_block = k_block.index_select(1, q_index)
+        q_block = k_block.gather(1, q_slots)
         same = (q_block[:, :, None] == k_block[:, None, :]) & (q_block[:, :, None] >= 0)
         allowed = allowed | same & kv_valid[:, None, :]
     if pattern.window is not None:
-        q_orig = k_orig.index_select(1, q_index)
+        q_orig = k_orig.gather(1, q_slots)
         allowed = allowed & (q_orig[:, :, None] - k_orig[:, None, :] < pattern.window)
     return allowed
 
@@ -242,7 +246,7 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
         k_pos = torch.arange(kv_len, device=device)[None, :]
         allowed = kv_valid[:, None, :] & (k_pos <= q_pos)
         if not plain:
-            allowed = _apply_pattern(allowed, kv_valid, pattern, q_index, layout)
+            allowed = apply_pattern(allowed, kv_valid, pattern, q_index, layout)
         allowed = (allowed | (k_pos == q_pos))[:, None]  # (B, 1, q, kv)
     if impl == "eager" or kv_bias is not None:
         zero = torch.zeros((), dtype=dtype, device=device)
