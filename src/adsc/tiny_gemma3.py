@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .tiny import IMAGE_TOKEN, PAD, VISION_END, VISION_START, _random
+from .tiny import IMAGE_TOKEN, PAD, VISION_END, VISION_START, _random, tiny_tokenizer
 
 START_OF_IMAGE, END_OF_IMAGE = VISION_START, VISION_END  # Gemma's <start_of_image> / <end_of_image>
 
@@ -37,3 +37,31 @@ def tiny_gemma3(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int
         weight = model.model.multi_modal_projector.mm_input_projection_weight
         weight.copy_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(seed)) * 0.2)
     return model
+
+
+# Gemma's turn format, cut to what the tiny models need: an image becomes the processor's <start_of_image>
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<start_of_turn>{{ message['role'] }}\n"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<start_of_image>{% else %}{{ item['text'] }}"
+    "{% endif %}{% endfor %}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def tiny_gemma3_processor(image_size: int = 32, tokens_per_image: int = 16):
+    """A Gemma3Processor for :func:`tiny_gemma3`: each <start_of_image> in the text is expanded, as
+    the released processor does, to "\\n\\n<start_of_image>" + ``tokens_per_image`` image tokens +
+    "<end_of_image>\\n\\n", with token_type_ids 1 on the image tokens."""
+    from transformers import Gemma3Processor, PreTrainedTokenizerFast
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    markers = {"<start_of_image>": START_OF_IMAGE, "<end_of_image>": END_OF_IMAGE, "<image_soft_token>": IMAGE_TOKEN,
+               "<start_of_turn>": 27, "<end_of_turn>": 26}
+    words = tiny_tokenizer(markers=markers)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words.backend_tokenizer, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+                              "image_token": "<image_soft_token>"},
+    )
+    images = Gemma3ImageProcessorPil(size={"height": image_size, "width": image_size})
+    return Gemma3Processor(image_processor=images, tokenizer=tokenizer, image_seq_length=tokens_per_image,
+                           chat_template=CHAT_TEMPLATE)

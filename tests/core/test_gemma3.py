@@ -190,3 +190,21 @@ def test_bidirectional_text_attention_and_odd_runs_are_refused(model):
     ids = torch.cat([gemma_ids([1], 1)[:, :-4], torch.tensor([[IMAGE_TOKEN, 9]])], 1)  # 17 image tokens in one run
     with pytest.raises(ValueError, match=f"not a multiple of mm_tokens_per_image \\({PER_IMAGE}\\)"):
         adapter_for(model).vision_spans(model, ids, {})
+
+
+def test_the_processors_layout_is_the_adapters(model):
+    """Gemma3Processor's own output: one 4 x 4 span per image, its image blocks exactly the spans."""
+    from PIL import Image
+
+    from adsc.tiny_gemma3 import tiny_gemma3_processor
+
+    image = Image.new("RGB", (40, 30), "red")
+    inputs = tiny_gemma3_processor()(images=[[image], [image, image]], return_tensors="pt", padding=True,
+                                     text=["what <start_of_image> color", "<start_of_image> a <start_of_image> b"])
+    adapter = adapter_for(model)
+    spans = adapter.vision_spans(model, inputs["input_ids"], inputs)
+    blocks = adapter.attention_blocks(model, inputs["input_ids"], inputs)
+    assert [[s.grid for s in sample] for sample in spans] == [[(4, 4)], [(4, 4), (4, 4)]]
+    for b, sample in enumerate(spans):
+        assert [blocks[b, s.token_positions()].unique().tolist() for s in sample] == [[k] for k in range(len(sample))]
+        assert int((blocks[b] >= 0).sum()) == PER_IMAGE * len(sample)

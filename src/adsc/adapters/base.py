@@ -89,6 +89,8 @@ class Adapter:
         train_template: the prompt format training uses for template "auto".
         pad_to_square: whether the family's own preprocessing pads images to a square
             (LLaVA-1.5's "image_aspect_ratio: pad") before the processor.
+        images_per_prompt: whether the family's processor takes a batch's images as one list
+            per prompt (Gemma 3's reads a flat list as the images of a single prompt).
     """
 
     name: str = ""
@@ -98,6 +100,7 @@ class Adapter:
     training_parts: dict[str, str] = {}
     train_template: str = "chat_template"
     pad_to_square: bool = False
+    images_per_prompt: bool = False
 
     def core(self, model: nn.Module) -> nn.Module:
         """The multimodal module whose forward receives input_ids and the image inputs."""

@@ -37,6 +37,7 @@ class Gemma3Adapter(Adapter):
     model_classes = ("Gemma3ForConditionalGeneration",)
     model_types = ("gemma3",)
     fixed_grid = True  # every image (or crop) is mm_tokens_per_image tokens
+    images_per_prompt = True  # Gemma3Processor: a flat image list is one prompt's images
     training_parts = {"llm": "model.language_model", "projector": "model.multi_modal_projector", "vision": "model.vision_tower"}
 
     def vision_token_ids(self, model):
