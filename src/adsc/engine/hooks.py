@@ -108,7 +108,7 @@ class _Forward:
 
     def __init__(self, seq: SequenceState, prefill: bool, q_len: int):
         self.seq, self.prefill, self.q_len = seq, prefill, q_len
-        self.masks: dict[tuple[int, str], object] = {}  # (stage, attention pattern) -> mask
+        self.masks: dict[tuple[int, object], object] = {}  # (stage, AttentionPattern) -> mask
         self.positions: dict[tuple[int, str], tuple] = {}  # (stage, rotary kind) -> (cos, sin) of its slots
         self.before: dict[int, tuple] = {}  # stage -> (hidden, layer, kwargs) of the layer before it
 
