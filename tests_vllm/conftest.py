@@ -27,12 +27,26 @@ def llava_dir(tmp_path_factory):
     return write_demo_model(str(tmp_path_factory.mktemp("llava")))
 
 
-def images(n: int, seed: int = 0):
+@pytest.fixture(scope="session")
+def qwen2_vl_dir(tmp_path_factory):
+    """`python -m adsc.serving.vllm.demo DIR qwen2_vl`: a 4-layer Qwen2-VL, head size 64, images up to 112 px."""
+    return write_demo_model(str(tmp_path_factory.mktemp("qwen2_vl")), "qwen2_vl")
+
+
+@pytest.fixture(scope="session")
+def qwen2_5_vl_dir(tmp_path_factory):
+    """`python -m adsc.serving.vllm.demo DIR qwen2_5_vl`: a 4-layer Qwen2.5-VL (windowed vision attention)."""
+    return write_demo_model(str(tmp_path_factory.mktemp("qwen2_5_vl")), "qwen2_5_vl")
+
+
+def images(n: int, seed: int = 0, sizes=None):
+    """``n`` random RGB images; ``sizes``: (width, height) of each, LLaVA's square by default."""
     from PIL import Image
 
+    sizes = sizes or [(IMAGE_SIZE, IMAGE_SIZE)] * n
     g = torch.Generator().manual_seed(seed)
     out = []
-    for _ in range(n):
-        pixels = (torch.rand(IMAGE_SIZE, IMAGE_SIZE, 3, generator=g) * 255).to(torch.uint8).numpy()
+    for width, height in sizes[:n]:
+        pixels = (torch.rand(height, width, 3, generator=g) * 255).to(torch.uint8).numpy()
         out.append(Image.fromarray(pixels))
     return out

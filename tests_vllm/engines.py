@@ -13,7 +13,7 @@ def start(path: str, config: adsc.CompressionConfig, **overrides):
     from vllm import LLM
 
     kwargs = dict(
-        max_model_len=512, limit_mm_per_prompt={"image": 2}, max_num_seqs=8, block_size=BLOCK, dtype="float32",
+        max_model_len=512, limit_mm_per_prompt={"image": 2, "video": 0}, max_num_seqs=8, block_size=BLOCK, dtype="float32",
         distributed_executor_backend="uni", seed=0,
     )
     kwargs.update(overrides)

@@ -143,3 +143,20 @@ def test_engine_refuses_settings_that_would_be_wrong(llava_dir, change, fix):
         check_engine(vllm_config)
     with pytest.raises(Exception, match=fix):
         start(llava_dir, CONFIG, **change)
+
+
+def test_engine_refuses_qwen2_vl_videos_without_torchvision(qwen2_vl_dir):
+    """vLLM would profile with dummy videos, which the images-only processor refuses: refused first, with the fix."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    from adsc.processors import torchvision_missing
+    from adsc.serving.vllm import engine_kwargs
+
+    if not torchvision_missing():
+        pytest.skip("with torchvision, Qwen2-VL's videos are served")
+    config = adsc.CompressionConfig.from_pretrained(qwen2_vl_dir)
+    kwargs = engine_kwargs(config, max_model_len=512, block_size=32, dtype="float32", limit_mm_per_prompt={"image": 2})
+    with pytest.raises(ServingConfigError, match='"video": 0'):
+        check_engine(EngineArgs(model=qwen2_vl_dir, **kwargs).create_engine_config())
+    kwargs["limit_mm_per_prompt"] = {"image": 2, "video": 0}
+    check_engine(EngineArgs(model=qwen2_vl_dir, **kwargs).create_engine_config())

@@ -1,5 +1,7 @@
 """``adsc`` command line. Each subcommand lives in the package that owns it and provides
-``add_arguments(parser)`` and ``run(args)``; this file only lists them."""
+``add_arguments(parser)`` (or ``make_parser(prog, description)``) and ``run(args)``; this file
+only lists them and imports a command's module when that command runs, so ``adsc --help`` stays
+quick while ``adsc <command> --help`` is complete."""
 
 from __future__ import annotations
 
@@ -22,18 +24,32 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top level: command names and their one-line help, without importing any command."""
     parser = argparse.ArgumentParser(prog="adsc", description="Vision-token compression inside multimodal LLMs")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip().splitlines()[0])
-        module.add_arguments(cmd)
-        cmd.set_defaults(_run=module.run)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)  # its flags are parsed by command_parser(name)
+    return parser
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The full parser of one command (imports its module); ``run`` is set as the default ``_run``."""
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    prog, description = f"adsc {name}", (module.__doc__ or help_text).strip().splitlines()[0]
+    if hasattr(module, "make_parser"):
+        parser = module.make_parser(prog=prog, description=description)
+    else:
+        parser = argparse.ArgumentParser(prog=prog, description=description)
+        module.add_arguments(parser)
+    parser.set_defaults(_run=module.run, command=name)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    top, rest = build_parser().parse_known_args(argv[:1])
+    args = command_parser(top.command).parse_args(argv[1:] + rest)
     try:
         return int(args._run(args) or 0)
     except (ValueError, FileNotFoundError) as err:  # user errors: one clear line, no traceback

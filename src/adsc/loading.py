@@ -2,7 +2,8 @@
 
 A pickle (``.bin``) checkpoint can run code when it is loaded, so a folder that holds only
 pickles is refused before transformers sees it, with the one-time conversion to do where the
-file is trusted. Training, evaluation and the testbed all load through :func:`load_model`.
+file is trusted. Training, evaluation and the testbed all load through :func:`load_model` and
+:func:`load_processor`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 
 import torch
+
+from .processors import allow_qwen2_vl_without_torchvision
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.bin", "pytorch_model.pt")
@@ -55,3 +58,12 @@ def load_model(name_or_path: str, dtype: torch.dtype = torch.float32, attn: str 
         raise ModelFileError(f"cannot load the model {name_or_path}: {first}; pass a local folder with config.json "
                              "and *.safetensors weights, or a hub id that has them") from None
     return model.to(device) if device else model
+
+
+def load_processor(name_or_path: str):
+    """The model's processor (``AutoProcessor``); a Qwen2-VL-family one builds without torchvision
+    too (images only: see :mod:`adsc.processors`), as CPU installs have no torchvision."""
+    from transformers import AutoProcessor
+
+    allow_qwen2_vl_without_torchvision()
+    return AutoProcessor.from_pretrained(name_or_path)

@@ -7,6 +7,7 @@ import json
 from .checks import real, whole, writable_file
 from .config import CompressionConfig
 from .config_cli import add_compression_arguments
+from .layouts import Layout, families, layout_from_args, on_layout
 from .methods import get_method
 from .schedule import Schedule, schedule_from_counts
 
@@ -17,6 +18,10 @@ def add_arguments(p) -> None:
                                     defaults={"method": "adsc", "vision_tokens": 576, "drop_position": "before"},
                                     aliases=True)
     how.add_argument("--keep", type=int, nargs="+", help="explicit tokens kept from each pruning layer on")
+    p.add_argument("--layout", metavar="FAMILY[:HxW]",
+                   help="count the tokens of one input as the family's adapter lays it out, e.g. llava-next:672x672 "
+                        "(sets --vision-tokens; newline tokens are not counted); families: " + ", ".join(families()))
+    p.add_argument("--video-frames", type=int, metavar="N", help="with --layout: a video of N input frames instead of an image")
     p.add_argument("--plot", help="save a PNG of tokens per layer here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -35,7 +40,8 @@ def check_args(args) -> None:
         writable_file("--plot", args.plot)
 
 
-def schedule_from_args(args) -> Schedule:
+def schedule_from_args(args, found: Layout | None = None) -> Schedule:
+    """The schedule the flags describe; on a --layout, the counts the method keeps on its spans."""
     check_args(args)
     if args.keep:
         layers = args.layers or get_method(args.method).default_layers
@@ -50,7 +56,8 @@ def schedule_from_args(args) -> Schedule:
         method=args.method, layers=args.layers, drop_ratio=ratio, budget=budget,
         vision_tokens=args.vision_tokens, drop_position=args.drop_position,
     )
-    return config.schedule(args.num_layers)
+    sched = config.schedule(args.num_layers)
+    return sched if found is None else on_layout(config, sched, found.spans)
 
 
 def plot_schedules(schedules: dict[str, Schedule], path: str, title: str = "vision tokens per layer") -> None:
@@ -74,14 +81,21 @@ def plot_schedules(schedules: dict[str, Schedule], path: str, title: str = "visi
 
 
 def run(args) -> int:
-    sched = schedule_from_args(args)
+    found = layout_from_args(args)
+    if found is not None:
+        args.vision_tokens = found.vision_tokens  # the budget / ratio refer to this input
+    sched = schedule_from_args(args, found)
     if args.json:
         print(json.dumps({
+            **({"layout": {"spec": args.layout, "frames": args.video_frames, "extra_tokens": found.extra_tokens,
+                           "spans": [{"grid": list(s.grid), "frames": s.frames} for s in found.spans]}} if found else {}),
             "num_layers": sched.num_layers, "vision_tokens": sched.vision_tokens,
             "stage_layers": list(sched.stage_layers), "keep_counts": list(sched.keep_counts),
             "ratio": sched.ratio, "average": sched.average, "tokens_per_layer": sched.tokens_per_layer(),
         }, indent=2))
     else:
+        if found is not None:
+            print(found.describe())
         print(sched.table())
     if args.plot:
         plot_schedules({args.method: sched}, args.plot)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .processors import ImagesOnlyVideoProcessor, allow_qwen2_vl_without_torchvision, torchvision_missing
+
 IMAGE_TOKEN = 31
 VIDEO_TOKEN = 30
 VISION_START = 29
@@ -235,11 +237,22 @@ def tiny_qwen2_5_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads:
     return model.eval()
 
 
-def tiny_qwen2_vl_processor(max_pixels: int = 112 * 112, words=DEFAULT_WORDS):
-    """A Qwen2VLProcessor for :func:`tiny_qwen2_vl` (patch 14, 2x2 merge; images of at most ``max_pixels``)."""
-    from transformers import Qwen2VLProcessor
+def tiny_qwen2_vl_processor(max_pixels: int = 112 * 112, words=DEFAULT_WORDS, processor_class: str = "Qwen2VLProcessor"):
+    """A Qwen2VLProcessor for :func:`tiny_qwen2_vl` (patch 14, 2x2 merge; images of at most ``max_pixels``);
+    ``processor_class="Qwen2_5_VLProcessor"`` for :func:`tiny_qwen2_5_vl` (the same image and video processors)."""
+    import transformers
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    Qwen2VLProcessor = getattr(transformers, processor_class)
 
     images = Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=max_pixels, patch_size=14, merge_size=2,
                                       temporal_patch_size=2)
-    return Qwen2VLProcessor(image_processor=images, tokenizer=tiny_tokenizer(words, markers=QWEN_MARKERS))
+    tokenizer = tiny_tokenizer(words, markers=QWEN_MARKERS)
+    if not torchvision_missing():
+        from transformers import Qwen2VLVideoProcessor
+
+        video = Qwen2VLVideoProcessor(min_pixels=28 * 28, max_pixels=max_pixels, patch_size=14, merge_size=2,
+                                      temporal_patch_size=2)
+        return Qwen2VLProcessor(image_processor=images, tokenizer=tokenizer, video_processor=video)
+    allow_qwen2_vl_without_torchvision()  # transformers' video processor is torchvision-only: an images-only slot
+    return Qwen2VLProcessor(image_processor=images, tokenizer=tokenizer, video_processor=ImagesOnlyVideoProcessor())

@@ -15,8 +15,12 @@ from adsc.evaluation.run import evaluate
 
 FAMILIES = {  # name -> (model builder, processor builder)
     "llava_next": (tiny.tiny_llava_next, tiny.tiny_llava_next_processor),
+    "qwen2_vl": (tiny.tiny_qwen2_vl, tiny.tiny_qwen2_vl_processor),
     "gemma3": (tiny_gemma3.tiny_gemma3, tiny_gemma3.tiny_gemma3_processor),
 }
+QWEN_CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}{% if c['type'] == 'image' %}"
+             "<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+             "{% endfor %}<|im_start|>assistant\n")
 CONFIG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 
 
@@ -25,7 +29,10 @@ def saved(request, tmp_path_factory):
     build_model, build_processor = FAMILIES[request.param]
     path = str(tmp_path_factory.mktemp(request.param))
     build_model(layers=6, seed=3).save_pretrained(path)
-    build_processor().save_pretrained(path)
+    processor = build_processor()
+    if request.param == "qwen2_vl":  # Qwen2-VL's prompt needs its image markers: the hub processors' chat template
+        processor.chat_template = QWEN_CHAT
+    processor.save_pretrained(path)
     return path
 
 

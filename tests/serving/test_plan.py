@@ -10,10 +10,12 @@ import pytest
 import torch
 
 import adsc
+from adsc.adapters import LlavaAdapter, Qwen2VLAdapter
 from adsc.config import ConfigError
+from adsc.processors import torchvision_missing
 from adsc.serving.plan import Planner
 from adsc.serving.vllm import engine_kwargs, serve_flags
-from adsc.serving.vllm.cli import check_request
+from adsc.serving.vllm.cli import check_request, command
 from adsc.serving.vllm.layout import LayoutError, architecture, spans
 from adsc.tiny import tiny_llava, tiny_qwen2_vl
 
@@ -99,9 +101,22 @@ def test_layout_names_what_does_not_fit():
     with pytest.raises(LayoutError, match="adsc serves"):
         architecture(SimpleNamespace(architectures=["Gemma3ForConditionalGeneration"]))
     qwen = tiny_qwen2_vl().config
-    with pytest.raises(LayoutError, match="image_grid_thw did not reach"):
+    with pytest.raises(LayoutError, match="image item without its image_grid_thw"):
         spans(qwen, [feature(3, 8)])
-    assert spans(qwen, [feature(3, 8, [2, 4, 4], "video")])[0].grid == (4, 2)  # frames stacked as rows
+    video = spans(qwen, [feature(3, 8, [2, 4, 4], "video")])[0]
+    assert (video.frames, video.grid) == (2, (2, 2))  # the Hugging Face engine's video span: frames on the merged grid
+
+
+def test_adapters_give_an_items_grid_from_the_config():
+    """The public grid of one item that the vLLM layout plans by: LLaVA's tower grid, Qwen2-VL's merged image_grid_thw."""
+    llava, qwen = tiny_llava().config, tiny_qwen2_vl().config
+    assert LlavaAdapter().item_grid(llava, "image", {}) == (1, 6, 6)
+    assert LlavaAdapter()._grid(SimpleNamespace(config=llava)) == (6, 6)
+    assert Qwen2VLAdapter().item_grid(qwen, "image", {"image_grid_thw": torch.tensor([[1, 8, 6]])}) == (1, 4, 3)
+    with pytest.raises(ValueError, match="one row of image_grid_thw"):
+        Qwen2VLAdapter().item_grid(qwen, "image", {"image_grid_thw": torch.tensor([[1, 8, 6], [1, 4, 4]])})
+    with pytest.raises(ValueError, match="LLaVA takes images, not video"):
+        LlavaAdapter().item_grid(llava, "video", {})
 
 
 def test_engine_flags_carry_the_config():
@@ -121,6 +136,19 @@ def test_serve_checks_before_vllm_starts(tmp_path):
         check_request(str(tmp_path), CONFIGS[0], ["--enable-prefix-caching"])
     with pytest.raises(ValueError, match="cannot read the model config"):
         check_request(str(tmp_path / "missing"), CONFIGS[0], [])
+
+
+@pytest.mark.skipif(not torchvision_missing(), reason="with torchvision, Qwen2-VL's videos are served")
+def test_serve_turns_qwen2_vl_videos_off_without_torchvision(tmp_path):
+    qwen, llava = tmp_path / "qwen", tmp_path / "llava"
+    tiny_qwen2_vl().config.save_pretrained(qwen)
+    tiny_llava().config.save_pretrained(llava)
+    limit = ["--limit-mm-per-prompt", '{"video": 0}']
+    cmd = command(str(qwen), CONFIGS[0], ["--port", "9"])
+    assert cmd[-4:] == [*limit, "--port", "9"]
+    assert limit[0] not in command(str(llava), CONFIGS[0], [])
+    own = ["--limit-mm-per-prompt", '{"image": 3}']  # the user's own limit: the engine checks it
+    assert command(str(qwen), CONFIGS[0], own)[-2:] == own and cmd.count(limit[0]) == 1
 
 
 def test_step_plans_of_any_chunking_add_up_to_the_request_plan():

@@ -41,15 +41,15 @@ def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix_aft
     assert len(scenes) == 8 and all(not s["objects"] and len(s["texts"]) == 1 for s in scenes)
     text_mix = json.loads((tmp_path / "more" / "text_scenes_data.json").read_text())
     assert len(text_mix) == 4 * 8 and all("-drill_read-" in r["id"] for r in text_mix)
-    assert json.loads((tmp_path / "more/text_scenes/adsc_train_args.json").read_text())["model"] == "more/read"
+    assert json.loads((tmp_path / "more/text_scenes/adsc_train_args.json").read_text())["adsc"]["model"] == "more/read"
     assert summary["text_scenes"]["time_budget_minutes"] == 0.05
     # then the focus stage: the mix's ScienceQA records alone, two copies; the QA stage starts from it
     instruct = json.loads((data / "train" / "llava_instruct_synthetic.json").read_text())
     science = [r for r in instruct if "-scienceqa-" in r["id"]]
     assert science and json.loads((tmp_path / "more" / "focus_data.json").read_text()) == 2 * science
-    assert json.loads((tmp_path / "more/focus/adsc_train_args.json").read_text())["model"] == "more/text_scenes"
+    assert json.loads((tmp_path / "more/focus/adsc_train_args.json").read_text())["adsc"]["model"] == "more/text_scenes"
     assert summary["focus"]["time_budget_minutes"] == 0.05
-    assert json.loads((tmp_path / "more" / "qa" / "adsc_train_args.json").read_text())["model"] == "more/focus"
+    assert json.loads((tmp_path / "more" / "qa" / "adsc_train_args.json").read_text())["adsc"]["model"] == "more/focus"
     assert summary["start_from"] == "base/qa"
     assert 1 <= summary["steps"] < 100_000 and summary["time_budget_minutes"] == 0.05  # the clock, not the cap, ended it
     mix = json.loads((tmp_path / "more" / "qa_data.json").read_text())

@@ -13,6 +13,7 @@ from fixtures import make_dataset, save_tiny_model
 
 import adsc
 from adsc.training import load_trained
+from adsc.training.checkpoints import MARKER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -26,9 +27,9 @@ def test_two_process_cpu_run_trains_and_loads(tmp_path):
         "accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "adsc", "train",
         "--model", model, "--data", data, "--image-folder", images, "--output-dir", out,
-        "--layers", "2", "4", "--budget", "20", "--global-batch-size", "4", "--per-device-batch-size", "2",
-        "--max-steps", "4", "--save-steps", "2", "--lora-r", "8", "--lora-alpha", "16", "--num-workers", "0",
-        "--trainer-args", '{"disable_tqdm": true}',
+        "--layers", "2", "4", "--budget", "20", "--global-batch-size", "4", "--per-device-train-batch-size", "2",
+        "--max-steps", "4", "--save-steps", "2", "--lora-r", "8", "--lora-alpha", "16", "--dataloader-num-workers", "0",
+        "--disable-tqdm", "true",
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.path.join(ROOT, "src"), CUDA_VISIBLE_DEVICES="")
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -38,7 +39,8 @@ def test_two_process_cpu_run_trains_and_loads(tmp_path):
     assert summary["processes"] == 2 and summary["steps"] == 4
     assert summary["samples_seen"] == 16  # 4 steps x global batch 4, summed over both processes
     ckpt = os.path.join(out, "checkpoint-4")
-    assert {"rng_state_0.safetensors", "rng_state_1.safetensors", "adsc_counters_1.json"} <= set(os.listdir(ckpt))
+    # each process its own random state (the stock Trainer's files) and counts; the marker once both are written
+    assert {"rng_state_0.pth", "rng_state_1.pth", "adsc_counters_1.json", MARKER} <= set(os.listdir(ckpt))
     loaded = load_trained(out)
     ids = torch.tensor([[1] + [31] * 36 + [114, 124, 8]])
     with torch.no_grad():

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from adsc.cli import main
 from adsc.training.checkpoints import MARKER
-from adsc.training.cli import add_arguments, config_from_args
+from adsc.training.cli import config_from_argv
 from adsc.training.config import TrainConfig
 from adsc.training.lock import LOCK
 from adsc.training.preflight import check_environment
@@ -100,39 +100,39 @@ def test_data_file_reader_names_the_file(tmp_path_factory, content):
 
 
 # ---------------------------------------------------------------- the training settings
-FIELDS = ["lora_r", "lora_alpha", "lora_dropout", "lr", "projector_lr", "weight_decay", "warmup_ratio",
-          "global_batch_size", "per_device_batch_size", "epochs", "max_steps", "max_length", "layers", "budget",
-          "vision_tokens", "curriculum", "phase_fractions", "phase_steps", "max_bad_share", "num_workers", "seed",
-          "logging_steps", "save_steps", "save_total_limit", "bf16", "merge", "extra", "mode", "pattern"]
+FIELDS = ["lora_r", "lora_alpha", "lora_dropout", "learning_rate", "projector_lr", "weight_decay", "warmup_steps",
+          "global_batch_size", "per_device_train_batch_size", "num_train_epochs", "max_steps", "max_length", "layers",
+          "budget", "vision_tokens", "curriculum", "phase_fractions", "phase_steps", "max_bad_share",
+          "dataloader_num_workers", "seed", "logging_steps", "save_steps", "save_total_limit", "merge", "mode", "pattern"]
 
 
 @QUICK
 @given(st.dictionaries(st.sampled_from(FIELDS), anything, max_size=4))
 def test_train_config_is_valid_or_a_named_value_error(values):
     try:
-        cfg = TrainConfig(model="m", data="d.json", output_dir="o", **values)
+        cfg = TrainConfig.from_settings(model="m", data="d.json", output_dir="o", **values)
     except ValueError as err:
         assert str(err)
         return
-    assert cfg.global_batch_size % cfg.per_device_batch_size == 0 and cfg.learning_rate > 0
+    assert (cfg.adsc.global_batch_size or 0) % cfg.training.per_device_train_batch_size == 0
+    assert cfg.training.learning_rate > 0
     json.dumps(cfg.to_dict(), default=str)
 
 
-FLAGS = ["--lr", "--projector-lr", "--per-device-batch-size", "--global-batch-size", "--epochs", "--max-steps",
-         "--max-length", "--budget", "--vision-tokens", "--lora-r", "--lora-dropout", "--warmup-ratio", "--seed",
-         "--num-workers", "--save-steps", "--max-bad-share", "--weight-decay"]
+FLAGS = ["--learning-rate", "--projector-lr", "--per-device-train-batch-size", "--global-batch-size",
+         "--num-train-epochs", "--max-steps", "--max-length", "--budget", "--vision-tokens", "--lora-r", "--lora-dropout",
+         "--warmup-steps", "--seed",
+         "--dataloader-num-workers", "--save-steps", "--max-bad-share", "--weight-decay"]
 
 
 @QUICK
 @given(st.dictionaries(st.sampled_from(FLAGS), number_text, min_size=1, max_size=4))
 def test_train_cli_checks_name_the_problem(inputs, flags):
     _, model, data, images = inputs
-    parser = argparse.ArgumentParser(exit_on_error=False)
-    add_arguments(parser)
     argv = ["--model", model, "--data", data, "--image-folder", images, "--output-dir", "unused"]
     argv += [f"{k}={v}" for k, v in flags.items()]
     try:
-        cfg = config_from_args(parser.parse_args(argv))
+        cfg = config_from_argv(argv)
         check_environment(cfg)
     except (ValueError, argparse.ArgumentError):
         return  # named: argparse's usage error or ours
@@ -152,8 +152,8 @@ def test_a_train_run_that_fails_changes_no_file(inputs, flags):
             fh.write(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
     out = tempfile.mkdtemp(dir=root)
     base = ["--model", broken, "--data", data, "--image-folder", images, "--output-dir", out, "--layers", "2", "4",
-            "--budget", "20", "--num-workers", "0"]
-    cfg = config_from_args(_parser().parse_args(base))
+            "--budget", "20", "--dataloader-num-workers", "0"]
+    cfg = config_from_argv(base)
     os.makedirs(os.path.join(out, "checkpoint-3"))
     with open(os.path.join(out, "checkpoint-3", MARKER), "w") as fh:
         fh.write("{}")
@@ -164,12 +164,6 @@ def test_a_train_run_that_fails_changes_no_file(inputs, flags):
     assert rc == 2, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("adsc train: error: "), err
     assert snapshot(out) == before
-
-
-def _parser():
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser
 
 
 # ---------------------------------------------------------------- adsc schedule and adsc profile

@@ -3,7 +3,6 @@ result-free settings may change, a second trainer is refused while the first hol
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -29,10 +28,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def config(inputs, out, **kw) -> TrainConfig:
     _, model, data, images = inputs
-    base = dict(model=model, data=data, image_folder=images, output_dir=str(out), layers=(2, 4), budget=20,
-                global_batch_size=2, per_device_batch_size=2, max_steps=4, lora_r=8, lora_alpha=16, lr=3e-3, projector_lr=3e-3,
-                num_workers=0, save_steps=2, seed=7)
-    return TrainConfig(**{**base, **kw})
+    base = dict(model=model, data=data, image_folder=images, output_dir=str(out), layers=(2, 4), budget=20.0,
+                global_batch_size=2, per_device_train_batch_size=2, max_steps=4, lora_r=8, lora_alpha=16,
+                learning_rate=3e-3, projector_lr=3e-3, dataloader_num_workers=0, save_steps=2, seed=7)
+    return TrainConfig.from_settings(**{**base, **kw})
 
 
 def fabricate(cfg: TrainConfig, finished: bool) -> dict[str, bytes]:
@@ -62,12 +61,12 @@ def snapshot(folder) -> dict[str, bytes]:
 def test_resume_with_changed_lr_budget_seed_is_refused_by_name(inputs, tmp_path):
     cfg = config(inputs, tmp_path / "out")
     before = fabricate(cfg, finished=False)
-    changed = dataclasses.replace(cfg, lr=1e-3, budget=24, seed=8)
+    changed = config(inputs, tmp_path / "out", learning_rate=1e-3, budget=24.0, seed=8)
     with pytest.raises(RerunRefused) as err:
         train(changed)
     msg = str(err.value)
-    assert "holds checkpoints" in msg and "new --output-dir" in msg
-    assert "lr: 0.003 -> 0.001" in msg and "budget: 20.0 -> 24.0" in msg and "seed: 7 -> 8" in msg
+    assert "holds checkpoints" in msg and "new --output_dir" in msg
+    assert "learning_rate: 0.003 -> 0.001" in msg and "budget: 20.0 -> 24.0" in msg and "seed: 7 -> 8" in msg
     assert snapshot(cfg.output_dir) == before  # the saved arguments are not overwritten
 
 
@@ -76,47 +75,48 @@ def test_finished_run_with_other_settings_is_refused_not_nothing_to_do(inputs, t
     before = fabricate(cfg, finished=True)
     _, model, data, images = inputs
     argv = ["train", "--model", model, "--data", data, "--image-folder", images, "--output-dir", cfg.output_dir,
-            "--layers", "2", "4", "--budget", "30", "--global-batch-size", "2", "--per-device-batch-size", "2",
-            "--max-steps", "4", "--lora-r", "8", "--lora-alpha", "16", "--lr", "3e-3", "--projector-lr", "3e-3", "--seed", "7",
-            "--save-steps", "2", "--num-workers", "0"]
+            "--layers", "2", "4", "--budget", "30", "--global-batch-size", "2", "--per-device-train-batch-size", "2",
+            "--max-steps", "4", "--lora-r", "8", "--lora-alpha", "16", "--learning-rate", "3e-3", "--projector-lr", "3e-3",
+            "--seed", "7", "--save-steps", "2", "--dataloader-num-workers", "0"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert "finished run" in err and "budget: 20.0 -> 30.0" in err and "new --output-dir" in err
+    assert "finished run" in err and "budget: 20.0 -> 30.0" in err and "new --output_dir" in err
     assert snapshot(cfg.output_dir) == before
     # the same settings, some result-free ones changed: still "nothing to do", exit 0
     argv[argv.index("30")] = "20"
     argv[argv.index("--save-steps") + 1] = "1"
-    assert main([*argv, "--logging-steps", "3", "--report-to", "none"]) == 0
+    assert main([*argv, "--logging-steps", "3", "--report-to", "none", "--disable-tqdm", "true"]) == 0
     assert snapshot(cfg.output_dir) == before
 
 
 def test_result_free_settings_and_spellings_of_the_same_run_are_accepted(inputs, tmp_path, monkeypatch):
     root, _, data, _ = inputs
-    cfg = config(inputs, tmp_path / "out", lr=None)
+    cfg = config(inputs, tmp_path / "out", learning_rate=None)
     saved = run_record(cfg, identity(cfg))
-    free = dict(output_dir=str(tmp_path / "elsewhere"), logging_steps=1, report_to="none", num_workers=2,
-                save_steps=1, save_total_limit=5, max_bad_share=0.5, merge=True, allow_outside_image_folder=True)
-    assert set(free) == set(RESULT_FREE)
-    same = dataclasses.replace(cfg, **free, lr=2e-4, extra={"disable_tqdm": True})  # 2e-4: the LoRA default
+    free = dict(output_dir=str(tmp_path / "elsewhere"), logging_steps=1, report_to="none", dataloader_num_workers=2,
+                save_steps=1, save_total_limit=5, save_strategy="steps", max_bad_share=0.5, merge=True,
+                allow_outside_image_folder=True)
+    assert set(free) - {"logging_steps"} == set(RESULT_FREE)  # logging_*: result-free by prefix
+    same = config(inputs, tmp_path / "out", **free, learning_rate=2e-4, disable_tqdm=True)  # 2e-4: the LoRA default
     assert differences(same, identity(same), saved) == []
     monkeypatch.chdir(root)
-    relative = dataclasses.replace(cfg, data=os.path.relpath(data, root))
+    relative = config(inputs, tmp_path / "out", learning_rate=None, data=os.path.relpath(data, root))
     assert differences(relative, identity(relative), saved) == []
 
 
 def test_each_result_setting_and_the_data_contents_count(inputs, tmp_path):
     cfg = config(inputs, tmp_path / "out")
     saved = run_record(cfg, identity(cfg))
-    for change in (dict(per_device_batch_size=1), dict(curriculum="direct"), dict(layers=(2, 3)), dict(mode="full"),
-                   dict(lora_r=4), dict(max_steps=6), dict(bf16=False), dict(extra={"optim": "sgd"})):
-        other = dataclasses.replace(cfg, **change)
+    for change in (dict(per_device_train_batch_size=1), dict(curriculum="direct"), dict(layers=[2, 3]),
+                   dict(mode="full"), dict(lora_r=4), dict(max_steps=6), dict(optim="sgd"), dict(method="random")):
+        other = config(inputs, tmp_path / "out", **change)
         assert [d.split(":")[0] for d in differences(other, identity(other), saved)] == list(change), change
     copy = tmp_path / "data.json"
-    with open(cfg.data) as fh:
+    with open(cfg.adsc.data) as fh:
         records = json.load(fh)
     copy.write_text(json.dumps(records[:-1]))
-    moved = dataclasses.replace(cfg, data=str(copy))
+    moved = config(inputs, tmp_path / "out", data=str(copy))
     assert [d.split(":")[0] for d in differences(moved, identity(moved), saved)] == ["data"]
 
 
@@ -150,6 +150,6 @@ def test_unwritable_output_dir_is_one_line(inputs, tmp_path, capsys):
     blocker.write_text("")
     _, model, data, images = inputs
     assert main(["train", "--model", model, "--data", data, "--image-folder", images,
-                 "--output-dir", str(blocker / "out"), "--num-workers", "0"]) == 2
+                 "--output-dir", str(blocker / "out"), "--dataloader-num-workers", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("adsc train: error: cannot write the output directory") and "--output-dir" in err

@@ -13,7 +13,7 @@ from fixtures import make_dataset, save_tiny_model
 from safetensors.torch import load_file
 
 from adsc.training.checkpoints import MARKER, STAGING, clean_litter, last_checkpoint, rotate
-from adsc.training.cli import add_arguments, config_from_args
+from adsc.training.cli import config_from_argv
 from adsc.training.curriculum import phase_of
 from adsc.training.run import train
 
@@ -23,10 +23,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def _args(model, data, images, out):
     return [
         "--model", model, "--data", data, "--image-folder", images, "--output-dir", out,
-        "--layers", "2", "4", "--budget", "20", "--global-batch-size", "4", "--per-device-batch-size", "2",
-        "--max-steps", "12", "--save-steps", "3", "--lora-r", "8", "--lora-alpha", "16", "--lr", "3e-3",
-        "--projector-lr", "3e-3", "--num-workers", "0", "--logging-steps", "1", "--seed", "7",
-        "--max-bad-share", "0.2", "--trainer-args", '{"disable_tqdm": true}',
+        "--layers", "2", "4", "--budget", "20", "--global-batch-size", "4", "--per-device-train-batch-size", "2",
+        "--max-steps", "12", "--save-steps", "3", "--lora-r", "8", "--lora-alpha", "16", "--learning-rate", "3e-3",
+        "--projector-lr", "3e-3", "--dataloader-num-workers", "0", "--logging-steps", "1", "--seed", "7",
+        "--max-bad-share", "0.2", "--disable-tqdm", "true",
     ]
 
 
@@ -36,7 +36,6 @@ def _env():
 
 
 def test_sigkill_then_rerun_reproduces_uninterrupted_run(tmp_path):
-    import argparse
     import json
 
     model = save_tiny_model(str(tmp_path / "model"))
@@ -47,9 +46,7 @@ def test_sigkill_then_rerun_reproduces_uninterrupted_run(tmp_path):
     with open(data, "w") as fh:
         json.dump(records, fh)
 
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    reference = train(config_from_args(parser.parse_args(_args(model, data, images, str(tmp_path / "ref")))))
+    reference = train(config_from_argv(_args(model, data, images, str(tmp_path / "ref"))))
 
     out = str(tmp_path / "killed")
     cmd = [sys.executable, "-m", "adsc", "train", *_args(model, data, images, out)]

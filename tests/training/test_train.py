@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -43,10 +44,10 @@ def run(tmp_path_factory):
     model_dir = save_tiny_model(os.path.join(root, "model"), layers=LAYERS)
     data, images = make_dataset(root, n=12)
     probe = BudgetProbe()
-    cfg = TrainConfig(
+    cfg = TrainConfig.from_settings(
         model=model_dir, data=data, image_folder=images, output_dir=os.path.join(root, "out"),
-        layers=(2, 4), budget=20, global_batch_size=4, per_device_batch_size=4, max_steps=STEPS,
-        lora_r=8, lora_alpha=16, lr=3e-3, projector_lr=3e-3, warmup_ratio=0.0, num_workers=0,
+        layers=(2, 4), budget=20, global_batch_size=4, per_device_train_batch_size=4, max_steps=STEPS,
+        lora_r=8, lora_alpha=16, learning_rate=3e-3, projector_lr=3e-3, warmup_steps=0.0, dataloader_num_workers=0,
         save_steps=100, logging_steps=1, merge=True,
     )
     summary = train(cfg, callbacks=[probe])
@@ -107,13 +108,36 @@ def test_output_loads_in_one_call_and_merges(run):
     assert adsc.get_handle(merged).last_trace.vision_tokens(0) == [36, 36, 17, 17, 8, 8]
 
 
-def test_nothing_pickled_on_disk(run):
+def test_nothing_pickled_in_the_output_and_checkpoints_load_weights_only(run, tmp_path, monkeypatch):
+    """The output holds no pickle; a checkpoint's optimizer/RNG files (the stock Trainer's) are read
+    back only by torch.load(weights_only=True), never by a full unpickler."""
+    import pickle
+    import shutil
+
     cfg, _, _ = run
-    pickles = [os.path.join(r, f) for r, _, fs in os.walk(cfg.output_dir) for f in fs
-               if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
-    assert pickles == []
+    pickled = [os.path.join(r, f) for r, _, fs in os.walk(cfg.output_dir) for f in fs
+               if f.endswith((".bin", ".pt", ".pth", ".pkl")) and "checkpoint-" not in r]
+    assert pickled == []
     with open(os.path.join(cfg.output_dir, "adsc_config.json")) as fh:
         assert json.load(fh)["budget"] == 20
+    copy = str(tmp_path / "resume")
+    shutil.copytree(cfg.output_dir, copy)
+    os.remove(os.path.join(copy, "train_summary.json"))  # as if killed after the last checkpoint
+    calls, real_load = [], torch.load
+
+    def load(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a full unpickler was used")
+
+    monkeypatch.setattr(torch, "load", load)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    summary = train(TrainConfig(adsc=cfg.adsc, compression=cfg.compression, vision_tokens_from_model=True,
+                                training=dataclasses.replace(cfg.training, output_dir=copy)))
+    assert summary["resumed_from"].endswith(f"checkpoint-{STEPS}") and calls and all(w is True for w in calls), calls
 
 
 def test_finished_run_is_not_trained_again(run):
@@ -125,10 +149,10 @@ def test_finished_run_is_not_trained_again(run):
 def test_full_fine_tuning_trains_and_loads(tmp_path):
     model_dir = save_tiny_model(str(tmp_path / "model"))
     data, images = make_dataset(str(tmp_path), n=4)
-    cfg = TrainConfig(
+    cfg = TrainConfig.from_settings(
         model=model_dir, data=data, image_folder=images, output_dir=str(tmp_path / "out"), mode="full",
-        layers=(2, 4), budget=20, curriculum="direct", global_batch_size=2, per_device_batch_size=2, max_steps=2,
-        num_workers=0, save_steps=100, gradient_checkpointing=False,
+        layers=(2, 4), budget=20, curriculum="direct", global_batch_size=2, per_device_train_batch_size=2, max_steps=2,
+        dataloader_num_workers=0, save_steps=100, gradient_checkpointing=False,
     )
     assert train(cfg)["steps"] == 2
     model = load_trained(cfg.output_dir)

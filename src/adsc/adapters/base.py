@@ -97,6 +97,7 @@ class Adapter:
     model_classes: tuple[str, ...] = ()
     model_types: tuple[str, ...] = ()  # config.model_type values, to find the adapter from a config alone
     fixed_grid: bool = False  # every image has the same grid (so reference_vision_tokens is exact)
+    config_class: str = ""  # the transformers config whose defaults are the released model (layouts by name)
     training_parts: dict[str, str] = {}
     train_template: str = "chat_template"
     pad_to_square: bool = False
@@ -144,9 +145,25 @@ class Adapter:
         """Per sample, the vision-token runs in order, each with its grid."""
         raise NotImplementedError
 
+    def item_grid(self, config, modality: str, item: dict) -> tuple[int, int, int]:
+        """(frames, rows, cols) of one image or video item's vision tokens, from the model config and
+        the processor's outputs for that item alone (``image_grid_thw`` etc., tensors): what a
+        serving engine plans an item by before any forward (one frame for an image)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot give an item's grid from the config alone")
+
     def reference_vision_tokens(self, model: nn.Module) -> int:
         """Vision tokens of the reference image a budget refers to (``CompressionConfig.vision_tokens``)."""
         raise NotImplementedError
+
+    def layout(self, model, image_size: tuple[int, int] | None = None, frames: int | None = None) -> list[VisionSpan]:
+        """The spans of one image of ``image_size`` = (height, width), or with ``frames`` one video of
+        that many input frames (of that size where the family resizes frames), at positions from 0.
+
+        From ``model.config`` alone (a ``SimpleNamespace(config=...)`` will do) and through the same
+        code as :meth:`vision_spans`, so that ``adsc schedule`` / ``adsc profile`` count exactly what
+        the engine sees. ValueError for what the family does not take (e.g. video).
+        """
+        raise ValueError(f"adsc has no token layout for {self.name} images or videos")
 
     # ------------------------------------------------------------------ q/k for score-based methods
     def queries(self, layer: nn.Module, hidden: torch.Tensor, position_embeddings) -> torch.Tensor:

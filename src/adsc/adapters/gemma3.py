@@ -38,6 +38,7 @@ class Gemma3Adapter(Adapter):
     model_types = ("gemma3",)
     fixed_grid = True  # every image (or crop) is mm_tokens_per_image tokens
     images_per_prompt = True  # Gemma3Processor: a flat image list is one prompt's images
+    config_class = "Gemma3Config"  # layouts by name: the released 896 px, 256-token images
     training_parts = {"llm": "model.language_model", "projector": "model.multi_modal_projector", "vision": "model.vision_tower"}
 
     def vision_token_ids(self, model):
@@ -53,6 +54,14 @@ class Gemma3Adapter(Adapter):
     def reference_vision_tokens(self, model):
         """256 for the released models: one 896 x 896 image, 16 x 16 tokens after pooling."""
         return self._side(model) ** 2
+
+    def layout(self, model, image_size=None, frames=None):
+        """One square grid whatever the image size (the processor resizes every image, and every
+        pan-and-scan crop, to the tower's input); Gemma 3 takes no video."""
+        if frames is not None:
+            raise ValueError("Gemma 3 takes images only, no video: leave out --video-frames")
+        side = self._side(model)
+        return [VisionSpan(0, (side, side))]
 
     def attach(self, model):
         if getattr(self.text_config(model), "use_bidirectional_attention", False):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from .base import Adapter, VisionSpan, token_runs
+from .base import Adapter, VisionSpan
+from .layouts import equal_grid_spans
 
 
 class LlavaAdapter(Adapter):
     name = "llava"
     model_classes = ("LlavaForConditionalGeneration",)
     model_types = ("llava",)
+    config_class = "LlavaConfig"
     fixed_grid = True  # every image has the tower's one grid
     training_parts = {"llm": "model.language_model", "projector": "model.multi_modal_projector", "vision": "model.vision_tower"}
     train_template = "vicuna_v1"  # LLaVA-1.5's conversation format
@@ -18,31 +20,31 @@ class LlavaAdapter(Adapter):
         return (model.config.image_token_id,)
 
     def _grid(self, model) -> tuple[int, int]:
-        vc = model.config.vision_config
+        return self.item_grid(model.config, "image", {})[1:]
+
+    def item_grid(self, config, modality, item):
+        """The tower's one grid: every image is resized to it (``item`` is not read)."""
+        if modality != "image":
+            raise ValueError(f"LLaVA takes images, not {modality}")
+        vc = config.vision_config
         side = vc.image_size // vc.patch_size
-        if model.config.vision_feature_select_strategy != "default":
+        if config.vision_feature_select_strategy != "default":
             raise ValueError(
                 "adsc needs vision_feature_select_strategy='default' (patch tokens only, no CLS) so that "
                 "an image's tokens form a square grid"
             )
-        return side, side
+        return 1, side, side
 
     def reference_vision_tokens(self, model):
         rows, cols = self._grid(model)  # every image has the tower's one grid: 24 x 24 = 576 for LLaVA-1.5
         return rows * cols
 
+    def layout(self, model, image_size=None, frames=None):
+        """One image, whatever its size (the processor resizes it to the tower's input)."""
+        if frames is not None:
+            raise ValueError("LLaVA-1.5 takes images, not videos")
+        return [VisionSpan(0, self._grid(model))]
+
     def vision_spans(self, model, input_ids, inputs):
-        grid = self._grid(model)
-        per_image = grid[0] * grid[1]
-        spans = []
-        for row in input_ids:
-            sample = []
-            for start, length, _ in token_runs(row, self.vision_token_ids(model)):
-                if length % per_image:
-                    raise ValueError(
-                        f"a run of {length} image tokens is not a multiple of {per_image} ({grid[0]}x{grid[1]} per "
-                        "image): the processor and the model config disagree about the image size"
-                    )
-                sample += [VisionSpan(start + i * per_image, grid) for i in range(length // per_image)]
-            spans.append(sample)
-        return spans
+        return equal_grid_spans(input_ids, self.vision_token_ids(model), self._grid(model), "image",
+                                "the processor and the model config disagree about the image size")

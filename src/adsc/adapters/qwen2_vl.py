@@ -1,4 +1,12 @@
-"""Qwen2-VL / Qwen2.5-VL: per-image grids from ``image_grid_thw`` after the 2x2 spatial merge."""
+"""Qwen2-VL / Qwen2.5-VL: per-image grids from ``image_grid_thw`` after the 2x2 spatial merge;
+videos from ``video_grid_thw``.
+
+A video of ``t`` temporal patches (frames after the model's temporal patching: two input frames
+each) on an ``h x w`` patch grid is one span of ``frames=t`` frames on a ``(h/2, w/2)`` grid, its
+tokens frame by frame in raster order, as the model lays them out. The selection treats time as
+:mod:`adsc.methods.adsc` documents (the same cells in every frame). Positions are M-RoPE's own:
+the engine never renumbers them, so a kept token keeps its (t, h, w) position.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ class Qwen2VLAdapter(Adapter):
     name = "qwen2_vl"
     model_classes = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
     model_types = ("qwen2_vl", "qwen2_5_vl")
+    config_class = "Qwen2VLConfig"  # Qwen2.5-VL's vision grid arithmetic is the same (patch 14, 2 x 2 merge, 2 frames)
     training_parts = {"llm": "model.language_model", "projector": "model.visual.merger", "vision": "model.visual"}
     REFERENCE_TOKENS = 576  # grids follow the image size; 576 = a 672 x 672 image (48 x 48 patches, 2 x 2 merge)
 
@@ -36,6 +45,31 @@ class Qwen2VLAdapter(Adapter):
         core.get_rope_index = checked  # an instance attribute: removing it restores the class method
         return lambda: core.__dict__.pop("get_rope_index", None)
 
+    def item_grid(self, config, modality, item):
+        """From the item's ``image_grid_thw`` / ``video_grid_thw`` (one row), after the spatial merge."""
+        key = f"{modality}_grid_thw"
+        if key not in item:
+            raise ValueError(f"a {modality} item without its {key}: pass the processor's outputs for it")
+        thw = torch.as_tensor(item[key]).reshape(-1, 3)
+        if len(thw) != 1:
+            raise ValueError(f"one {modality} item has one row of {key}, got {thw.tolist()}")
+        return next(frame_grids(thw, config.vision_config.spatial_merge_size))
+
+    def layout(self, model, image_size=None, frames=None):
+        """An image (or ``frames`` input frames) resized as the processor resizes it (``smart_resize``:
+        sides to multiples of patch x merge, pixels within its default bounds), then patched: a video
+        of N frames has ceil(N / temporal_patch_size) frames on the grid."""
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+        if image_size is None:
+            raise ValueError("Qwen2-VL needs an image (or frame) size, height x width: its grid follows the size")
+        vc = model.config.vision_config
+        height, width = smart_resize(*image_size, factor=vc.patch_size * vc.spatial_merge_size)
+        t = 1 if frames is None else -(-frames // vc.temporal_patch_size)
+        grid_thw = torch.tensor([[t, height // vc.patch_size, width // vc.patch_size]])
+        (t, rows, cols), = frame_grids(grid_thw, vc.spatial_merge_size)
+        return [VisionSpan(0, (rows, cols), frames=t)]
+
     def vision_spans(self, model, input_ids, inputs):
         positions = inputs.get("position_ids")
         if inputs.get("image_grid_thw") is None and inputs.get("video_grid_thw") is None and positions is not None:
@@ -44,8 +78,8 @@ class Qwen2VLAdapter(Adapter):
         check_token_counts(model, input_ids, inputs.get("image_grid_thw"), inputs.get("video_grid_thw"))
         merge = model.config.vision_config.spatial_merge_size
         grids = {
-            model.config.image_token_id: list(_grids(inputs.get("image_grid_thw"), merge)),
-            model.config.video_token_id: list(_grids(inputs.get("video_grid_thw"), merge)),
+            model.config.image_token_id: list(frame_grids(inputs.get("image_grid_thw"), merge)),
+            model.config.video_token_id: list(frame_grids(inputs.get("video_grid_thw"), merge)),
         }
         used = {k: 0 for k in grids}
         spans = []
@@ -57,10 +91,10 @@ class Qwen2VLAdapter(Adapter):
                     if used[tid] >= len(grids[tid]):
                         kind = "image_grid_thw" if tid == model.config.image_token_id else "video_grid_thw"
                         raise ValueError(f"more vision-token runs than entries in {kind}: pass the processor's {kind}")
-                    grid = grids[tid][used[tid]]
+                    frames, rows, cols = grids[tid][used[tid]]
                     used[tid] += 1
-                    sample.append(VisionSpan(start + offset, grid))
-                    offset += grid[0] * grid[1]
+                    sample.append(VisionSpan(start + offset, (rows, cols), frames=frames))
+                    offset += frames * rows * cols
                 if offset != length:
                     raise ValueError(
                         f"vision tokens at {start}..{start + length} do not match the grids in image_grid_thw "
@@ -87,16 +121,18 @@ def check_token_counts(model, input_ids, image_grid_thw, video_grid_thw) -> None
             )
 
 
-def _grids(grid_thw, merge: int):
-    """(rows, cols) per image: frames stacked as rows, after the merge x merge token merge."""
+def frame_grids(grid_thw, merge: int):
+    """(frames, rows, cols) per image or video, after the merge x merge token merge."""
     if grid_thw is None:
         return
     for t, h, w in grid_thw.tolist():
-        yield (t * h // merge, w // merge)
+        yield (t, h // merge, w // merge)
 
 
 def _spans_from_mrope(input_ids, position_ids, token_ids):
-    """Grids read off 3-D M-RoPE positions: a run's distinct (t, h) pairs are rows, distinct w are columns."""
+    """Grids read off 3-D M-RoPE positions: a run's distinct h are rows, distinct w are columns, and
+    the run holds length / (rows * cols) frames (counted, not read off t: Qwen2.5-VL scales t by
+    the video's frame rate, so two frames may share one t position)."""
     thw = position_ids[-3:]  # (3, B, L); a leading text row (4, B, L) is skipped
     spans = []
     for b, row in enumerate(input_ids):
@@ -109,13 +145,13 @@ def _spans_from_mrope(input_ids, position_ids, token_ids):
                     "computes M-RoPE positions only with mm_token_type_ids; pass the processor's mm_token_type_ids "
                     "(returned next to input_ids) to generate"
                 )
-            rows = len(set(zip(t.tolist(), h.tolist())))
-            cols = len(set(w.tolist()))
-            if rows * cols != length:
+            rows, cols = len(set(h.tolist())), len(set(w.tolist()))
+            frames = length // (rows * cols)
+            if frames * rows * cols != length:
                 raise ValueError(
                     f"the M-RoPE positions of the vision tokens at {start}..{start + length} do not form a grid: "
                     "pass the processor's mm_token_type_ids and image_grid_thw / video_grid_thw unchanged"
                 )
-            sample.append(VisionSpan(start, (rows, cols)))
+            sample.append(VisionSpan(start, (rows, cols), frames=frames))
         spans.append(sample)
     return spans

@@ -26,7 +26,7 @@ import functools
 
 import torch
 
-from .base import UnsupportedModelError
+from .base import UnsupportedModelError, VisionSpan
 from .qwen2_vl import Qwen2VLAdapter
 
 
@@ -34,10 +34,17 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
     name = "qwen3_vl"
     model_classes = ("Qwen3VLForConditionalGeneration",)
     model_types = ("qwen3_vl",)
+    config_class = "Qwen3VLConfig"  # layouts by name: patch 16, 2 x 2 merge, temporal patch 2
     # the DeepStack mergers (model.visual.deepstack_merger_list) project intermediate tower features;
     # they are part of "vision" here, trained or frozen with the tower
     training_parts = {"llm": "model.language_model", "projector": "model.visual.merger", "vision": "model.visual"}
     # 576 = a 768 x 768 image (patch 16, 2 x 2 merge: 24 x 24 tokens)
+
+    def layout(self, model, image_size=None, frames=None):
+        """Qwen2-VL's arithmetic on Qwen3-VL's config; a video as one span per temporal patch, as the
+        processor writes it (one run per frame between timestamps) and :meth:`vision_spans` reads it."""
+        spans = super().layout(model, image_size, frames)
+        return [VisionSpan(0, span.grid) for span in spans for _ in range(span.frames)]
 
     def vision_spans(self, model, input_ids, inputs):
         videos = inputs.get("video_grid_thw")

@@ -33,11 +33,9 @@ def check_safetensors(name_or_path: str) -> None:
 
 def load_model(name_or_path: str, dtype: str = "auto", device: str | None = None, attn: str | None = None):
     """(model, processor) from a hub id or a local directory saved with save_pretrained; safetensors only."""
-    from transformers import AutoProcessor
-
     with _input_error():
         model = loading.load_model(name_or_path, _dtype(dtype, device), attn, device)
-    return model.eval(), AutoProcessor.from_pretrained(name_or_path)
+    return model.eval(), loading.load_processor(name_or_path)
 
 
 def _dtype(name: str, device: str | None):

@@ -5,6 +5,13 @@ Schedule: keep floor((1 - r) * n) of the n alive tokens at each stage (paper, Eq
 (average vision tokens over all layers) is solved into r for the reference image
 (``config.vision_tokens``) and r is applied to every image, whatever its grid. Selection:
 ``config.pattern`` / ``config.phase`` on each image's grid (:mod:`adsc.selection`), nested stages.
+
+Time (a video span of F frames, each on the same grid): the rule runs on one frame's grid and
+the same cells are kept in every frame, so a video keeps F times a frame's count and each frame
+is thinned exactly like an image of that grid. Why not spread over time as well (other cells in
+other frames): the kept set of a frame would then depend on its index, and a static scene would
+lose the cells that a single image keeps; per-frame identity is the plain extension of the
+paper's spatial rule, and the one the tests pin down.
 """
 
 from __future__ import annotations
@@ -37,14 +44,21 @@ class UniformSelector(Selector):
         counts = counts_from_ratio(grid[0] * grid[1], self.ratio, self.num_stages)
         return nested_selection(grid, counts, self.pattern, self.phase, self.seed)[stage]
 
+    def kept_in_span(self, span, stage: int) -> torch.Tensor:
+        """Sorted indices into ``span``'s grid tokens kept from ``stage`` on: one frame's kept cells,
+        the same in every frame (see the module docstring)."""
+        cells = span.grid[0] * span.grid[1]
+        kept = self.kept_in_grid(span.grid, stage)
+        if span.frames == 1:
+            return kept
+        return (torch.arange(span.frames)[:, None] * cells + kept[None]).flatten()
+
     def keep_vision(self, seq: SequenceState, step: StageInput) -> torch.Tensor:
         keep = torch.zeros_like(seq.vision)
         for b, spans in enumerate(seq.spans):
             for span in spans:
                 grid_positions = span.token_positions(keep.device)
-                if span.frames != 1:
-                    raise ValueError("uniform selection on multi-frame spans is not defined yet: give frames as rows")
-                keep[b, grid_positions[self.kept_in_grid(span.grid, step.stage).to(keep.device)]] = True
+                keep[b, grid_positions[self.kept_in_span(span, step.stage).to(keep.device)]] = True
         return keep
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 from ..checks import real, whole, writable_dir
 from ..config import CompressionConfig
+from ..layouts import families, layout_from_args, on_layout
 from .flops import Account, Conventions, account
 from .shapes import PRESETS, preset
 
@@ -25,6 +27,12 @@ def add_arguments(p) -> None:
     g.add_argument("--ratio", type=float, help="drop ratio at every pruning layer")
     g.add_argument("--full", action="store_true", help="no compression only")
     p.add_argument("--text-tokens", type=int, default=64, help="prompt tokens that are not image tokens")
+    p.add_argument("--layout", metavar="FAMILY[:HxW]",
+                   help="vision tokens of one input as the family's adapter lays it out (e.g. llava-next:672x672) instead "
+                        "of the preset's image; its newline tokens count as text; the tower is then left out (its cost "
+                        "depends on crops / frames, which the presets do not model); --model still gives the decoder; "
+                        "families: " + ", ".join(families()))
+    p.add_argument("--video-frames", type=int, metavar="N", help="with --layout: a video of N input frames")
     p.add_argument("--new-tokens", type=int, default=32, help="generated tokens (1 from prefill + decode steps)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--attention", choices=["rect", "causal"], default="rect", help="count attention as rectangles or causal triangles")
@@ -54,16 +62,22 @@ def run(args) -> int:
     check_args(args)
     if args.reproduce_table4:
         return _table4(args)
-    shape = preset(args.model)
-    conv = Conventions(attention=args.attention, lm_head=args.lm_head, kv_dtype_bytes=args.kv_bytes)
-    full = account(shape, None, args.text_tokens, args.new_tokens, args.batch, conv)
+    shape, text_tokens, found = preset(args.model), args.text_tokens, None
+    found = layout_from_args(args)
+    if found is not None:
+        shape = replace(shape, vision=replace(shape.vision, out_tokens=found.vision_tokens))
+        text_tokens += found.extra_tokens  # newline / separator tokens: never dropped, like text
+    conv = Conventions(attention=args.attention, lm_head=args.lm_head, kv_dtype_bytes=args.kv_bytes, vision=found is None)
+    full = account(shape, None, text_tokens, args.new_tokens, args.batch, conv)
     results = {"full": full}
     schedule = None
     if not args.full:
         kw = {"drop_ratio": args.ratio} if args.ratio is not None else {"budget": args.budget or 192.0}
         config = CompressionConfig(layers=tuple(args.layers), vision_tokens=shape.vision_tokens, **kw)
         schedule = config.schedule(shape.text.layers)
-        results["adsc"] = account(shape, schedule.tokens_per_layer(), args.text_tokens, args.new_tokens, args.batch, conv)
+        if found is not None:  # what the method keeps on the layout's own spans
+            schedule = on_layout(config, schedule, found.spans)
+        results["adsc"] = account(shape, schedule.tokens_per_layer(), text_tokens, args.new_tokens, args.batch, conv)
     if args.json:
         data = {k: v.to_dict() for k, v in results.items()}
         if schedule is not None:
@@ -72,6 +86,8 @@ def run(args) -> int:
         text = json.dumps(data, indent=2)
     else:
         text = _report(results, schedule, args.per_layer)
+        if found is not None:
+            text = found.describe() + "\n" + text
     print(text)
     if args.out:
         os.makedirs(args.out, exist_ok=True)

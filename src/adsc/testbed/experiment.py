@@ -131,13 +131,13 @@ class Experiment:
 
         p = self.preset
         target = self.runs / f"train-{label}"
-        cfg = TrainConfig(
+        cfg = TrainConfig.from_settings(
             model=str(self.checkpoint), data=str(self.data / "train" / INSTRUCT_FILE),
             image_folder=str(self.data / "train"), output_dir=str(target), mode=mode, lora_r=p.lora_r,
-            lora_alpha=2 * p.lora_r, lora_dropout=0.0, lr=p.lr, projector_lr=p.lr, global_batch_size=p.batch_size,
-            per_device_batch_size=p.batch_size, max_steps=p.train_steps, max_length=512, layers=tuple(layers),
+            lora_alpha=2 * p.lora_r, lora_dropout=0.0, learning_rate=p.lr, projector_lr=p.lr, global_batch_size=p.batch_size,
+            per_device_train_batch_size=p.batch_size, max_steps=p.train_steps, max_length=512, layers=tuple(layers),
             budget=budget, vision_tokens=VISION_TOKENS, curriculum=curriculum, template="chat_template",
-            pad_to_square=False, gradient_checkpointing=False, bf16=False, num_workers=0,
+            pad_to_square=False, gradient_checkpointing=False, bf16=False, dataloader_num_workers=0,
             save_steps=max(10, p.train_steps // 3), save_total_limit=1, seed=self.seed, logging_steps=10,
         )
         train(cfg)

@@ -125,14 +125,14 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
               images: Path | None = None) -> dict:
         if (output / "model.safetensors").exists():
             return json.loads((output / "pretrain_stage.json").read_text())
-        cfg = TrainConfig(
+        cfg = TrainConfig.from_settings(
             model=str(model), data=str(data), image_folder=str(images or data_root / "train"), output_dir=str(output),
-            mode="full", lr=lr, projector_lr=lr, warmup_ratio=0.03, global_batch_size=batch_size,
-            lr_scheduler="cosine" if minutes is None else "constant",  # constant: TimeBudget scales it
-            per_device_batch_size=batch_size, max_steps=steps, max_length=512,
+            mode="full", learning_rate=lr, projector_lr=lr, warmup_steps=0.03, global_batch_size=batch_size,
+            lr_scheduler_type="cosine" if minutes is None else "constant",  # constant: TimeBudget scales it
+            per_device_train_batch_size=batch_size, max_steps=steps, max_length=512,
             layers=(), budget=float(GRID * GRID), curriculum="direct",  # no pruning layers: full tokens
             template="chat_template", pad_to_square=False, gradient_checkpointing=False, bf16=False,
-            num_workers=num_workers, logging_steps=20, save_steps=save_steps, save_total_limit=1, seed=seed,
+            dataloader_num_workers=num_workers, logging_steps=20, save_steps=save_steps, save_total_limit=1, seed=seed,
         )
         clock = [TimeBudget(60 * minutes)] if minutes is not None else []
         summary = train(cfg, callbacks=clock)

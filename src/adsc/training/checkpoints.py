@@ -1,20 +1,67 @@
-"""Checkpoint folders on disk: find the last complete one, rotate old ones, flush to disk.
+"""Checkpoint folders on disk: complete ones only, atomic rotation, nothing pickled left to load.
 
-A checkpoint is written under ``<output>/.staging/checkpoint-N``, marked complete, flushed and
-renamed to ``<output>/checkpoint-N`` (one atomic rename). So ``checkpoint-N`` either holds a
-whole checkpoint or does not exist; a crash mid-save leaves only litter in ``.staging``, which
-the next run deletes. Old checkpoints are first renamed away, then deleted, for the same reason.
+The stock Trainer writes ``<output>/checkpoint-N`` (model, optimizer, scheduler, RNG state,
+``trainer_state.json``) and reads it back on resume with ``torch.load(weights_only=True)``.
+What adsc adds, through the public ``TrainerCallback.on_save``: once every process has written
+its files, they are flushed to disk and the marker ``adsc_checkpoint.json`` is written last. A
+checkpoint counts as complete only with its marker, so a crash mid-save leaves a folder that is
+never resumed from and is deleted by the next run. Old checkpoints are rotated here, after the
+new one is complete, by an atomic rename before the delete; the Trainer's own rotation (which
+deletes before the new checkpoint is marked) is turned off with ``save_total_limit=None``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 
-STAGING = ".staging"
+from accelerate import PartialState
+from transformers import TrainerCallback
+
+STAGING = ".staging"  # where earlier adsc versions staged checkpoints: litter if found
 MARKER = "adsc_checkpoint.json"
+PICKLED_ARGS = "training_args.bin"  # the Trainer's torch.save of its arguments; never read back
+ARGS_JSON = "training_args.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+class CompleteCheckpoints(TrainerCallback):
+    """Marks each checkpoint complete once written, then rotates; ``extra(folder)`` adds per-process files."""
+
+    def __init__(self, keep: int | None, extra=None):
+        self.keep, self.extra = keep, extra
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # The same step saved again (a resume at the last step) must not leave a marked folder half rewritten
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if control.should_save and args.should_save and os.path.isfile(os.path.join(folder, MARKER)):
+            os.remove(os.path.join(folder, MARKER))
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if self.extra is not None:
+            self.extra(folder)
+        PartialState().wait_for_everyone()  # every process has written its files
+        if args.should_save:
+            replace_pickled_args(folder, args)
+            fsync_tree(folder)
+            with open(os.path.join(folder, MARKER), "w") as fh:
+                json.dump({"global_step": state.global_step, "world_size": args.world_size}, fh)
+            fsync_tree(folder, files=False)
+            fsync_tree(args.output_dir, files=False)
+            rotate(args.output_dir, self.keep)
+        PartialState().wait_for_everyone()
+
+
+def replace_pickled_args(folder: str, args) -> None:
+    """Trainer pickles its TrainingArguments beside the weights; keep a JSON copy instead (nothing to unpickle)."""
+    pickled = os.path.join(folder, PICKLED_ARGS)
+    if os.path.exists(pickled):
+        os.remove(pickled)
+    with open(os.path.join(folder, ARGS_JSON), "w") as fh:
+        fh.write(args.to_json_string())
 
 
 def complete_checkpoints(output_dir: str) -> list[tuple[int, str]]:
@@ -42,6 +89,16 @@ def clean_litter(output_dir: str) -> None:
     for name in os.listdir(output_dir):
         if name == STAGING or name.startswith(".trash-"):
             shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
+
+
+def drop_incomplete(output_dir: str) -> None:
+    """Delete checkpoint folders without a marker: saves a crash cut short (never resumed from)."""
+    if not os.path.isdir(output_dir):
+        return
+    for name in os.listdir(output_dir):
+        path = os.path.join(output_dir, name)
+        if _NAME.match(name) and not os.path.isfile(os.path.join(path, MARKER)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def rotate(output_dir: str, keep: int | None) -> None:

@@ -2,7 +2,8 @@
 
 Layout (LoRA): ``adapter_model.safetensors`` + ``adapter_config.json`` (LoRA weights and the full
 projector, peft ``modules_to_save``), ``adsc_config.json`` (the target compression), processor
-files, ``adsc_training.json`` (base model, mode), ``train_summary.json``. Full fine-tuning writes
+files, ``adsc_training.json`` (base model, mode, settings), ``training_args.json``,
+``train_summary.json``. Full fine-tuning writes
 ``model.safetensors`` + ``config.json`` instead of the adapter. ``--merge`` adds ``merged/``:
 a plain transformers model with the adapter folded in.
 """
@@ -14,6 +15,7 @@ import os
 
 from ..api import compress
 from ..config import CompressionConfig
+from .checkpoints import replace_pickled_args
 
 TRAINING_INFO = "adsc_training.json"
 MERGED = "merged"
@@ -23,11 +25,12 @@ def save_output(trainer, out: str, comp: CompressionConfig, cfg, merge: bool = F
     trainer.save_model(out)  # adapter or full weights (+ processor); handles ZeRO-3 / FSDP gathering
     if not trainer.args.should_save:
         return
+    replace_pickled_args(out, trainer.args)
     comp.save_pretrained(out)
-    info = {"base_model": cfg.model, "mode": cfg.mode, "train_config": cfg.to_dict()}
+    info = {"base_model": cfg.adsc.model, "mode": cfg.adsc.mode, "train_config": cfg.to_dict()}
     with open(os.path.join(out, TRAINING_INFO), "w") as fh:
         json.dump(info, fh, indent=2)
-    if merge and cfg.mode == "lora":
+    if merge and cfg.adsc.mode == "lora":
         write_merged(out)
 
 

@@ -4,10 +4,11 @@ A rerun either resumes (a complete checkpoint is there) or finds a finished run
 (``train_summary.json``). Both are only right when the rerun asks for the same result: a resume
 with another learning rate would train a mixture of two runs and label it with the new settings;
 "nothing to do" for a finished run with another budget would hand back weights that are not the
-ones asked for. So every setting but those in ``config.RESULT_FREE`` must match what the directory
-was trained with (``adsc_train_args.json``), and so must the inputs themselves: the data file by
-its SHA-256, a local model folder by its config and a sample of each weight file (a full hash of
-14 GB on every start would cost more than it protects against).
+ones asked for. So every setting but the result-free ones (``config.RESULT_FREE`` and the logging
+and data-loading TrainingArguments) must match what the directory was trained with
+(``adsc_train_args.json``), and so must the inputs themselves: the data file by its SHA-256, a
+local model folder by its config and a sample of each weight file (a full hash of 14 GB on every
+start would cost more than it protects against).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hashlib
 import json
 import os
 
-from .config import RESULT_FREE, TrainConfig
+from .config import RESULT_FREE, TrainConfig, result_settings
 
 RUN_ARGS = "adsc_train_args.json"
 IDENTITY = "identity"  # key in RUN_ARGS beside the settings
@@ -56,15 +57,16 @@ def model_identity(model: str) -> dict:
 
 
 def identity(cfg: TrainConfig) -> dict:
+    a = cfg.adsc
     return {
-        "model": model_identity(cfg.model),
-        "data_sha256": _sha256_file(cfg.data) if os.path.isfile(cfg.data) else None,
-        "image_folder": os.path.realpath(cfg.image_folder) if cfg.image_folder else None,
+        "model": model_identity(a.model),
+        "data_sha256": _sha256_file(a.data) if os.path.isfile(a.data) else None,
+        "image_folder": os.path.realpath(a.image_folder) if a.image_folder else None,
     }
 
 
 def run_record(cfg: TrainConfig, ident: dict) -> dict:
-    """What RUN_ARGS holds: the settings as given, plus the identity of the inputs."""
+    """What RUN_ARGS holds: the settings ({adsc, compression, training}), plus the identity of the inputs."""
     return {**cfg.to_dict(), IDENTITY: ident}
 
 
@@ -73,32 +75,23 @@ def differences(cfg: TrainConfig, ident: dict, saved: dict) -> list[str]:
     saved = dict(saved)
     saved_ident = saved.pop(IDENTITY, None)
     mine = cfg.result_settings()
-    theirs = _saved_result_settings(saved)
+    theirs = result_settings(saved)
     if saved_ident is not None:
         # the inputs are compared by what they are, so a relative and an absolute path of one file agree
         for key in ("model", "data", "image_folder"):
             mine.pop(key, None)
             theirs.pop(key, None)
-    out = [f"{k}: {_show(theirs.get(k))} -> {_show(mine.get(k))}" for k in sorted(set(mine) | set(theirs))
-           if k in theirs and theirs.get(k) != mine.get(k)]
+    # a field only one side has (another transformers version) is not compared
+    out = [f"{k}: {_show(theirs[k])} -> {_show(mine[k])}" for k in sorted(set(mine) & set(theirs)) if theirs[k] != mine[k]]
     if saved_ident is not None:
         if saved_ident.get("model") != ident["model"]:
             out.append(f"model: {_show_model(saved_ident.get('model'))} -> {_show_model(ident['model'])}")
         if saved_ident.get("data_sha256") != ident["data_sha256"]:
             out.append(f"data: contents differ (sha256 {str(saved_ident.get('data_sha256'))[:12]}... -> "
-                       f"{str(ident['data_sha256'])[:12]}...; {cfg.data})")
+                       f"{str(ident['data_sha256'])[:12]}...; {cfg.adsc.data})")
         if saved_ident.get("image_folder") != ident["image_folder"]:
             out.append(f"image_folder: {saved_ident.get('image_folder')} -> {ident['image_folder']}")
     return out
-
-
-def _saved_result_settings(saved: dict) -> dict:
-    """The saved settings seen the way ``TrainConfig.result_settings`` sees the current ones."""
-    try:
-        return TrainConfig.from_dict({k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}).result_settings()
-    except (ValueError, TypeError):
-        # settings an older adsc accepted and this one does not: compare them as they were written
-        return {k: v for k, v in saved.items() if k not in RESULT_FREE}
 
 
 def _show(value) -> str:
@@ -122,9 +115,12 @@ def load_saved(out: str) -> dict | None:
             saved = json.load(fh)
     except (OSError, ValueError) as err:
         raise RerunRefused(f"{path} cannot be read ({err}); it records how {out} was trained. "
-                           "Restore it, or train into a new --output-dir.") from None
+                           "Restore it, or train into a new --output_dir.") from None
     if not isinstance(saved, dict):
-        raise RerunRefused(f"{path} must hold a JSON object of settings; restore it, or use a new --output-dir")
+        raise RerunRefused(f"{path} must hold a JSON object of settings; restore it, or use a new --output_dir")
+    if not isinstance(saved.get("training"), dict):
+        raise RerunRefused(f"{path} was written by an older adsc, whose settings are laid out differently; finish "
+                           f"{out} with that version, or train into a new --output_dir")
     return saved
 
 
@@ -144,6 +140,6 @@ def check_rerun(cfg: TrainConfig, ident: dict, out: str, finished: bool, resumin
               else "resuming would mix two runs and label the result with the new settings")
     raise RerunRefused(
         f"{out} {state} with other settings ({action}): {listed}. "
-        f"Rerun with the original settings, train into a new --output-dir, or delete {out} to start over. "
-        f"Settings that may differ: {', '.join(sorted(RESULT_FREE))}."
+        f"Rerun with the original settings, train into a new --output_dir, or delete {out} to start over. "
+        f"Settings that may differ: {', '.join(sorted(RESULT_FREE))} and the logging ones."
     )

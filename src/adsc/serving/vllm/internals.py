@@ -89,6 +89,42 @@ def register_kv_cache_spec() -> None:
     KVCacheSpecRegistry.register(StageAttentionSpec, StageAttentionManager, uniform_type_base_spec=StageAttentionSpec)
 
 
+PROMPT_ENDS_IN_VISION = (
+    "the prompt ends with an {modality} token, and adsc's deeper layers may drop it, so the first generated token "
+    "would be predicted from a dropped token; put text after the {modality} (chat templates end with the assistant "
+    "turn's prefix)"
+)
+
+
+def refuse_prompts_ending_in_vision() -> None:
+    """Refuse, in vLLM's frontend, a compressed request whose last prompt token is a vision token.
+
+    The next-token logits come from the last prompt token's final hidden state; a stage that drops
+    that token leaves none (adsc's Hugging Face engine has zeros there too), so the answer would be
+    noise. Raised as vLLM's own validation error: the server answers 400, ``LLM.generate`` raises.
+    Inert for engines without an adsc setting (the plugin runs in every vLLM process).
+    """
+    from vllm.exceptions import VLLMValidationError
+    from vllm.v1.engine.input_processor import InputProcessor
+
+    original = InputProcessor._validate_model_input
+    if getattr(original, "_adsc", False):
+        return
+
+    def validate(self, prompt_input, prompt_type):
+        original(self, prompt_input, prompt_type)
+        setting = (self.vllm_config.additional_config or {}).get("adsc")
+        if not setting or setting.get("layers") in ([], ()) or prompt_input.get("type") != "multimodal":
+            return
+        length = len(prompt_input["prompt_token_ids"])
+        for modality, ranges in prompt_input["mm_placeholders"].items():
+            if any(r.offset + r.length == length for r in ranges):
+                raise VLLMValidationError(PROMPT_ENDS_IN_VISION.format(modality=modality), parameter="prompt")
+
+    validate._adsc = True
+    InputProcessor._validate_model_input = validate
+
+
 def staged_spec(spec: FullAttentionSpec, stage: int) -> StageAttentionSpec:
     values = {f.name: getattr(spec, f.name) for f in fields(spec) if f.init}
     return StageAttentionSpec(**values, stage=stage)

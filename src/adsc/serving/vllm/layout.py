@@ -7,16 +7,13 @@ inputs; the grid behind it follows the same architecture facts as the Hugging Fa
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-from ...adapters import VisionSpan
-from ...adapters.llava import LlavaAdapter
-from ...adapters.qwen2_vl import _grids as qwen_grids
+from ...adapters import LlavaAdapter, Qwen2VLAdapter, VisionSpan
 
 LLAVA = ("LlavaForConditionalGeneration",)
 QWEN2_VL = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
 SUPPORTED = LLAVA + QWEN2_VL
 BY_MODEL_TYPE = dict(zip(("llava", "qwen2_vl", "qwen2_5_vl"), SUPPORTED))  # configs built in memory name no class
+ADAPTERS = {**dict.fromkeys(LLAVA, LlavaAdapter()), **dict.fromkeys(QWEN2_VL, Qwen2VLAdapter())}
 
 
 class LayoutError(ValueError):
@@ -36,32 +33,23 @@ def architecture(hf_config) -> str:
     )
 
 
-def _grid_thw(data, key: str):
-    import torch
-
-    if data is None or key not in data:
-        raise LayoutError(f"a request's {key} did not reach the scheduler; start vLLM through `adsc serve`")
-    value = data[key]
-    value = getattr(value, "data", value)
-    return torch.as_tensor(value).reshape(-1, 3)
+def _item_tensors(data) -> dict:
+    """The processed inputs of one multimodal item as plain tensors (vLLM wraps each in a field element)."""
+    return {key: getattr(value, "data", value) for key, value in (data or {}).items()}
 
 
 def spans(hf_config, features) -> list[VisionSpan]:
     """VisionSpans of one request. ``features``: (modality, offset, length, data) per item, in prompt order."""
-    arch = architecture(hf_config)
+    adapter = ADAPTERS[architecture(hf_config)]
     out = []
     for modality, offset, length, data in features:
-        if arch in LLAVA:
-            if modality != "image":
-                raise LayoutError(f"LLaVA takes images, not {modality}")
-            grid = LlavaAdapter()._grid(SimpleNamespace(config=hf_config))
-        else:
-            key = "image_grid_thw" if modality == "image" else "video_grid_thw"
-            merge = hf_config.vision_config.spatial_merge_size
-            grid = next(qwen_grids(_grid_thw(data, key), merge))
-        if grid[0] * grid[1] != length:
-            raise LayoutError(
-                f"an {modality} placeholder of {length} tokens at {offset} does not match its {grid[0]}x{grid[1]} grid"
-            )
-        out.append(VisionSpan(offset, grid))
+        item = _item_tensors(data)
+        try:
+            frames, rows, cols = adapter.item_grid(hf_config, modality, item)
+        except ValueError as err:
+            raise LayoutError(str(err)) from None
+        if frames * rows * cols != length:
+            shape = f"{rows}x{cols}" if frames == 1 else f"{frames} frames of {rows}x{cols}"
+            raise LayoutError(f"an {modality} placeholder of {length} tokens at {offset} does not match its {shape} grid")
+        out.append(VisionSpan(offset, (rows, cols), frames=frames))  # a video: the HF engine's per-frame spans
     return sorted(out, key=lambda s: s.start)

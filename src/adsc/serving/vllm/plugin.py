@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 
+from ...processors import allow_qwen2_vl_without_torchvision, torchvision_missing
 
-def _pixtral_without_torchvision() -> None:
-    """Let vLLM's LLaVA module import where torchvision is absent (CPU installs: PyPI's is CUDA-linked).
+# vLLM 0.32 imports one helper from each of these torchvision-backed image-processor modules (Pixtral's
+# through its LLaVA module, Qwen2-VL's ``smart_resize``); transformers ships the same function in the
+# Pillow-backed module beside it.
+PILLOW_TWINS = {
+    "transformers.models.pixtral.image_processing_pixtral": "transformers.models.pixtral.image_processing_pil_pixtral",
+    "transformers.models.qwen2_vl.image_processing_qwen2_vl": "transformers.models.qwen2_vl.image_processing_pil_qwen2_vl",
+}
 
-    vLLM 0.32's llava.py imports its Pixtral tower, which imports one helper from transformers'
-    torchvision-backed Pixtral image processor. transformers ships the same helper in the
-    Pillow-backed processor; point the import there. Only when torchvision is missing.
-    """
-    name = "transformers.models.pixtral.image_processing_pixtral"
-    if name in sys.modules or importlib.util.find_spec("torchvision") is not None:
-        return
-    from transformers.models.pixtral import image_processing_pil_pixtral
 
-    sys.modules[name] = image_processing_pil_pixtral
+def _image_modules_without_torchvision() -> None:
+    """Let vLLM's LLaVA and Qwen2-VL modules import where torchvision is absent (CPU installs: PyPI's is CUDA-linked)."""
+    for name, twin in PILLOW_TWINS.items():
+        if name not in sys.modules:
+            sys.modules[name] = importlib.import_module(twin)
 
 
 def register() -> None:
-    _pixtral_without_torchvision()
-    from .internals import register_kv_cache_spec  # lazy: imports vLLM's engine internals; runs inside vLLM only
+    if torchvision_missing():
+        _image_modules_without_torchvision()
+        allow_qwen2_vl_without_torchvision()  # vLLM builds the HF processor for images; videos are refused
+    from .internals import refuse_prompts_ending_in_vision, register_kv_cache_spec  # lazy: vLLM's engine internals
 
     register_kv_cache_spec()
+    refuse_prompts_ending_in_vision()

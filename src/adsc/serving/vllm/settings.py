@@ -7,6 +7,7 @@ so every process (frontend, engine core, workers) reads the same one.
 from __future__ import annotations
 
 from ...config import CompressionConfig, ConfigError
+from ...processors import torchvision_missing
 from ..plan import Planner
 from . import layout
 
@@ -32,8 +33,14 @@ def compression_of(vllm_config) -> CompressionConfig:
 
 def check_engine(vllm_config) -> None:
     """Refuse engine settings under which adsc's kept-token layout would be wrong."""
-    layout.architecture(vllm_config.model_config.hf_config)
+    arch = layout.architecture(vllm_config.model_config.hf_config)
     problems = []
+    mm_config = vllm_config.model_config.multimodal_config
+    if arch in layout.QWEN2_VL and torchvision_missing() and mm_config is not None and mm_config.get_limit_per_prompt("video"):
+        problems.append(
+            "videos on a CPU install without torchvision: transformers' Qwen2-VL video processor needs it (adsc's "
+            "plugin serves images only there); pass --limit-mm-per-prompt '{\"image\": N, \"video\": 0}'"
+        )
     if vllm_config.cache_config.enable_prefix_caching:
         problems.append(
             "prefix caching: a compressed stage's block holds kept tokens from beyond its logical range, so a cache hit "

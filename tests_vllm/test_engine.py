@@ -1,42 +1,19 @@
-"""LLaVA on vLLM with adsc: equal to Hugging Face, with per-stage KV blocks for kept tokens only."""
+"""LLaVA, Qwen2-VL and Qwen2.5-VL on vLLM with adsc: equal to Hugging Face, with per-stage KV blocks for kept tokens only."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from engines import blocks_per_group, core, expected_blocks, start
+from families import FAMILIES, NO_PRUNING
 from reference import continuation_logprobs, encode, load_hf
 from vllm import SamplingParams
+from vllm.exceptions import VLLMValidationError
 
 import adsc
 from adsc.serving.plan import Planner
-from conftest import images
 
 NEW = 6
-PROMPTS = [  # (prompt, number of images): one, two, none, one after a long text
-    ("USER: <image>\nwhat color is the object ? ASSISTANT:", 1),
-    ("USER: <image> <image> which image is red ? ASSISTANT:", 2),
-    ("USER: is the sky blue or green ? answer with a single word . ASSISTANT:", 0),
-    ("USER: a curious user asks a question about the picture . the assistant gives helpful answers . <image> "
-     "what shape is there ? ASSISTANT:", 1),
-]
-
-
-def requests(seed: int = 0):
-    out, pics = [], images(4, seed)
-    used = 0
-    for prompt, n in PROMPTS:
-        item = {"prompt": prompt}
-        if n:
-            item["multi_modal_data"] = {"image": pics[used : used + n] if n > 1 else pics[used]}
-        out.append((item, pics[used : used + n]))
-        used += n
-    return out
-
-
-@pytest.fixture(scope="module")
-def hf(llava_dir):
-    return load_hf(llava_dir)
 
 
 def check_against_hf(hf, outputs, reqs, config, atol=2e-4):
@@ -51,10 +28,13 @@ def check_against_hf(hf, outputs, reqs, config, atol=2e-4):
         yield tokens, greedy
 
 
-def test_no_pruning_layers_equals_hf_generate(llava_dir, hf):
-    model, processor = hf
-    llm = start(llava_dir, adsc.CompressionConfig(layers=(), drop_ratio=0.0, vision_tokens=36))
-    reqs = requests()
+@pytest.mark.parametrize("name", ["llava", "qwen2_vl"])  # Qwen2.5-VL: the compressed case below proves its path
+def test_no_pruning_layers_equals_hf_generate(request, name):
+    family = FAMILIES[name]
+    path = request.getfixturevalue(family.fixture)
+    hf = model, processor = load_hf(path)
+    llm = start(path, NO_PRUNING)
+    reqs = family.requests()
     outs = llm.generate([r for r, _ in reqs], SamplingParams(max_tokens=NEW, temperature=0, logprobs=0))
     for out, (item, imgs) in zip(outs, reqs):
         inputs = encode(processor, item["prompt"], imgs)
@@ -64,24 +44,23 @@ def test_no_pruning_layers_equals_hf_generate(llava_dir, hf):
         pass
 
 
-CONFIGS = {
-    "grid2d-budget": adsc.CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=36),
-    "stride1d-after": adsc.CompressionConfig(layers=(0, 2), drop_ratio=0.6, vision_tokens=36, pattern="stride1d",
-                                             drop_position="after"),
-    "random": adsc.CompressionConfig(method="random", layers=(2,), drop_ratio=0.75, vision_tokens=36, seed=4),
-}
+CASES = [(family, config) for family in FAMILIES for config in FAMILIES[family].configs]
 
 
-@pytest.fixture(scope="module", params=list(CONFIGS))
-def compressed(request, llava_dir):
-    config = CONFIGS[request.param]
+@pytest.fixture(scope="module", params=CASES, ids=["-".join(c) for c in CASES])
+def compressed(request):
+    """(family, config, engine, (HF model, processor)) for one family's config, shared by the tests below."""
+    family = FAMILIES[request.param[0]]
+    config = family.configs[request.param[1]]
+    path = request.getfixturevalue(family.fixture)
     # 16 tokens per step: chunks split images, and some chunks hold no token a stage keeps
-    return config, start(llava_dir, config, max_num_batched_tokens=16, enable_chunked_prefill=True)
+    llm = start(path, config, max_num_batched_tokens=16, enable_chunked_prefill=True)
+    return family, config, llm, load_hf(path)
 
 
-def test_greedy_and_sampled_equal_adsc_hf_engine(compressed, hf):
-    config, llm = compressed
-    reqs = requests(seed=1)
+def test_greedy_and_sampled_equal_adsc_hf_engine(compressed):
+    family, config, llm, hf = compressed
+    reqs = family.requests(seed=1)
     greedy = llm.generate([r for r, _ in reqs], SamplingParams(max_tokens=NEW, temperature=0, logprobs=0))
     for tokens, hf_greedy in check_against_hf(hf, greedy, reqs, config):
         assert tokens == hf_greedy.tolist()
@@ -91,13 +70,21 @@ def test_greedy_and_sampled_equal_adsc_hf_engine(compressed, hf):
         pass
 
 
-def test_blocks_per_stage_group_equal_kept_tokens(compressed, hf):
+def test_a_prompt_ending_in_an_image_token_is_refused(compressed):
+    """Its first token would be predicted from a token deeper layers drop: refused before it is scheduled."""
+    family, config, llm, _ = compressed
+    item = {"prompt": family.ends_in_image, "multi_modal_data": {"image": family.requests()[0][1][0]}}
+    with pytest.raises(VLLMValidationError, match="the prompt ends with an image token"):
+        llm.generate([item], SamplingParams(max_tokens=2))
+    assert not core(llm).scheduler.requests
+
+
+def test_blocks_per_stage_group_equal_kept_tokens(compressed):
     """Every stage group of every request in a mixed batch holds ceil(kept / block) blocks after prefill."""
-    config, llm = compressed
-    model, processor = hf
+    family, config, llm, (model, processor) = compressed
     engine = llm.llm_engine
     planner = Planner(config, 4)
-    reqs = requests(seed=2)
+    reqs = family.requests(seed=2)
     ids = [f"blocks-{i}" for i in range(len(reqs))]
     for rid, (item, _) in zip(ids, reqs):
         engine.add_request(rid, item, SamplingParams(max_tokens=64, temperature=0, ignore_eos=True))

@@ -1,0 +1,32 @@
+"""Qwen2-VL processors where torchvision is absent: images go through, videos are refused with the fix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from adsc.processors import ImagesOnlyVideoProcessor, VideoNeedsTorchvision, torchvision_missing
+from adsc.tiny import tiny_qwen2_vl, tiny_qwen2_vl_processor
+
+pytestmark = pytest.mark.skipif(not torchvision_missing(), reason="with torchvision, transformers' own video processor is used")
+PROMPT = "what <|vision_start|><|image_pad|><|vision_end|> is it ?"
+
+
+def test_a_saved_processor_loads_back_and_takes_images_only(tmp_path):
+    from transformers import AutoProcessor
+
+    image = Image.fromarray((torch.rand(112, 84, 3, generator=torch.Generator().manual_seed(0)) * 255).byte().numpy())
+    built = tiny_qwen2_vl_processor()
+    model = tiny_qwen2_vl()
+    model.config.architectures = ["Qwen2VLForConditionalGeneration"]
+    model.config.save_pretrained(tmp_path)  # the folder's config tells the video slot it is Qwen2-VL's
+    built.save_pretrained(tmp_path)
+    loaded = AutoProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded.video_processor, ImagesOnlyVideoProcessor)
+    want, got = built(text=PROMPT, images=[image], return_tensors="pt"), loaded(text=PROMPT, images=[image], return_tensors="pt")
+    assert got["image_grid_thw"].tolist() == [[1, 8, 6]] and int((got["input_ids"] == 31).sum()) == 12
+    for key in want:
+        torch.testing.assert_close(got[key], want[key])
+    with pytest.raises(VideoNeedsTorchvision, match="send the frames as images"):
+        loaded(text="<|vision_start|><|video_pad|><|vision_end|>", videos=[[image, image]])

@@ -1,0 +1,60 @@
+"""The model families the vLLM tests run, each with a mixed batch of requests in its own prompt format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import adsc
+from adsc.serving.vllm.demo import IMAGE_MARKERS
+from conftest import images
+
+PROMPTS = [  # (prompt, number of images): one, two, none, one after a long text
+    ("USER: {image}\nwhat color is the object ? ASSISTANT:", 1),
+    ("USER: {image}{image}which image is red ? ASSISTANT:", 2),
+    ("USER: is the sky blue or green ? answer with a single word . ASSISTANT:", 0),
+    ("USER: a curious user asks a question about the picture . the assistant gives helpful answers . {image}"
+     "what shape is there ? ASSISTANT:", 1),
+]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    image_sizes: tuple | None  # (width, height) of the batch's four images; None: the tower's one size
+    configs: dict  # name -> CompressionConfig, each served by its own engine
+    ends_in_image: str  # a prompt whose last token is an image token
+
+    @property
+    def fixture(self) -> str:
+        return f"{self.name}_dir"
+
+    def requests(self, seed: int = 0):
+        """[(vLLM prompt dict, its images)] for PROMPTS, in order."""
+        out, pics = [], images(4, seed, self.image_sizes)
+        used = 0
+        for template, n in PROMPTS:
+            item = {"prompt": template.format(image=IMAGE_MARKERS[self.name])}
+            if n:
+                item["multi_modal_data"] = {"image": pics[used : used + n] if n > 1 else pics[used]}
+            out.append((item, pics[used : used + n]))
+            used += n
+        return out
+
+
+LLAVA = Family("llava", None, ends_in_image="USER: what is this ? <image>", configs={
+    "grid2d-budget": adsc.CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=36),
+    "stride1d-after": adsc.CompressionConfig(layers=(0, 2), drop_ratio=0.6, vision_tokens=36, pattern="stride1d",
+                                             drop_position="after"),
+    "random": adsc.CompressionConfig(method="random", layers=(2,), drop_ratio=0.75, vision_tokens=36, seed=4),
+})
+# Qwen2-VL's grids follow each image: 4 x 3, then two of 2 x 4 and 3 x 2 in one prompt, then 4 x 4 tokens
+QWEN2_VL = Family("qwen2_vl", ((84, 112), (112, 56), (56, 84), (112, 112)),
+                  ends_in_image="USER: what is this ? <|vision_start|><|image_pad|>", configs={
+    "grid2d-budget": adsc.CompressionConfig(layers=(1, 2, 3), budget=6, vision_tokens=12),
+    "stride1d-after": adsc.CompressionConfig(layers=(0, 2), drop_ratio=0.6, vision_tokens=12, pattern="stride1d",
+                                             drop_position="after"),
+})
+QWEN2_5_VL = Family("qwen2_5_vl", QWEN2_VL.image_sizes, ends_in_image=QWEN2_VL.ends_in_image,
+                    configs={"grid2d-budget": QWEN2_VL.configs["grid2d-budget"]})  # the same code path: one config
+FAMILIES = {f.name: f for f in (LLAVA, QWEN2_VL, QWEN2_5_VL)}
+NO_PRUNING = adsc.CompressionConfig(layers=(), drop_ratio=0.0, vision_tokens=36)
