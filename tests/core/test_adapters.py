@@ -6,6 +6,8 @@ import torch
 from adsc.adapters import adapter_for
 from adsc.tiny import tiny_llava, tiny_qwen2_vl
 
+from .family_checks import assert_queries_and_keys_reproduce_attention
+
 
 @pytest.mark.parametrize("build, tokens, template, square", [
     (tiny_llava, 36, "vicuna_v1", True),  # 48 px / patch 8 -> 6 x 6
@@ -23,14 +25,6 @@ def test_family_facts(build, tokens, template, square):
 def test_queries_and_keys_reproduce_the_layers_own_attention():
     """softmax(q k^T * scaling) from the adapter == the eager attention weights the layer returns."""
     model = tiny_llava(layers=2, attn="eager")
-    adapter = adapter_for(model)
-    layer = model.model.language_model.layers[0]
     hidden = torch.randn(1, 7, model.config.text_config.hidden_size)
     pos = model.model.language_model.rotary_emb(hidden, torch.arange(7)[None])
-    causal = torch.full((7, 7), float("-inf")).triu(1)[None, None]
-    with torch.no_grad():
-        _, weights = layer.self_attn(layer.input_layernorm(hidden), pos, causal)
-        q, k = adapter.queries(layer, hidden, pos), adapter.keys(layer, hidden, pos)
-    k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
-    mine = (q @ k.transpose(-1, -2) * adapter.attention_scaling(layer) + causal).softmax(-1)
-    torch.testing.assert_close(mine, weights.float(), atol=1e-5, rtol=1e-5)
+    assert_queries_and_keys_reproduce_attention(model, model.model.language_model.layers[0], hidden, pos)

@@ -13,6 +13,8 @@ from peft import LoraConfig, get_peft_model
 
 import adsc
 from adsc.adapters import adapter_for
+from adsc.adapters.base import AttentionPattern
+from adsc.engine.state import as_pattern
 
 from .families import CASES, FamilyCase
 
@@ -40,18 +42,31 @@ def compressed(model, config, inputs):
 
 
 def masked_reference(model, trace, inputs):
-    """Unpatched model; each layer sees only the keys the compressed layer kept, positions unchanged."""
+    """Unpatched model; each layer sees only the keys the compressed layer kept, positions unchanged.
+
+    The rest of each layer's mask is the layer's own pattern (the adapter's ``mask_pattern``) in
+    original positions: causal; a sliding window (``q - k < window``); tokens of one image block
+    (the adapter's ``attention_blocks``, the model's own) seeing each other both ways."""
     ids = inputs["input_ids"]
     batch, length = ids.shape
     valid = inputs.get("attention_mask", torch.ones_like(ids)).bool()
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    eye = torch.eye(length, dtype=torch.bool)
+    query, key = torch.arange(length)[:, None], torch.arange(length)[None, :]
+    eye = query == key
+    adapter = adapter_for(model)
+    blocks = adapter.attention_blocks(model, ids, inputs)
     hooks = []
-    for idx, layer in enumerate(adapter_for(model).decoder_layers(model)):
+    for idx, layer in enumerate(adapter.decoder_layers(model)):
+        pattern = as_pattern(adapter.mask_pattern(model, idx))
+        assert isinstance(pattern, AttentionPattern), f"no reference for layer {idx}'s pattern {pattern!r}"
+        own = (key <= query).expand(batch, length, length)
+        if pattern.image_blocks and blocks is not None:
+            own = own | (blocks[:, :, None] == blocks[:, None, :]) & (blocks[:, :, None] >= 0)
+        if pattern.window is not None:
+            own = own & (query - key < pattern.window)
         kept = torch.zeros(batch, length, dtype=torch.bool)
         for b in range(batch):
             kept[b, trace.positions(idx, b)] = True
-        allowed = (causal[None] & (kept & valid)[:, None, :]) | eye
+        allowed = (own & (kept & valid)[:, None, :]) | eye
         mask = torch.where(allowed, 0.0, torch.finfo(torch.float32).min)[:, None]
 
         def hook(module, args, kwargs, mask=mask):

@@ -8,13 +8,15 @@ import pytest
 from eval_fixtures import OPTIONS
 
 import adsc
-from adsc import tiny
+from adsc import tiny, tiny_gemma3
 from adsc.evaluation.generation import load_model
+from adsc.evaluation.model_facts import reference_vision_tokens
 from adsc.evaluation.run import evaluate
 
 FAMILIES = {  # name -> (model builder, processor builder)
     "llava_next": (tiny.tiny_llava_next, tiny.tiny_llava_next_processor),
     "qwen2_vl": (tiny.tiny_qwen2_vl, tiny.tiny_qwen2_vl_processor),
+    "gemma3": (tiny_gemma3.tiny_gemma3, tiny_gemma3.tiny_gemma3_processor),
 }
 QWEN_CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}{% if c['type'] == 'image' %}"
              "<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
@@ -37,7 +39,9 @@ def saved(request, tmp_path_factory):
 def test_compressed_evaluation_runs_on_the_familys_own_inputs(saved, data_root, tmp_path):
     model, processor = load_model(saved, "float32", "cpu")
     out = str(tmp_path / "run")
-    results = evaluate(model, processor, ["pope", "sqa"], data_root, out, compression=CONFIG, model_name="tiny",
+    count, exact = reference_vision_tokens(model.config)  # a fixed grid (Gemma 3) is the reference, as adsc eval sets it
+    config = CONFIG.replace(vision_tokens=count) if exact else CONFIG
+    results = evaluate(model, processor, ["pope", "sqa"], data_root, out, compression=config, model_name="tiny",
                        batch_size=3, max_new_tokens=2, progress=False, benchmark_options=OPTIONS)
     assert set(results["benchmarks"]) == {"pope", "sqa"}
     # every image is halved twice on its own grid: the measured average is well below the full count

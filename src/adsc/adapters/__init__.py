@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .base import CAUSAL, Adapter, UnsupportedModelError, VisionSpan
+from .gemma3 import Gemma3Adapter
 from .idefics3 import Idefics3Adapter
 from .internvl import InternVLAdapter
 from .llava import LlavaAdapter
@@ -13,10 +14,12 @@ from .llava_next_video import LlavaNextVideoAdapter
 from .llava_onevision import LlavaOnevisionAdapter
 from .mistral3 import Mistral3Adapter
 from .qwen2_vl import Qwen2VLAdapter
+from .qwen3_vl import Qwen3VLAdapter
 
 ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter(),
                                   InternVLAdapter(), Mistral3Adapter(), Idefics3Adapter(),
-                                  LlavaOnevisionAdapter(), LlavaNextVideoAdapter())
+                                  LlavaOnevisionAdapter(), LlavaNextVideoAdapter(),
+                                  Qwen3VLAdapter(), Gemma3Adapter())
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -21,7 +21,23 @@ class UnsupportedModelError(TypeError):
     pass
 
 
-CAUSAL = "causal"  # the attention pattern of every layer of the families supported today
+@dataclass(frozen=True)
+class AttentionPattern:
+    """What a decoder layer's queries may see besides earlier tokens, in *original* positions.
+
+    ``window``: a sliding window -- query q sees key k only if ``q - k < window`` (Gemma 3's
+    local layers; transformers' ``sliding_window_overlay``), measured in positions of the
+    uncompressed sequence, so dropping tokens never widens a window. ``image_blocks``: the tokens
+    of one image block (the adapter's :meth:`Adapter.attention_blocks`) see each other in both
+    directions during prefill (Gemma 3's bidirectional image attention); the window still applies.
+    The plain causal pattern is ``CAUSAL``, the one every other family uses.
+    """
+
+    window: int | None = None
+    image_blocks: bool = False
+
+
+CAUSAL = AttentionPattern()
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,8 @@ class Adapter:
         train_template: the prompt format training uses for template "auto".
         pad_to_square: whether the family's own preprocessing pads images to a square
             (LLaVA-1.5's "image_aspect_ratio: pad") before the processor.
+        images_per_prompt: whether the family's processor takes a batch's images as one list
+            per prompt (Gemma 3's reads a flat list as the images of a single prompt).
     """
 
     name: str = ""
@@ -83,6 +101,7 @@ class Adapter:
     training_parts: dict[str, str] = {}
     train_template: str = "chat_template"
     pad_to_square: bool = False
+    images_per_prompt: bool = False
 
     def core(self, model: nn.Module) -> nn.Module:
         """The multimodal module whose forward receives input_ids and the image inputs."""
@@ -97,11 +116,23 @@ class Adapter:
     def mask_pattern(self, model: nn.Module, layer_index: int) -> str:
         """The attention pattern decoder layer ``layer_index`` uses, which its stage mask must keep.
 
-        Causal for every family supported today; a family with sliding-window layers or
-        bidirectional attention among image tokens returns its own pattern here, and the engine
-        refuses patterns it cannot build a stage mask for (``engine.state.stage_mask``).
+        Causal by default; a family with sliding-window layers or bidirectional attention among
+        image tokens returns its :class:`AttentionPattern` here, and the engine refuses anything
+        else it cannot build a stage mask for (``engine.state.check_pattern``).
         """
         return CAUSAL
+
+    def attention_blocks(self, model: nn.Module, input_ids: torch.Tensor, inputs: dict) -> torch.Tensor | None:
+        """(B, T) block id of every token for layers whose pattern has ``image_blocks``: tokens with
+        the same id >= 0 attend each other bidirectionally, -1 marks tokens outside every block.
+        None (the default): no blocks in this forward, those layers are causal."""
+        return None
+
+    def rotary_kind(self, model: nn.Module, layer_index: int) -> str:
+        """Layers of one kind receive the same rotary (cos, sin) from the model; the engine gathers
+        them once per stage and kind. One kind unless a family rotates layers differently (Gemma 3's
+        local and global layers use different RoPE bases)."""
+        return ""
 
     def attach(self, model: nn.Module):
         """Architecture-specific checks installed by compress(); returns the callable that undoes them."""

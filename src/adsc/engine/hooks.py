@@ -25,11 +25,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..adapters import Adapter, unwrap
+from ..adapters import CAUSAL, Adapter, unwrap
 from ..config import CompressionConfig
 from ..schedule import Schedule
 from .selectors import Selector, StageInput
-from .state import SequenceState, StageTable, check_pattern, gather_slots, scatter_back, stage_mask
+from .state import SequenceState, StageTable, as_pattern, check_pattern, gather_slots, key_layout, scatter_back, stage_mask
 from .trace import Trace
 
 STATE_ATTR = "_adsc_state"
@@ -55,6 +55,21 @@ def _holds_per_layer_lengths(cache) -> bool:
     if is_stage_cache(cache):
         return True
     return isinstance(cache, DynamicCache) and not any(getattr(layer, "is_sliding", False) for layer in cache.layers)
+
+
+def _unslide(cache) -> None:
+    """Make the sliding-window layers of an empty DynamicCache full-length (``generate`` makes such a
+    cache for models with local layers, e.g. Gemma 3). A sliding cache layer keeps the last
+    ``sliding_window`` *slots*; in a compressed stage those are not the last positions, and the
+    window is in original positions. A full layer plus the stage mask's window (and, before the
+    first pruning layer, the model's own windowed mask) attends to exactly the same keys."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    if isinstance(cache, DynamicCache) and not is_stage_cache(cache):
+        for idx, layer in enumerate(cache.layers):
+            if getattr(layer, "is_sliding", False):
+                cache.layers[idx] = DynamicLayer()
 
 
 def _holds_tokens(cache) -> bool:
@@ -93,8 +108,8 @@ class _Forward:
 
     def __init__(self, seq: SequenceState, prefill: bool, q_len: int):
         self.seq, self.prefill, self.q_len = seq, prefill, q_len
-        self.masks: dict[tuple[int, str], object] = {}  # (stage, attention pattern) -> mask
-        self.positions: dict[int, tuple] = {}
+        self.masks: dict[tuple[int, object], object] = {}  # (stage, AttentionPattern) -> mask
+        self.positions: dict[tuple[int, str], tuple] = {}  # (stage, rotary kind) -> (cos, sin) of its slots
         self.before: dict[int, tuple] = {}  # stage -> (hidden, layer, kwargs) of the layer before it
 
 
@@ -112,13 +127,19 @@ class CompressionHandle:
         self.layers = adapter.decoder_layers(self._base)
         self.num_layers = len(self.layers)
         self._resolve = resolve
-        # each layer's own attention pattern (causal today), which its stage mask keeps
-        self._pattern_of_layer = [adapter.mask_pattern(self._base, i) for i in range(self.num_layers)]
+        # each layer's own attention pattern, which its stage mask keeps, and which rotary (cos, sin) it gets
+        self._pattern_of_layer = [as_pattern(adapter.mask_pattern(self._base, i)) for i in range(self.num_layers)]
+        self._rotary_of_layer = [adapter.rotary_kind(self._base, i) for i in range(self.num_layers)]
+        self._pattern_by_layer = dict(zip(self.layers, self._pattern_of_layer))  # for the score-based selectors
+        # local layers whose window the stage masks apply: a sliding-window cache is then made full-length
+        self._windowed = any(getattr(p, "window", None) is not None for p in self._pattern_of_layer)
         self.set_plan(config, schedule, selector)
         for idx in range(self.stage_layers[0] if self.stage_layers else self.num_layers, self.num_layers):
             check_pattern(self._pattern_of_layer[idx], idx)  # at compress(), not at the first forward
         self._forward: _Forward | None = None
         self.last_trace: Trace | None = None
+        # first, so that an adapter refusing the model leaves nothing installed
+        self._undo_adapter = adapter.attach(self._base)
         self._hooks = []
         core = adapter.core(self._base)
         self._hooks.append(core.register_forward_pre_hook(self._on_core_start, with_kwargs=True))
@@ -133,7 +154,6 @@ class CompressionHandle:
         for idx in sorted({s - 1 for s in self.stage_layers if s >= 1}):
             self._hooks.append(self.layers[idx].register_forward_pre_hook(self._make_probe(idx), with_kwargs=True))
         self._hooks.append(self.layers[-1].register_forward_hook(self._on_last_layer))
-        self._undo_adapter = adapter.attach(self._base)
         setattr(self._base, "_adsc_handle", self)
 
     # ------------------------------------------------------------------ configuration
@@ -173,6 +193,13 @@ class CompressionHandle:
         if getattr(self._base, "_adsc_handle", None) is self:
             delattr(self._base, "_adsc_handle")
 
+    def prefill_stage(self) -> StageTable | None:
+        """The stage whose slot layout the hidden states between decoder layers have right now: the
+        latest stage a running prefill entered, None outside one (or before its first pruning layer).
+        For adapters whose model adds to the hidden states between layers (Qwen3-VL's DeepStack)."""
+        fwd = self._forward
+        return fwd.seq.stages[-1] if fwd is not None and fwd.prefill and fwd.seq.stages else None
+
     # ------------------------------------------------------------------ core hooks
     def _attn_impl(self) -> str:
         return self.adapter.text_config(self._base)._attn_implementation or "eager"
@@ -195,6 +222,8 @@ class CompressionHandle:
         if not self.stage_layers:
             return
         cache = cache_kwarg(kwargs)
+        if cache is not None and self._windowed:
+            _unslide(cache)
         if cache is not None and not _holds_per_layer_lengths(cache):  # checked once per prefill, not per decode step
             raise ValueError(
                 f"adsc needs a DynamicCache or an adsc.StageCache: compressed layers cache fewer tokens than layer 0, "
@@ -216,7 +245,8 @@ class CompressionHandle:
             for span in sample:  # grid tokens only: a span's extra tokens (newlines, separators) count as text
                 vision[b, span.token_positions(vision.device)] = True
         valid = _validity(mask, 0, input_ids.shape[1])
-        seq = SequenceState(torch.ones_like(vision) if valid is None else valid, vision, spans, self.stage_layers)
+        seq = SequenceState(torch.ones_like(vision) if valid is None else valid, vision, spans, self.stage_layers,
+                            blocks=self.adapter.attention_blocks(self._base, input_ids, kwargs))
         if fixed:
             seq.start_fixed(input_ids.device, cache.engine_buffers)
         self._forward = _Forward(seq, prefill=True, q_len=input_ids.shape[1])
@@ -291,15 +321,18 @@ class CompressionHandle:
                 bias = table.key_bias()
                 bias = None if bias is None else bias.to(hidden.device)
                 end = fwd.seq.end(table)
+                kv_valid = table.kv_valid.to(hidden.device)
+                layout = None if pattern == CAUSAL else key_layout(fwd.seq, table, kv_valid.shape[1])
                 fwd.masks[stage, pattern] = stage_mask(
-                    table.kv_valid.to(hidden.device), hidden.shape[1], self._attn_impl(), hidden.dtype, bias,
-                    all_valid=table.all_valid, pattern=pattern, end=None if end is None else end.to(hidden.device),
+                    kv_valid, hidden.shape[1], self._attn_impl(), hidden.dtype, bias, all_valid=table.all_valid,
+                    pattern=pattern, end=None if end is None else end.to(hidden.device), layout=layout,
                 )
-            if stage not in fwd.positions:
+            rotary = stage, self._rotary_of_layer[layer_idx]
+            if rotary not in fwd.positions:
                 pos = kwargs.get("position_embeddings")
-                fwd.positions[stage] = self.selector.stage_positions(fwd.seq, stage, pos, fwd.prefill)
+                fwd.positions[rotary] = self.selector.stage_positions(fwd.seq, stage, pos, fwd.prefill, rotary[1])
             kwargs["attention_mask"] = fwd.masks[stage, pattern]
-            kwargs["position_embeddings"] = fwd.positions[stage]
+            kwargs["position_embeddings"] = fwd.positions[rotary]
             kwargs["position_ids"] = None  # gapped positions would look like packed sequences to FA2
             if args:
                 return (hidden, *args[1:]), kwargs
@@ -326,7 +359,8 @@ class CompressionHandle:
         seq = fwd.seq
         if len(seq.stages) == stage:  # a gradient-checkpointing replay finds the table already built
             previous = seq.stages[stage - 1] if stage else None
-            step = StageInput(stage, hidden, previous, layer, kwargs, fwd.before.pop(stage, None), self.adapter)
+            step = StageInput(stage, hidden, previous, layer, kwargs, fwd.before.pop(stage, None), self.adapter,
+                              self._pattern_by_layer)
             keep = seq.input_valid & ~seq.vision | self.selector.keep_vision(seq, step)
             if previous is not None:
                 keep &= previous.valid.new_zeros(keep.shape).scatter(1, previous.orig, previous.valid)

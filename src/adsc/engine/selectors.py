@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..adapters import Adapter
+from ..adapters import CAUSAL, Adapter
 from .state import SequenceState, StageTable, gather_positions
 
 
@@ -29,6 +29,11 @@ class StageInput:
     # prefill only for selectors with ``reads_layer_before`` (FastV reads that layer's attention)
     before: tuple | None = None
     adapter: Adapter | None = None  # the architecture's facts (how its layers form q and k, for scores)
+    patterns: dict | None = None  # decoder layer module -> its AttentionPattern (scores keep the layer's own)
+
+    def pattern_of(self, layer: nn.Module):
+        """The attention pattern of ``layer`` (causal when the engine gave none)."""
+        return (self.patterns or {}).get(layer, CAUSAL)
 
 
 class Selector:
@@ -45,6 +50,10 @@ class Selector:
         """
         return gathered
 
-    def stage_positions(self, seq: SequenceState, stage: int, position_embeddings, prefill: bool):
-        """Rotary (cos, sin) of the stage's slots (prefill) or of the new tokens (decode)."""
+    def stage_positions(self, seq: SequenceState, stage: int, position_embeddings, prefill: bool, kind: str = ""):
+        """Rotary (cos, sin) of the stage's slots (prefill) or of the new tokens (decode).
+
+        Asked once per stage and rotary ``kind`` (the adapter's ``rotary_kind``: layers of one kind
+        get the same (cos, sin) from the model, e.g. Gemma 3's local and global RoPE bases differ);
+        a selector that keeps per-stage rotary state keys it by kind too."""
         return gather_positions(position_embeddings, seq.stages[stage].orig) if prefill else position_embeddings

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..adapters import CAUSAL, VisionSpan
+from ..adapters.base import CAUSAL, AttentionPattern, VisionSpan
 
 
 @dataclass
@@ -84,6 +84,8 @@ class SequenceState:
     # step neither reads the device nor changes a Python number (which would recompile it)
     decoded: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)  # selectors' per-sequence scratch (merge plans, ...)
+    # (B, T) image block of every prompt token (-1: none) for layers whose pattern has image_blocks
+    blocks: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:
@@ -138,18 +140,65 @@ def fixed_buffer(buffers: dict, key, value: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def check_pattern(pattern: str, layer: int | None = None) -> None:
+def as_pattern(pattern):
+    """An adapter's pattern, with the name ``"causal"`` (what adapters returned before
+    :class:`AttentionPattern`) read as ``CAUSAL``; anything else unchanged (check_pattern judges it)."""
+    return CAUSAL if pattern == "causal" else pattern
+
+
+def check_pattern(pattern, layer: int | None = None) -> None:
     """Refuse an attention pattern no stage mask is built for, instead of silently using causal."""
-    if pattern != CAUSAL:
+    if not isinstance(as_pattern(pattern), AttentionPattern):
         where = "" if layer is None else f" (decoder layer {layer})"
         raise ValueError(
-            f"adsc cannot build a stage mask for attention pattern {pattern!r}{where} yet, only {CAUSAL!r}: "
-            "compressing these layers would change what their tokens attend to; keep pruning layers before them"
+            f"adsc cannot build a stage mask for attention pattern {pattern!r}{where}, only for an "
+            "adsc.adapters.base.AttentionPattern (causal, sliding window, image blocks): compressing these layers would "
+            "change what their tokens attend to; keep pruning layers before them, or give the adapter's mask_pattern "
+            "the layer's AttentionPattern"
         )
 
 
+def key_layout(seq: SequenceState, table: StageTable, kv_len: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(original position, image block) of each of a stage's ``kv_len`` key slots, both (B, kv_len).
+
+    Prefill slots hold ``table.orig``; the slots after them are decode tokens, at original
+    positions T, T + 1, ... and in no block (-1). A non-causal pattern is applied to these, so a
+    window is measured in uncompressed positions and a block is the model's own."""
+    batch, width = table.orig.shape
+    device = table.kv_valid.device
+    orig = table.orig.to(device)
+    later = kv_len - width
+    if later > 0:
+        decoded = torch.arange(seq.length, seq.length + later, device=device).expand(batch, later)
+        orig = torch.cat([orig, decoded], dim=1)
+    if seq.blocks is None:
+        return orig, None
+    block = seq.blocks.to(device).gather(1, table.orig.to(device))
+    if later > 0:
+        block = torch.cat([block, block.new_full((batch, later), -1)], dim=1)
+    return orig, block
+
+
+def apply_pattern(allowed, kv_valid, pattern: AttentionPattern, q_slots, layout):
+    """``allowed`` (B, q, C) causal-in-slots, widened by image blocks and narrowed by a window, as
+    the model composes them: AND(window, OR(causal, same block)), keys still restricted to valid ones.
+
+    ``q_slots`` (q,) or (B, q): the key slots the queries sit in; ``layout`` = (original position,
+    block) of every key slot (:func:`key_layout`). The score-based methods use it too."""
+    k_orig, k_block = layout
+    q_slots = q_slots.expand(allowed.shape[0], -1)
+    if pattern.image_blocks and k_block is not None:
+        q_block = k_block.gather(1, q_slots)
+        same = (q_block[:, :, None] == k_block[:, None, :]) & (q_block[:, :, None] >= 0)
+        allowed = allowed | same & kv_valid[:, None, :]
+    if pattern.window is not None:
+        q_orig = k_orig.gather(1, q_slots)
+        allowed = allowed & (q_orig[:, :, None] - k_orig[:, None, :] < pattern.window)
+    return allowed
+
+
 def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype, kv_bias: torch.Tensor | None = None,
-               all_valid: bool = False, pattern: str = CAUSAL, end=None):
+               all_valid: bool = False, pattern=CAUSAL, end=None, layout=None):
     """Attention mask for ``q_len`` new queries over a stage's ``C`` keys, in ``impl``'s format.
 
     Causal in slot order, keys restricted to valid slots. Every query may see itself so that
@@ -157,12 +206,17 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
     (B, C) is added to the logits of each key; it needs an additive float mask (eager, sdpa).
     ``all_valid`` says (from the host) that every key is valid, which allows the mask-free paths;
     False is always correct, only slower. ``pattern`` is the layer's own attention pattern (the
-    adapter's ``mask_pattern``); only causal is built today, others are refused rather than
-    silently replaced by causal. ``end`` is one past the newest query's slot when the keys are a
-    fixed-capacity buffer with unwritten slots after it (an int or a 0-d tensor; default: the last
-    key is the newest query).
+    adapter's ``mask_pattern``, an :class:`AttentionPattern`); a sliding window or image blocks
+    are applied in original positions from ``layout`` (:func:`key_layout`), so they need eager or
+    sdpa and never take the mask-free paths. ``end`` is one past the newest query's slot when the
+    keys are a fixed-capacity buffer with unwritten slots after it (an int or a 0-d tensor;
+    default: the last key is the newest query).
     """
     check_pattern(pattern)
+    pattern = as_pattern(pattern)
+    plain = pattern == CAUSAL
+    if not plain and layout is None:
+        raise ValueError(f"attention pattern {pattern} needs the keys' original positions (state.key_layout)")
     batch, kv_len = kv_valid.shape
     if impl.startswith("flash"):
         if kv_bias is not None:
@@ -170,21 +224,30 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
                 "a per-key attention bias (ToMe's proportional attention) needs attn_implementation 'eager' or "
                 "'sdpa'; FlashAttention takes no additive mask. Use options={'proportional_attention': False}"
             )
+        if not plain:
+            raise ValueError(
+                f"attention pattern {pattern} (sliding window / bidirectional image blocks in original positions) needs "
+                "attn_implementation 'eager' or 'sdpa': FlashAttention takes key validity only"
+            )
         return None if all_valid else kv_valid.to(torch.int32)
-    if impl == "sdpa" and all_valid and kv_bias is None and (q_len == kv_len or q_len == 1):
+    if plain and impl == "sdpa" and all_valid and kv_bias is None and (q_len == kv_len or q_len == 1):
         return None  # SDPA's own is_causal path (fast kernels); correct for these two shapes
     device = kv_valid.device
-    if end is not None and q_len == 1:
+    if end is not None and q_len == 1 and pattern.window is None:
         # a fixed buffer's one-token step: its slot is written (a decode step writes before the
         # layers) and later slots are invalid, so validity alone is causal; a padding query still
         # sees its sample's earlier real keys, so no row is all-masked. One view, no index work.
+        # (A decode query is text, in no image block: only a window would narrow it.)
         allowed = kv_valid[:, None, None, :]
     else:
         end = kv_len if end is None else end
-        q_pos = (torch.arange(q_len, device=device) + (end - q_len))[:, None]
+        q_index = torch.arange(q_len, device=device) + (end - q_len)
+        q_pos = q_index[:, None]
         k_pos = torch.arange(kv_len, device=device)[None, :]
-        allowed = (kv_valid[:, None, :] & (k_pos <= q_pos)) | (k_pos == q_pos)
-        allowed = allowed[:, None]  # (B, 1, q, kv)
+        allowed = kv_valid[:, None, :] & (k_pos <= q_pos)
+        if not plain:
+            allowed = apply_pattern(allowed, kv_valid, pattern, q_index, layout)
+        allowed = (allowed | (k_pos == q_pos))[:, None]  # (B, 1, q, kv)
     if impl == "eager" or kv_bias is not None:
         zero = torch.zeros((), dtype=dtype, device=device)
         mask = torch.where(allowed, zero, torch.finfo(dtype).min)

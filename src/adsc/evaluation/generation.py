@@ -64,6 +64,7 @@ class Generator:
         if pad_square is None:  # the family's own preprocessing (LLaVA-1.5 pads; Qwen2-VL keeps the shape)
             pad_square = _family_pads_to_square(model)
         self.pad_square = pad_square
+        self.images_per_prompt = _family_fact(model, "images_per_prompt")
         self.mean = getattr(getattr(processor, "image_processor", None), "image_mean", None) or (0.5, 0.5, 0.5)
         self.image_token_id = getattr(model.config, "image_token_id", None) or getattr(model.config, "image_token_index", None)
         self.vision_tokens_per_image: int | None = None
@@ -107,6 +108,8 @@ class Generator:
 
     def encode(self, prompts: list[str], images: list):
         """Processor inputs on the model's device; images in the order of their <image> markers."""
+        if images and self.images_per_prompt:  # e.g. Gemma 3's processor reads a flat list as one prompt's images
+            images = _per_prompt(prompts, images, self.processor.image_token)
         inputs = self.processor(images=images or None, text=prompts, return_tensors="pt", padding=True)
         inputs = inputs.to(self.model.device)
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
@@ -128,7 +131,22 @@ class Generator:
 
 def _family_pads_to_square(model) -> bool:
     """The adapter's ``pad_to_square``; False for a model adsc has no adapter for (it is not compressed)."""
+    return _family_fact(model, "pad_to_square")
+
+
+def _family_fact(model, name: str) -> bool:
+    """A boolean fact of the model's adapter; False for a model adsc has no adapter for."""
     try:
-        return adapter_for(model).pad_to_square
+        return getattr(adapter_for(model), name)
     except UnsupportedModelError:
         return False
+
+
+def _per_prompt(prompts: list[str], images: list, marker: str) -> list[list]:
+    """The flat image list (in marker order) split into one list per prompt, by its count of ``marker``."""
+    nested, used = [], 0
+    for prompt in prompts:
+        count = prompt.count(marker)
+        nested.append(images[used : used + count])
+        used += count
+    return nested

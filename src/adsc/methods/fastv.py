@@ -20,7 +20,7 @@ from ..engine.state import SequenceState
 from ..schedule import Schedule, keep_count
 from .base import Method, check_budget, no_compression, option
 from .common import keep_top, slot_view, to_original
-from .scores import attention_scores
+from .scores import attention_scores, slot_layout
 
 
 class FastVSelector(Selector):
@@ -35,7 +35,8 @@ class FastVSelector(Selector):
         hidden, layer, kwargs = step.before
         # the probed layer runs in the previous stage's layout, with that layout's (cos, sin)
         orig, valid = slot_view(seq, step.previous)
-        scores = attention_scores(step.adapter, layer, hidden, kwargs["position_embeddings"], valid.to(hidden.device), self.score)
+        scores = attention_scores(step.adapter, layer, hidden, kwargs["position_embeddings"], valid.to(hidden.device),
+                                  self.score, step.pattern_of(layer), slot_layout(seq, orig.to(hidden.device)))
         scores = to_original(scores, orig, seq.length, float("-inf"))
         alive = to_original(valid, orig, seq.length, False) & seq.vision
         return keep_top(seq, scores.to(alive.device), alive, self.schedule.keep_counts[step.stage], self.schedule.vision_tokens)

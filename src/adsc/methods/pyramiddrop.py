@@ -34,7 +34,7 @@ from .base import (
     option,
 )
 from .common import keep_top, slot_view, to_original
-from .scores import attention_scores
+from .scores import attention_scores, slot_layout
 
 _EPS = 1e-9
 
@@ -59,22 +59,24 @@ class PyramidDropSelector(Selector):
         full_pos = step.layer_kwargs["position_embeddings"]
         # the rank layer sees the previous stage's slots at the positions that stage used
         pos = full_pos if step.stage == 0 else self.stage_positions(seq, step.stage - 1, full_pos, True)
-        scores = attention_scores(step.adapter, step.layer, step.hidden, pos, valid.to(step.hidden.device), "last")
+        scores = attention_scores(step.adapter, step.layer, step.hidden, pos, valid.to(step.hidden.device), "last",
+                                  step.pattern_of(step.layer), slot_layout(seq, orig.to(step.hidden.device)))
         scores = to_original(scores, orig, seq.length, float("-inf"))
         alive = to_original(valid, orig, seq.length, False) & seq.vision
         return keep_top(seq, scores.to(alive.device), alive, self.schedule.keep_counts[step.stage], self.schedule.vision_tokens)
 
-    def stage_positions(self, seq: SequenceState, stage: int, position_embeddings, prefill: bool):
+    def stage_positions(self, seq: SequenceState, stage: int, position_embeddings, prefill: bool, kind: str = ""):
         if not seq.extra.get("renumber"):
-            return super().stage_positions(seq, stage, position_embeddings, prefill)
+            return super().stage_positions(seq, stage, position_embeddings, prefill, kind)
         if prefill:
-            return self._renumbered(seq, stage, position_embeddings)
-        cos_d, sin_d = seq.extra[("shift", stage)]
+            return self._renumbered(seq, stage, position_embeddings, kind)
+        # the shift is an angle per frequency: one per rotary kind (Gemma 3's local / global bases)
+        cos_d, sin_d = seq.extra[("shift", stage, kind)]
         cos, sin = (t.float() for t in position_embeddings)  # new tokens at position P -> P - d
         dtype = position_embeddings[0].dtype
         return ((cos * cos_d + sin * sin_d).to(dtype), (sin * cos_d - cos * sin_d).to(dtype))
 
-    def _renumbered(self, seq: SequenceState, stage: int, position_embeddings):
+    def _renumbered(self, seq: SequenceState, stage: int, position_embeddings, kind: str):
         table = seq.stages[stage]
         # original indices of the real tokens, in order, first (stable sort puts padding last)
         real = torch.argsort((~seq.input_valid).to(torch.int8), dim=1, stable=True)
@@ -84,7 +86,7 @@ class PyramidDropSelector(Selector):
         c_d, s_d = (t.float() for t in gather_positions(position_embeddings, real.gather(1, dropped[:, None])))
         c_0, s_0 = (t.float() for t in gather_positions(position_embeddings, real[:, :1]))
         scale2 = c_0 * c_0 + s_0 * s_0  # attention_scaling^2 of the rope type
-        seq.extra[("shift", stage)] = ((c_d * c_0 + s_d * s_0) / scale2, (s_d * c_0 - c_d * s_0) / scale2)
+        seq.extra[("shift", stage, kind)] = ((c_d * c_0 + s_d * s_0) / scale2, (s_d * c_0 - c_d * s_0) / scale2)
         return gather_positions(position_embeddings, real.gather(1, rank))
 
 

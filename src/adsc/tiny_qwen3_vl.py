@@ -1,0 +1,35 @@
+"""A tiny random Qwen3-VL (``Qwen3VLForConditionalGeneration``), built from a config (no download)."""
+
+from __future__ import annotations
+
+import torch
+
+from .tiny import IMAGE_TOKEN, PAD, VIDEO_TOKEN, VISION_END, VISION_START, _mrope_sections
+
+
+def tiny_qwen3_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int = 2, deepstack: int = 2,
+                  attn: str = "sdpa", seed: int = 0):
+    """A random Qwen3VLForConditionalGeneration: patch 16, 2x2 merge, interleaved M-RoPE, and
+    ``deepstack`` DeepStack layers (the vision tower's features added to the outputs of decoder
+    layers 0 .. deepstack - 1 at the vision positions)."""
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    head_dim = hidden // heads
+    config = Qwen3VLConfig(
+        text_config=dict(
+            vocab_size=512, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+            num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=head_dim, max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "mrope_section": _mrope_sections(head_dim), "mrope_interleaved": True,
+                             "rope_theta": 10000.0},
+            pad_token_id=PAD, bos_token_id=1, eos_token_id=2,
+        ),
+        vision_config=dict(depth=deepstack + 1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
+                           patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64,
+                           deepstack_visual_indexes=list(range(deepstack))),
+        image_token_id=IMAGE_TOKEN, video_token_id=VIDEO_TOKEN, vision_start_token_id=VISION_START,
+        vision_end_token_id=VISION_END,
+    )
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(config)
+    model.set_attn_implementation(attn)
+    return model.eval()
