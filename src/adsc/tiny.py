@@ -204,6 +204,19 @@ def tiny_llava_processor(image_size: int = 48, patch: int = 8, words=DEFAULT_WOR
     )
 
 
+def tiny_chat_template(image_marker: str) -> str:
+    """A minimal chat template (user / assistant turns, the image as ``image_marker``), as hub
+    processors carry one: what ``--template chat_template`` (training) and evaluation render with."""
+    return (
+        "{% for m in messages %}{{ m['role'] }}: {% for c in m['content'] %}"
+        "{% if c['type'] == 'image' %}" + image_marker + "{% else %}{{ c['text'] }}{% endif %}{% endfor %}\n"
+        "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+
+
+QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
 def tiny_llava_next_processor(image_size: int = 48, patch: int = 8, pinpoints=((48, 96), (96, 48), (96, 96)),
                               words=DEFAULT_WORDS):
     """A LlavaNextProcessor for :func:`tiny_llava_next`: anyres crops, "<image>" expanded to base grid + tile map."""

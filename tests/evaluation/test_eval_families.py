@@ -18,9 +18,6 @@ FAMILIES = {  # name -> (model builder, processor builder)
     "qwen2_vl": (tiny.tiny_qwen2_vl, tiny.tiny_qwen2_vl_processor),
     "gemma3": (tiny_gemma3.tiny_gemma3, tiny_gemma3.tiny_gemma3_processor),
 }
-QWEN_CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}{% if c['type'] == 'image' %}"
-             "<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-             "{% endfor %}<|im_start|>assistant\n")
 CONFIG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 
 
@@ -31,7 +28,7 @@ def saved(request, tmp_path_factory):
     build_model(layers=6, seed=3).save_pretrained(path)
     processor = build_processor()
     if request.param == "qwen2_vl":  # Qwen2-VL's prompt needs its image markers: the hub processors' chat template
-        processor.chat_template = QWEN_CHAT
+        processor.chat_template = tiny.tiny_chat_template(tiny.QWEN_IMAGE)
     processor.save_pretrained(path)
     return path
 

@@ -7,7 +7,7 @@ analytical model and a real (tiny or full-size) model are described the same way
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,6 @@ class ModelShape:
     @property
     def vision_tokens(self) -> int:
         return self.vision.out_tokens
-
-    def with_text(self, **changes) -> "ModelShape":
-        return replace(self, text=replace(self.text, **changes))
 
 
 _CLIP_L336 = dict(hidden=1024, layers=24, heads=16, intermediate=4096, patch_in=3 * 14 * 14, patches=576, extra_tokens=1, out_tokens=576)

@@ -144,8 +144,12 @@ class InstructDataset(Dataset):
         return self.encoder(self.records[index])
 
 
+PER_TOKEN = ("mm_token_type_ids", "token_type_ids")  # processor outputs padded like input_ids (0: text)
+
+
 class Collator:
-    """Right-pads input_ids (pad id) and labels (-100); concatenates image tensors along dim 0.
+    """Right-pads input_ids (pad id), labels (-100) and per-token type ids (0); concatenates image
+    tensors along dim 0.
 
     Concatenation fits LLaVA (pixel_values per image) and Qwen2-VL (patches + image_grid_thw).
     An all-skipped batch becomes one padding token with no labels, so that every process still
@@ -177,7 +181,13 @@ class Collator:
             batch["input_ids"][i, :n] = x["input_ids"]
             batch["labels"][i, :n] = x["labels"]
             batch["attention_mask"][i, :n] = 1
-        keys = sorted({k for x in good for k in x} - {"id", "input_ids", "labels"})
+        for key in PER_TOKEN:  # one value per token (Qwen2-VL's mm_token_type_ids, Gemma 3's token_type_ids)
+            if any(key in x for x in good):
+                batch[key] = torch.zeros((len(good), length), dtype=torch.long)
+                for i, x in enumerate(good):
+                    if key in x:
+                        batch[key][i, : len(x["input_ids"])] = x[key].reshape(-1)
+        keys = sorted({k for x in good for k in x} - {"id", "input_ids", "labels", *PER_TOKEN})
         for key in keys:
             batch[key] = torch.cat([x[key] for x in good if key in x], dim=0)
         meta["tokens"] = int(batch["attention_mask"].sum()) if meta["ids"] else 0

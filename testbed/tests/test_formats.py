@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from adsc.testbed import GridSpec, TestbedConfig, generate
-from adsc.testbed.dataset import signature
-from adsc.testbed.scene import Scene
+from adsc_testbed import GridSpec, TestbedConfig, generate
+from adsc_testbed.dataset import signature
+from adsc_testbed.scene import Scene
 
 SHORT = "\nAnswer the question using a single word or phrase."
 CFG = dict(num_images=10, num_train=12, spec=GridSpec(96, 8, 2))
@@ -190,10 +190,8 @@ def test_train_json_and_disjoint_splits(out):
         assert not train & test
 
 
-def test_cli_generate_only(tmp_path, capsys):
-    from adsc.cli import main
-
-    rc = main(["experiment", "--generate-only", "--out", str(tmp_path / "d"), "--num-images", "5", "--num-train", "5",
+def test_cli_generate_only(tmp_path, capsys, adsc_main):
+    rc = adsc_main(["experiment", "--generate-only", "--out", str(tmp_path / "d"), "--num-images", "5", "--num-train", "5",
                "--image-size", "96", "--patch-size", "8", "--benchmarks", "pope", "gqa"])
     assert rc == 0 and "12x12 = 144 vision tokens" in capsys.readouterr().out
     assert (tmp_path / "d/pope/coco/coco_pope_random.json").is_file() and not (tmp_path / "d/mme").exists()

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 
-from adsc.testbed.render import png_bytes, render
-from adsc.testbed.scene import Scene, sample_scene
-from adsc.testbed.world import BACKGROUND, COLORS, GridSpec, SceneConfig, default_world
-
-from .scenes import scene_one
+from adsc_testbed.render import png_bytes, render
+from adsc_testbed.scene import Scene, sample_scene
+from adsc_testbed.world import BACKGROUND, COLORS, GridSpec, SceneConfig, default_world
+from testbed_scenes import scene_one
 
 
 def draw(seed, spec=GridSpec()):

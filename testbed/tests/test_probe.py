@@ -1,13 +1,13 @@
-"""The image-dependence control (adsc.testbed.probe) on the committed checkpoint."""
+"""The image-dependence control (adsc_testbed.probe) on the committed checkpoint."""
 
 import json
 
 import pytest
 
 from adsc.evaluation.generation import load_model
-from adsc.testbed import GridSpec, TestbedConfig, generate
-from adsc.testbed.experiment import CHECKPOINT
-from adsc.testbed.probe import CONDITIONS, HELDOUT_FILES, image_dependence, main, table
+from adsc_testbed import GridSpec, TestbedConfig, generate
+from adsc_testbed.experiment import CHECKPOINT
+from adsc_testbed.probe import CONDITIONS, HELDOUT_FILES, image_dependence, main, table
 
 
 @pytest.fixture(scope="module")

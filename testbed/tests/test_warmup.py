@@ -3,12 +3,12 @@
 import numpy as np
 import torch
 
-from adsc.testbed.dataset import TestbedConfig, generate
-from adsc.testbed.model import GRID, PATCH, build_model, build_processor, vocabulary
-from adsc.testbed.warmup import NO_WORD, TEXT, PatchData, patch_labels, patch_words, read_warm_up
-from adsc.testbed.world import CATEGORIES, VOCAB, GridSpec
-
-from .scenes import SPEC, scene_one
+from adsc_testbed.dataset import TestbedConfig, generate
+from adsc_testbed.facts import GRID, PATCH
+from adsc_testbed.model import build_model, build_processor, vocabulary
+from adsc_testbed.warmup import NO_WORD, TEXT, PatchData, patch_labels, patch_words, read_warm_up
+from adsc_testbed.world import CATEGORIES, VOCAB, GridSpec
+from testbed_scenes import SPEC, scene_one
 
 
 def _patch_of(bbox):

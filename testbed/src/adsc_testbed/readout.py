@@ -7,7 +7,7 @@ For a model that cannot read (TextVQA at chance), this tells which stage drops t
   a reading drill ("What does the red text say?"), i.e. what the language model gathered there.
 Each probe is a linear classifier over the 38 words, fitted on a training dataset and scored on
 held-out scenes (chance 1/38). The numbers docs/testbed.md quotes come from
-``python3 -m adsc.testbed.readout MODEL TRAIN HELDOUT``.
+``python3 -m adsc_testbed.readout MODEL TRAIN HELDOUT``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
+from .facts import GRID, PATCH
 from .formats.instruct import DRILL_FILES
-from .model import GRID, PATCH
 from .probe import load_for_probing
 from .warmup import NO_WORD, PatchData, _patch_features
 from .world import VOCAB
@@ -44,8 +44,8 @@ def string_features(model, processor, root: str, n: int) -> dict[str, tuple[torc
 @torch.no_grad()
 def answer_states(model, processor, root: str, n: int, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """(hidden states (layers + 1, R, D), word index (R,)) at the position predicting each reading drill's first answer."""
-    from ..training.data import IGNORE, Collator, Encoder  # lazy: adsc.training imports the Trainer and peft
-    from ..training.records import load_json, parse_records  # lazy: as above
+    from adsc.training.data import IGNORE, Collator, Encoder  # lazy: adsc.training imports the Trainer and peft
+    from adsc.training.records import load_json, parse_records  # lazy: as above
 
     records, _ = parse_records(load_json(f"{root}/train/{DRILL_FILES['drill_read']}"), skip_malformed=False)
     records = records[:n]
@@ -107,8 +107,8 @@ def table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m adsc.testbed.readout", description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="a testbed model folder (e.g. checkpoints/testbed)")
+    parser = argparse.ArgumentParser(prog="python3 -m adsc_testbed.readout", description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="a testbed model folder (e.g. adsc_testbed/checkpoint)")
     parser.add_argument("train", help="a generated dataset to fit the probes on (e.g. runs/testbed_cpu/data)")
     parser.add_argument("heldout", help="a generated dataset to score them on (e.g. runs/testbed_cpu/heldout)")
     parser.add_argument("--out", help="write the results here as JSON")

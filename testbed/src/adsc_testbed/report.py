@@ -7,12 +7,14 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
-from ..config import CompressionConfig
-from ..evaluation.benchmarks import ORDER
-from ..evaluation.report import plot, relative, table
-from ..profiling.flops import Conventions, account
-from ..profiling.shapes import shape_from_config
-from .facts import ADSC_LAYERS, REPO, VISION_TOKENS
+from adsc.config import CompressionConfig
+from adsc.evaluation.benchmarks import ORDER
+from adsc.evaluation.report import plot, relative, table
+from adsc.profiling.flops import Conventions, account
+from adsc.profiling.shapes import shape_from_config
+
+from .facts import ADSC_LAYERS, CHECKPOINT, GRID, VISION_TOKENS
+from .runs import TWIN, Results, Run
 
 BENCHES = [b for b in ORDER]
 
@@ -86,7 +88,7 @@ def issue_checks(full: dict, recovery: dict, preset) -> list[dict]:
             easy.append((f"MME {task} accuracy", sub["acc"]))
     for name, value in easy:
         out.append({"check": f"full model: {name}", "measured": value, "target": ">= 90", "met": value >= 90})
-    tag = f"{int(min(preset.budgets))}"
+    tag = Run("adsc", budget=min(preset.budgets)).tag
     if tag in recovery:
         u = recovery[tag]["untrained_phase_rel"]
         for label, rel in (("mean over phases", u["mean"]), ("luckiest phase", u["max"])):
@@ -97,46 +99,53 @@ def issue_checks(full: dict, recovery: dict, preset) -> list[dict]:
 
 
 def _shown(path: Path) -> str:
-    """A path inside the repository relative to its root (a committed report names no machine)."""
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+    """The committed checkpoint by its place in the package, another path relative to the working
+    folder when inside it: a committed report names no machine."""
+    path, cwd = Path(path).resolve(), Path.cwd().resolve()
+    if path == CHECKPOINT.resolve():
+        return "adsc_testbed/checkpoint"
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
 
 
-def write_report(out: Path, preset, results: dict, seconds: float, seed: int, checkpoint: Path) -> dict:
-    shown = _scores(results["full"])
+def write_report(out: Path, preset, results: Results, seconds: float, seed: int, checkpoint: Path) -> dict:
+    shown = _scores(results[Run("full")])
     base, left_out = rel_base(shown)  # every relative score below divides by these only
-    rows = [("full", 144, shown)]
+    rows = [("full", VISION_TOKENS, shown)]
     summary = {"preset": asdict(preset), "seed": seed, "seconds": round(seconds, 1), "tables": {}, "findings": []}
-    fig_rows = [("full", 144, shown)]
+    fig_rows = [("full", VISION_TOKENS, shown)]
     recovery = {}
+    twin_full = _scores(results[Run("full", TWIN)])
     for b in preset.budgets:
-        tag = f"{int(b)}"
-        ran = [m for m in preset.baselines if f"{m}@{tag}" in results]
-        for method in ran:
-            rows.append((method, b, _scores(results[f"{method}@{tag}"])))
-            fig_rows.append((method, b, _scores(results[f"{method}@{tag}"])))
-        phase_runs = [results[f"adsc-untrained-phase{ph}@{tag}"] for ph in preset.phases]
+        tag = Run("adsc", budget=b).tag
+        baseline = {m: _scores(results[Run(m, budget=b)]) for m in preset.baselines if Run(m, budget=b) in results}
+        trained_scores = _scores(results[Run("adsc", "lora-reverse", b)])
+        twin_scores = _scores(results[Run("adsc", TWIN, b)])
+        for method, scores in baseline.items():
+            rows.append((method, b, scores))
+            fig_rows.append((method, b, scores))
+        phase_runs = [results[Run("adsc", budget=b, phase=ph)] for ph in preset.phases]
         phase_rel = [_rel(_scores(r), base) for r in phase_runs]
         untrained = _mean_scores(phase_runs)
         rows.append((f"ADSC untrained (mean of {len(phase_runs)} phases)", b, untrained))
-        rows.append(("twin (fine-tuned, no drop) + ADSC", b, _scores(results[f"twin-adsc@{tag}"])))
-        rows.append(("**ADSC trained (LoRA, reverse)**", b, _scores(results[f"adsc-trained@{tag}"])))
-        fig_rows += [("ADSC untrained", b, untrained), ("ADSC trained", b, _scores(results[f"adsc-trained@{tag}"]))]
-        trained = _rel(_scores(results[f"adsc-trained@{tag}"]), base)
-        twin = _rel(_scores(results[f"twin-adsc@{tag}"]), base)
-        best_baseline = max(ran, key=lambda m: _rel(_scores(results[f"{m}@{tag}"]), base))
+        rows.append(("twin (fine-tuned, no drop) + ADSC", b, twin_scores))
+        rows.append(("**ADSC trained (LoRA, reverse)**", b, trained_scores))
+        fig_rows += [("ADSC untrained", b, untrained), ("ADSC trained", b, trained_scores)]
+        trained, twin = _rel(trained_scores, base), _rel(twin_scores, base)
+        best_baseline = max(baseline, key=lambda m: _rel(baseline[m], base))
         recovery[tag] = {
             "adsc_trained_rel": trained, "twin_adsc_rel": twin, "recovery_points": trained - twin,
-            "twin_full_rel": _rel(_scores(results["twin-full"]), base),
+            "twin_full_rel": _rel(twin_full, base),
             "untrained_phase_rel": {"mean": statistics.fmean(phase_rel), "min": min(phase_rel), "max": max(phase_rel)},
-            "best_baseline": best_baseline, "best_baseline_rel": _rel(_scores(results[f"{best_baseline}@{tag}"]), base),
+            "best_baseline": best_baseline, "best_baseline_rel": _rel(baseline[best_baseline], base),
         }
-    rows.append(("twin at full tokens (control)", 144, _scores(results["twin-full"])))
+    rows.append(("twin at full tokens (control)", VISION_TOKENS, twin_full))
     benches = [b for b in BENCHES if b in shown]
+    layers = json.loads((Path(checkpoint) / "config.json").read_text())["text_config"]["num_hidden_layers"]
     lines = [f"# Synthetic testbed: preset `{preset.name}`, seed {seed}", ""]
     lines += [f"> {n}" for n in preset.notes]
-    lines += ["", f"Pretrained model: `{_shown(checkpoint)}` (144 vision tokens = 12x12; 12 decoder layers). "
-              f"ADSC pruning layers {list(ADSC_LAYERS)}. Budgets are average vision tokens over all layers.", "",
+    lines += ["", f"Pretrained model: `{_shown(checkpoint)}` ({VISION_TOKENS} vision tokens = {GRID}x{GRID}; "
+              f"{layers} decoder layers). ADSC pruning layers {list(ADSC_LAYERS)}. "
+              "Budgets are average vision tokens over all layers.", "",
               "## Table I analogue", "", table(rows, base, benches), ""]
     if left_out:
         lines += [f"Avg. rel. % leaves out {', '.join(left_out)}: the full model scores "
@@ -153,21 +162,21 @@ def write_report(out: Path, preset, results: dict, seconds: float, seed: int, ch
                      f"{u['mean']:.1f} ({u['min']:.1f}..{u['max']:.1f}) | {r['best_baseline']} {r['best_baseline_rel']:.1f} |")
     summary["tables"]["recovery"] = recovery
     if preset.ablations:
-        tag = f"{int(preset.budgets[-1])}"
-        t2 = [("LoRA", preset.budgets[-1], _scores(results[f"adsc-trained@{tag}"])),
-              ("full fine-tuning", preset.budgets[-1], _scores(results[f"adsc-fullft@{tag}"]))]
-        t3 = [(name, preset.budgets[-1], _scores(results[key])) for name, key in
-              (("direct", f"adsc-direct@{tag}"), ("standard 1.2-1.1-1.0", f"adsc-standard@{tag}"),
-               ("reverse 0.8-0.9-1.0", f"adsc-trained@{tag}"))]
+        b = preset.budgets[-1]
+        t2 = [(name, b, _scores(results[Run("adsc", weights, b)])) for name, weights in
+              (("LoRA", "lora-reverse"), ("full fine-tuning", "full-reverse"))]
+        t3 = [(name, b, _scores(results[Run("adsc", weights, b)])) for name, weights in
+              (("direct", "lora-direct"), ("standard 1.2-1.1-1.0", "lora-standard"), ("reverse 0.8-0.9-1.0", "lora-reverse"))]
         lines += ["", "## Table II analogue (training regime)", "", table(t2, base, benches),
                   "", "## Table III analogue (curriculum)", "", table(t3, base, benches)]
-    if results.get("skipped"):
-        lines += ["", "Not run (the method cannot reach that budget on this 12-layer model):", ""]
-        lines += [f"- {label}: {reason}" for label, reason in results["skipped"].items()]
-    summary["skipped"] = results.get("skipped", {})
+    skipped = {run.label: reason for run, reason in results.skipped.items()}
+    if skipped:
+        lines += ["", f"Not run (the method cannot reach that budget on this {layers}-layer model):", ""]
+        lines += [f"- {label}: {reason}" for label, reason in skipped.items()]
+    summary["skipped"] = skipped
     t4, t4rows = table4(checkpoint, preset.budgets)
     lines += ["", "## Table IV analogue (analytical, this model)", "", t4, "", "## Figure 2", "", "![figure 2](figure2.png)", ""]
-    checks = issue_checks(results["full"], recovery, preset)
+    checks = issue_checks(results[Run("full")], recovery, preset)
     summary["checks"] = checks
     lines += ["## Checks the testbed must pass (issue 7)", "", "| check | measured | target | |", "|---|---|---|---|"]
     lines += [f"| {c['check']} | {c['measured']:.1f} | {c['target']} | {'met' if c['met'] else '**not met**'} |" for c in checks]
@@ -189,9 +198,10 @@ def write_report(out: Path, preset, results: dict, seconds: float, seed: int, ch
     lines += ["## Findings (as measured, not as hoped)", ""] + [f"- {f}" for f in findings]
     lines += ["", f"Total time {seconds / 60:.1f} min. Runs: `runs/<label>/results.json`."]
     out.mkdir(parents=True, exist_ok=True)
-    plot(fig_rows, 144, shown, benches, str(out / "figure2.png"))
+    plot(fig_rows, VISION_TOKENS, shown, benches, str(out / "figure2.png"))
     (out / "report.md").write_text("\n".join(lines) + "\n")
     summary["table1_rows"] = [{"method": m, "tokens": t, "scores": s, "rel": _rel(s, base)} for m, t, s in rows]
     summary["table4"] = t4rows
+    summary["runs"] = results.records()  # every evaluation as a record: method, weights, budget, phase, scores
     (out / "report.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -1,6 +1,6 @@
 """Synthetic testbed: procedural scenes, benchmark-like question families, official file formats.
 
-    from adsc.testbed import TestbedConfig, generate
+    from adsc_testbed import TestbedConfig, generate
     generate("out", TestbedConfig(seed=0, num_images=50, num_train=500))
 
 See docs/testbed.md for the families, the layout on disk and the format details matched.

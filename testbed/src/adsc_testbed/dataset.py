@@ -175,7 +175,7 @@ def generate(out: str | Path, cfg: TestbedConfig) -> dict:
     counts["train"] = {"images": len(train), "records": n_records,
                        "turns": sum(len(q) for _, fam in train for q in fam.values())}
     manifest = {
-        "generator": "adsc.testbed", "version": VERSION, "seed": cfg.seed,
+        "generator": "adsc_testbed", "version": VERSION, "seed": cfg.seed,
         "grid": {**asdict(cfg.spec), "tokens_per_side": cfg.spec.grid, "vision_tokens": cfg.spec.tokens},
         "scene_config": asdict(cfg.scene), "counts": counts,
         "layout": {k: v for k, v in LAYOUT.items() if k in counts},

@@ -1,41 +1,15 @@
 """Pretraining the testbed's "pretrained MLLM" from scratch, at full vision tokens.
 
-Four stages, each skipped when its output exists (a killed run resumes where it stopped):
-1. ``init/``: vocabulary, processor, random model, then the dense vision warm-up (warmup.py):
-   the analogue of starting LLaVA from a trained CLIP.
-2. ``align/``: object listings (questions/caption.py), the analogue of LLaVA's caption stage:
-   a target that depends on the image alone, so the language model learns to read vision tokens
-   before it meets questions whose answers need question and image together.
-3. ``drill/`` (optional, ``drill_steps``; off by default): existence drills (questions/drill.py),
-   ten yes/no look-ups per image in one record, the look-up a question needs trained ten times as
-   densely as single questions train it. Not in the default recipe: on the 2-core CPU 200 steps
-   left held-out drill answers at chance; the committed model got its drills as copies in the
-   QA mix instead (``drills_in_qa``), in a 3,400-step GPU continuation (docs/testbed.md).
-4. ``qa/``: all training records (the six families plus the listings), as LLaVA's 665K mix;
-   ``drills_in_qa`` adds that many copies of the existence drills to it, or per kind
-   (``{"exist": 3, "read": 4, "count": 2}``: reading and counting drills, questions/drill.py). With ``more_steps``,
-   ``qa2/`` continues it on the same data with a fresh schedule (the learning rate restarts,
-   which stage 4 alone cannot do).
-``read_warmup_steps`` adds a stage before 4, ``read/``: the projector learns the word on each
-text patch (warmup.read_warm_up), for a model whose projector dropped it (docs/testbed.md).
-``text_scenes_minutes`` adds another, ``text_scenes/``: reading drills on scenes that hold one
-string and nothing else (generated into ``text_scenes_data/``), where the look-up from question to
-string is trivial; on full scenes it did not form in the CPU steps we had (docs/testbed.md).
-``text_scenes_strings`` > 1 puts 1 to that many strings in each of those scenes, so the look-up
-must pick a string by its colour, still with no objects in the way.
-``focus`` with ``focus_minutes`` adds ``focus/``: training on some kinds' records alone (e.g.
-``{"sqa": 4}``: the ScienceQA records, four copies), for a look-up the mix does not teach in the
-steps we have; the QA stage after it brings the other families back (docs/testbed.md).
-``start_from`` skips stages 1 to 3 and runs stage 4 from an existing model (e.g. the committed
-checkpoint): how a longer run continues a model rather than redoing its early stages.
-``qa_minutes`` makes stage 4 run for that much wall-clock time, its learning rate on a cosine
-over the time (``adsc.training.time_budget``), ``qa_steps`` then only a cap: one recipe for a
-lease on a GPU of any speed.
-Stages 2 to 4 train projector + language model (vision tower frozen, as in LLaVA) with
-``adsc.training`` -- the same Trainer path users run -- with no pruning layers, i.e. at full tokens.
-The result is ``qa/`` (model.safetensors + processor), small enough to commit. With ``heldout``
-(a generated dataset the model never trained on), ``qa/probe.json`` records the image-dependence
-control (probe.py): answer loss with matched, shuffled and blank images.
+Stages in a fixed order, each in its own folder under ``out`` and skipped when its output exists
+(a killed run resumes where it stopped): ``init/`` (vocabulary, processor, random model, dense
+vision warm-up), ``align/`` (object listings), ``drill/`` (existence drills), ``read/`` (the
+projector's reading warm-up), ``text_scenes/`` (reading on scenes of strings alone), ``focus/``
+(some kinds' records alone), ``qa/`` (the training mix, with optional copies of drill kinds),
+``qa2/`` (the mix again, a fresh schedule). Every stage after ``init/`` trains projector and
+language model through ``adsc.training`` (the Trainer path users run) with no pruning layers;
+a stage given minutes runs on a wall-clock cosine (``adsc.training.time_budget``). ``qa/`` (or
+``qa2/``) is the model; with ``heldout`` its ``probe.json`` holds the image-dependence control.
+Why each stage exists and how the committed checkpoint was made: docs/testbed.md.
 """
 
 from __future__ import annotations
@@ -45,11 +19,13 @@ import json
 import time
 from pathlib import Path
 
-from ..evaluation.generation import load_model
-from ..files import write_json_atomic
+from adsc.evaluation.generation import load_model
+from adsc.files import write_json_atomic
+
 from .dataset import TestbedConfig, generate
+from .facts import GRID, IMAGE_SIZE, PATCH, VISION_TOKENS
 from .formats.instruct import CAPTION_FILE, DRILL_FILES, INSTRUCT_FILE, family_of
-from .model import GRID, IMAGE_SIZE, PATCH, build_model, build_processor, vocabulary
+from .model import build_model, build_processor, vocabulary
 from .probe import image_dependence, load_for_probing
 from .warmup import PatchData, read_warm_up, warm_up_vision
 from .world import TEXT_COLORS, GridSpec, SceneConfig
@@ -86,40 +62,87 @@ def drill_copies(drills_in_qa: int | dict[str, int], what: str = "drills_in_qa")
     return {k: v for k, v in copies.items() if v}
 
 
-def check_recipe(drills_in_qa: int | dict[str, int], focus: dict[str, int] | None, focus_minutes: float | None,
-                 text_scenes_strings: int) -> tuple[dict[str, int], dict[str, int], SceneConfig]:
-    """(drill copies, focus copies, string-scene config), or the error that names the fix: called
-    before anything is generated or trained, so a typo fails at once, not after hours of stages."""
-    copies = drill_copies(drills_in_qa)
-    focus = drill_copies(focus or {}, "focus")
-    if bool(focus) != bool(focus_minutes):
-        raise ValueError("focus and focus_minutes go together: e.g. --focus sqa=4 --focus-minutes 14")
-    return copies, focus, text_scenes(text_scenes_strings)
+# The stages a recipe may hold, in the order they run (a recipe lists some of them, in this order).
+STAGES = ("init", "align", "drill", "read", "text_scenes", "focus", "qa", "qa2")
+BASE_STAGES = ("init", "align", "drill")  # they make the base model: not with start_from
+MINUTES_CAP = 1_000_000  # the step cap of a stage run for minutes: the clock ends it
 
 
-def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600, align_steps: int = 300,
-             drill_steps: int = 0, qa_steps: int = 1000, batch_size: int = 32, lr: float = 1e-3, seed: int = 0, layers: int = 12,
-             hidden: int = 128, save_steps: int = 100, heldout: str | Path | None = None, more_steps: int = 0,
-             start_from: str | Path | None = None, drills_in_qa: int | dict[str, int] = 0, qa_minutes: float | None = None,
-             read_warmup_steps: int = 0, text_scenes_minutes: float | None = None, text_scenes_images: int = 3000,
-             text_scenes_strings: int = 1, focus: dict[str, int] | None = None, focus_minutes: float | None = None,
-             num_workers: int = 0) -> dict:
+@dataclasses.dataclass
+class Stage:
+    """One record of a pretraining recipe: a stage of STAGES and what it trains for.
+
+    init: ``steps`` of dense vision warm-up; align, drill, read, qa2: ``steps``; text_scenes,
+    focus, qa: ``minutes`` of wall clock (``steps`` then a cap) or ``steps``; qa and focus take
+    ``copies`` of drill kinds (exist, read, count) or of the mix's own records (sqa); text_scenes
+    takes ``strings`` (1 to that many per scene) and ``images`` (scenes generated for it)."""
+
+    name: str
+    steps: int = 0
+    minutes: float | None = None
+    copies: dict[str, int] = dataclasses.field(default_factory=dict)
+    strings: int = 1
+    images: int = 3000
+
+    @classmethod
+    def from_dict(cls, record: dict, where: str = "recipe") -> Stage:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(record) - fields)
+        if unknown or "name" not in record:
+            raise ValueError(f"{where}: stage {record} has unknown fields {unknown} or no name; fields: {sorted(fields)}")
+        return cls(**record)
+
+
+def check_recipe(stages: list[Stage], start_from: str | Path | None = None) -> list[Stage]:
+    """The recipe with its copies checked, or the error that names the fix: called before anything
+    is generated or trained, so a typo fails at once, not after hours of stages."""
+    names = [s.name for s in stages]
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        raise ValueError(f"recipe: unknown stage(s) {unknown}; stages run in this order: {list(STAGES)}")
+    if names != sorted(set(names), key=STAGES.index):
+        raise ValueError(f"recipe: stages {names} must each appear once, in the order {list(STAGES)}")
+    if "qa" not in names:
+        raise ValueError("recipe: the qa stage is the model; add it (e.g. {\"name\": \"qa\", \"steps\": 1000})")
+    if start_from is None and names[0] != "init":
+        raise ValueError("recipe: a model from scratch starts with the init stage (or give start_from)")
+    if start_from is not None and set(names) & set(BASE_STAGES):
+        raise ValueError(f"recipe: {sorted(set(names) & set(BASE_STAGES))} make a base model; leave them out with start_from")
+    checked = []
+    for s in stages:
+        if s.name == "focus" and not s.copies:
+            raise ValueError("recipe: the focus stage trains on some kinds' records alone: give its copies (e.g. sqa=4)")
+        if s.name in ("text_scenes", "focus") and s.minutes is None:
+            raise ValueError(f"recipe: the {s.name} stage runs for minutes: e.g. --{s.name.replace('_', '-')}-minutes 14")
+        if s.minutes is None and s.steps < 1:
+            raise ValueError(f"recipe: stage {s.name} needs steps >= 1 or minutes")
+        text_scenes(s.strings)
+        checked.append(dataclasses.replace(s, copies=drill_copies(s.copies, s.name)))
+    return checked
+
+
+def pretrain(data_root: str | Path, out: str | Path, recipe: list[Stage], *, seed: int = 0,
+             start_from: str | Path | None = None, heldout: str | Path | None = None, batch_size: int = 32,
+             lr: float = 1e-3, layers: int = 12, hidden: int = 128, save_steps: int = 100, num_workers: int = 0) -> dict:
+    """Run ``recipe`` (Stage records) into ``out``; ``recipe.json`` there is the recipe as run."""
     data_root, out = Path(data_root), Path(out)
-    copies, focus, string_scenes = check_recipe(drills_in_qa, focus, focus_minutes, text_scenes_strings)
+    stages = {s.name: s for s in check_recipe(recipe, start_from)}
     out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "recipe.json", {"start_from": None if start_from is None else str(start_from), "seed": seed,
+                                            "stages": [dataclasses.asdict(s) for s in stages.values()]})
     init = out / "init"
-    if start_from is None and not (init / "model.safetensors").exists():
+    if "init" in stages and not (init / "model.safetensors").exists():
         start = time.time()
         processor = build_processor(vocabulary(data_root / TRAIN_JSON))
         model = build_model(len(processor.tokenizer), layers=layers, hidden=hidden, seed=seed)
-        losses = warm_up_vision(model, PatchData(data_root, processor, GRID, PATCH), warmup_steps, batch_size, seed=seed)
+        losses = warm_up_vision(model, PatchData(data_root, processor, GRID, PATCH), stages["init"].steps, batch_size, seed=seed)
         model.save_pretrained(init)
         processor.save_pretrained(init)
         (init / "warmup_log.json").write_text(json.dumps(warmup_summary(losses, start), indent=1))
 
     # lazy: adsc.training pulls in transformers' Trainer and peft (seconds) for every `adsc` command
-    from ..training import TrainConfig, train  # lazy: see above
-    from ..training.time_budget import TimeBudget  # lazy: see above
+    from adsc.training import TrainConfig, train  # lazy: see above
+    from adsc.training.time_budget import TimeBudget  # lazy: see above
 
     def stage(model: Path, data: Path, output: Path, steps: int, minutes: float | None = None,
               images: Path | None = None) -> dict:
@@ -130,7 +153,7 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
             mode="full", learning_rate=lr, projector_lr=lr, warmup_steps=0.03, global_batch_size=batch_size,
             lr_scheduler_type="cosine" if minutes is None else "constant",  # constant: TimeBudget scales it
             per_device_train_batch_size=batch_size, max_steps=steps, max_length=512,
-            layers=(), budget=float(GRID * GRID), curriculum="direct",  # no pruning layers: full tokens
+            layers=(), budget=float(VISION_TOKENS), curriculum="direct",  # no pruning layers: full tokens
             template="chat_template", pad_to_square=False, gradient_checkpointing=False, bf16=False,
             dataloader_num_workers=num_workers, logging_steps=20, save_steps=save_steps, save_total_limit=1, seed=seed,
         )
@@ -141,34 +164,40 @@ def pretrain(data_root: str | Path, out: str | Path, *, warmup_steps: int = 600,
         (output / "pretrain_stage.json").write_text(json.dumps(summary, indent=1, default=str))
         return summary
 
+    def cap(s: Stage) -> int:
+        return (s.steps or MINUTES_CAP) if s.minutes is not None else s.steps
+
     previous, summary = (init, {}) if start_from is None else (Path(start_from), {"start_from": str(start_from)})
-    for name, data, steps in (("align", CAPTION_JSON, align_steps), ("drill", DRILL_JSON, drill_steps)):
+    for name, data in (("align", CAPTION_JSON), ("drill", DRILL_JSON)):
         summary[name] = None
-        if steps and start_from is None:
-            summary[name] = stage(previous, data_root / data, out / name, steps)
+        if name in stages:
+            summary[name] = stage(previous, data_root / data, out / name, stages[name].steps)
             previous = out / name
-    if read_warmup_steps:
-        summary["read"] = read_stage(previous, data_root, out / "read", read_warmup_steps, batch_size, seed)
+    if "read" in stages:
+        summary["read"] = read_stage(previous, data_root, out / "read", stages["read"].steps, batch_size, seed)
         previous = out / "read"
-    if text_scenes_minutes:
+    if "text_scenes" in stages:
+        s = stages["text_scenes"]
         scenes = out / "text_scenes_data"
         if not (scenes / "manifest.json").exists():
-            generate(scenes, TestbedConfig(seed=seed + TEXT_SCENES_SEED_OFFSET, num_images=2, num_train=text_scenes_images,
-                                           spec=GridSpec(IMAGE_SIZE, PATCH, 2), scene=string_scenes,
+            generate(scenes, TestbedConfig(seed=seed + TEXT_SCENES_SEED_OFFSET, num_images=2, num_train=s.images,
+                                           spec=GridSpec(IMAGE_SIZE, PATCH, 2), scene=text_scenes(s.strings),
                                            benchmarks=("pope",)))
         mix = write_mix(out / "text_scenes_data.json", scenes, {"read": TEXT_SCENES_COPIES})
-        summary["text_scenes"] = stage(previous, mix, out / "text_scenes", 1_000_000, text_scenes_minutes, scenes / "train")
+        summary["text_scenes"] = stage(previous, mix, out / "text_scenes", cap(s), s.minutes, scenes / "train")
         previous = out / "text_scenes"
-    if focus:
-        mix = write_mix(out / "focus_data.json", data_root, focus, base=False)
-        summary["focus"] = stage(previous, mix, out / "focus", 1_000_000, focus_minutes)
+    if "focus" in stages:
+        s = stages["focus"]
+        mix = write_mix(out / "focus_data.json", data_root, s.copies, base=False)
+        summary["focus"] = stage(previous, mix, out / "focus", cap(s), s.minutes)
         previous = out / "focus"
-    qa_data = write_mix(out / "qa_data.json", data_root, copies) if copies else data_root / TRAIN_JSON
-    summary.update(stage(previous, qa_data, out / "qa", qa_steps, qa_minutes))
-    summary["drills_in_qa"] = copies
+    qa = stages["qa"]
+    qa_data = write_mix(out / "qa_data.json", data_root, qa.copies) if qa.copies else data_root / TRAIN_JSON
+    summary.update(stage(previous, qa_data, out / "qa", cap(qa), qa.minutes))
+    summary["drills_in_qa"] = qa.copies
     final = out / "qa"
-    if more_steps:
-        summary["qa2"] = stage(final, data_root / TRAIN_JSON, out / "qa2", more_steps)
+    if "qa2" in stages:
+        summary["qa2"] = stage(final, data_root / TRAIN_JSON, out / "qa2", stages["qa2"].steps)
         final = out / "qa2"
     summary["final"] = str(final)
     if heldout is not None:

@@ -11,8 +11,8 @@
 # (scratch stages' steps, 600/300), WORKERS (data loaders per variant, 3), VARIANTS (other
 # variants than these four: one per line, a name then its `adsc experiment --pretrain` options;
 # $MIN, $WARM, $ALIGN and $SCRATCH_MIN expand), e.g. reading and counting drills:
-#   VARIANTS='cont_rc --start-from checkpoints/testbed --drills-in-qa exist=3 read=4 count=2 --qa-minutes $MIN' \
-#       bash checkpoints/testbed/gpu_pretrain.sh
+#   VARIANTS='cont_rc --start-from testbed/src/adsc_testbed/checkpoint --drills-in-qa exist=3 read=4 count=2 --qa-minutes $MIN' \
+#       bash testbed/src/adsc_testbed/checkpoint/gpu_pretrain.sh
 set -u
 OUT=${OUT:-runs/gpu_out}
 MIN=${MIN:-6}
@@ -42,9 +42,9 @@ variant() {
 }
 SCRATCH_MIN=$(python3 -c "print(max(0.1, $MIN - 1.2))")  # from scratch: leave time for warm-up + alignment
 VARIANTS=${VARIANTS:-'
-cont_d1 --start-from checkpoints/testbed --drills-in-qa 1 --qa-minutes $MIN
-cont_d3 --start-from checkpoints/testbed --drills-in-qa 3 --qa-minutes $MIN
-cont_d0 --start-from checkpoints/testbed --drills-in-qa 0 --qa-minutes $MIN
+cont_d1 --start-from testbed/src/adsc_testbed/checkpoint --drills-in-qa 1 --qa-minutes $MIN
+cont_d3 --start-from testbed/src/adsc_testbed/checkpoint --drills-in-qa 3 --qa-minutes $MIN
+cont_d0 --start-from testbed/src/adsc_testbed/checkpoint --drills-in-qa 0 --qa-minutes $MIN
 scratch_d3 --warmup-steps $WARM --align-steps $ALIGN --drills-in-qa 3 --qa-minutes $SCRATCH_MIN
 '}
 pids=() names=()

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from adsc.testbed.experiment import CHECKPOINT, PRESETS, Experiment, with_overrides
+from adsc_testbed.experiment import CHECKPOINT, PRESETS, Experiment, with_overrides
 
 
 def test_committed_checkpoint_is_small_and_loadable():
@@ -25,6 +25,9 @@ def test_smoke_experiment_writes_every_table_and_resumes(tmp_path):
     assert data["tables"]["recovery"]["16"]["best_baseline"] == "fastv"
     rows = {r["method"] for r in data["table1_rows"]}
     assert {"full", "fastv", "**ADSC trained (LoRA, reverse)**"} <= rows
+    runs = {(r["method"], r["weights"], r["budget"]): r for r in data["runs"]}
+    assert runs[("adsc", "lora-reverse", 16.0)]["label"] == "adsc-trained@16"
+    assert len(runs) == 6  # full, fastv, untrained ADSC (one phase), twin full and + ADSC, trained ADSC
     # a check that is not met is named, with its number, at the top of the findings
     missed = [c for c in data["checks"] if not c["met"]]
     if missed:
@@ -47,8 +50,20 @@ def test_overrides_are_said_in_the_notes():
 
 
 def test_relative_scores_leave_out_benchmarks_the_full_model_does_not_score_on():
-    from adsc.testbed.report import rel_base
+    from adsc_testbed.report import rel_base
 
     kept, left_out = rel_base({"gqa": 47.5, "mme": 342.0, "textvqa": 1.8, "pope": 65.4})
     assert kept == {"gqa": 47.5, "mme": 342.0, "pope": 65.4} and left_out == ["textvqa"]
     assert rel_base({"mme": 150.0})[1] == ["mme"]
+
+
+def test_each_run_keeps_the_folder_name_earlier_versions_wrote():
+    """A Run's label is its folder under runs/: unchanged names let a rerun reuse finished steps."""
+    from adsc_testbed.runs import TWIN, Run
+
+    labels = {Run("full"): "full", Run("tome", budget=16.0): "tome@16",
+              Run("adsc", budget=16.0, phase=0.5): "adsc-untrained-phase0.5@16", Run("full", TWIN): "twin-full",
+              Run("adsc", TWIN, 16.0): "twin-adsc@16", Run("adsc", "lora-reverse", 16.0): "adsc-trained@16",
+              Run("adsc", "lora-direct", 32.0): "adsc-direct@32", Run("adsc", "lora-standard", 48.0): "adsc-standard@48",
+              Run("adsc", "full-reverse", 16.0): "adsc-fullft@16"}
+    assert {run: run.label for run in labels} == labels

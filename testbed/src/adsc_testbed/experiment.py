@@ -1,6 +1,6 @@
 """The synthetic-testbed experiment: the paper's Tables I-IV and Figure 2 on a CPU-sized model.
 
-Starts from the committed pretrained checkpoint (``checkpoints/testbed``), never from scratch.
+Starts from the committed pretrained checkpoint (``adsc_testbed/checkpoint``), never from scratch.
 Every step writes its own folder under ``out/runs`` and is skipped when finished, so a killed
 experiment resumes (``adsc.training.train`` and ``adsc.evaluation.evaluate`` both resume too).
 
@@ -19,15 +19,17 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..config import CompressionConfig, ConfigError
-from ..evaluation.generation import load_model
-from ..evaluation.run import evaluate
-from ..methods import get_method
+from adsc.config import CompressionConfig, ConfigError
+from adsc.evaluation.generation import load_model
+from adsc.evaluation.run import evaluate
+from adsc.methods import get_method
+
 from .dataset import TestbedConfig, generate
-from .facts import ADSC_LAYERS, CHECKPOINT, VISION_TOKENS
+from .facts import ADSC_LAYERS, CHECKPOINT, IMAGE_SIZE, PATCH, VISION_TOKENS
 from .formats.instruct import INSTRUCT_FILE
 from .questions.mme import SUBTASKS as MME_SUBTASKS
 from .report import write_report
+from .runs import TWIN, Results, Run
 from .world import GridSpec
 
 BENCHMARKS = ("gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2")
@@ -86,8 +88,9 @@ def eval_images(questions: int) -> dict[str, int]:
     return n
 
 
-def _budget_label(b: float) -> str:
-    return f"{int(b)}"
+def _adsc(budget: float, **options) -> CompressionConfig:
+    """ADSC at ``budget`` on the testbed model's pruning layers."""
+    return CompressionConfig(layers=ADSC_LAYERS, budget=budget, vision_tokens=VISION_TOKENS, **options)
 
 
 class Experiment:
@@ -98,7 +101,7 @@ class Experiment:
         self.progress = progress
         if not (self.checkpoint / "model.safetensors").exists():
             raise FileNotFoundError(
-                f"no pretrained testbed model at {self.checkpoint}; it is committed in checkpoints/testbed "
+                f"no pretrained testbed model at {self.checkpoint}; the committed one is {CHECKPOINT} "
                 "(or make one with `adsc experiment --pretrain`)"
             )
 
@@ -107,7 +110,7 @@ class Experiment:
         if (self.data / "manifest.json").exists():
             return
         cfg = TestbedConfig(seed=self.seed, num_images=eval_images(self.preset.questions), num_train=self.preset.train_images,
-                            spec=GridSpec(168, 14, 2))
+                            spec=GridSpec(IMAGE_SIZE, PATCH, 2))
         generate(self.data, cfg)
 
     # ------------------------------------------------------------------ models
@@ -127,7 +130,7 @@ class Experiment:
                         benchmark_options={"mme": {"subtasks": MME_SUBTASKS}})
 
     def finetune(self, label: str, *, budget: float, layers=ADSC_LAYERS, curriculum: str = "reverse", mode: str = "lora"):
-        from ..training import TrainConfig, load_trained, train  # lazy: transformers' Trainer and peft (seconds)
+        from adsc.training import TrainConfig, load_trained, train  # lazy: transformers' Trainer and peft (seconds)
 
         p = self.preset
         target = self.runs / f"train-{label}"
@@ -151,43 +154,41 @@ class Experiment:
     def run(self) -> dict:
         start = time.time()
         self.generate()
-        p, results = self.preset, {}
+        p, results = self.preset, Results()
+
+        def score(run: Run, model, processor, compression: CompressionConfig | None) -> None:
+            results.scored[run] = self.evaluate(run.label, model, processor, compression)
+
         model, processor = self._pretrained()
-        results["full"] = self.evaluate("full", model, processor, None)
+        score(Run("full"), model, processor, None)
         for b in p.budgets:
-            tag = _budget_label(b)
             for method in p.baselines:
                 layers = get_method(method).layers_like(ADSC_LAYERS)  # fastv, tome: (1,); the rest: ADSC's
                 cfg = CompressionConfig(method=method, layers=layers, budget=b, vision_tokens=VISION_TOKENS)
                 try:
-                    results[f"{method}@{tag}"] = self.evaluate(f"{method}@{tag}", model, processor, cfg)
+                    score(Run(method, budget=b), model, processor, cfg)
                 except ConfigError as err:  # e.g. ToMe halves at most per layer: 1/9 is out of its reach here
-                    results.setdefault("skipped", {})[f"{method}@{tag}"] = str(err)
+                    results.skipped[Run(method, budget=b)] = str(err)
             for phase in p.phases:
-                cfg = CompressionConfig(layers=ADSC_LAYERS, budget=b, vision_tokens=VISION_TOKENS, phase=phase)
-                results[f"adsc-untrained-phase{phase}@{tag}"] = self.evaluate(
-                    f"adsc-untrained-phase{phase}@{tag}", model, processor, cfg)
+                score(Run("adsc", budget=b, phase=phase), model, processor, _adsc(b, phase=phase))
         del model
         # The twin: same steps, same data, same seed, nothing dropped during training. With nothing
         # dropped the budget plays no part, so one twin serves every budget.
         twin, twin_proc = self.finetune("twin", budget=VISION_TOKENS, layers=(), curriculum="direct")
-        results["twin-full"] = self.evaluate("twin-full", twin, twin_proc, None)
+        score(Run("full", TWIN), twin, twin_proc, None)
         for b in p.budgets:
-            tag = _budget_label(b)
-            cfg = CompressionConfig(layers=ADSC_LAYERS, budget=b, vision_tokens=VISION_TOKENS)
-            results[f"twin-adsc@{tag}"] = self.evaluate(f"twin-adsc@{tag}", twin, twin_proc, cfg)
-            m, proc = self.finetune(f"adsc-reverse@{tag}", budget=b)
-            results[f"adsc-trained@{tag}"] = self.evaluate(f"adsc-trained@{tag}", m, proc, cfg)
+            score(Run("adsc", TWIN, b), twin, twin_proc, _adsc(b))
+            m, proc = self.finetune(f"adsc-reverse@{Run('adsc', budget=b).tag}", budget=b)
+            score(Run("adsc", "lora-reverse", b), m, proc, _adsc(b))
         del twin
         if p.ablations:
             b = p.budgets[-1]
-            tag = _budget_label(b)
-            cfg = CompressionConfig(layers=ADSC_LAYERS, budget=b, vision_tokens=VISION_TOKENS)
+            tag = Run("adsc", budget=b).tag
             for curriculum in ("direct", "standard"):
                 m, proc = self.finetune(f"adsc-{curriculum}@{tag}", budget=b, curriculum=curriculum)
-                results[f"adsc-{curriculum}@{tag}"] = self.evaluate(f"adsc-{curriculum}@{tag}", m, proc, cfg)
+                score(Run("adsc", f"lora-{curriculum}", b), m, proc, _adsc(b))
             m, proc = self.finetune(f"adsc-fullft@{tag}", budget=b, mode="full")
-            results[f"adsc-fullft@{tag}"] = self.evaluate(f"adsc-fullft@{tag}", m, proc, cfg)
+            score(Run("adsc", "full-reverse", b), m, proc, _adsc(b))
         # time adds up over invocations: a resumed or re-rendered run reports the compute of all of them
         elapsed = self.out / "elapsed.json"
         before = json.loads(elapsed.read_text())["seconds"] if elapsed.exists() else 0.0

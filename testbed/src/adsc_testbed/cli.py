@@ -3,16 +3,18 @@
     adsc experiment --preset quick                 # < 10 min on 2 cores, from the committed checkpoint
     adsc experiment --preset full --out results/testbed
     adsc experiment --generate-only --out data/testbed --seed 0 --num-images 100 --num-train 1000
-    adsc experiment --pretrain --out runs/testbed_pretrain   # remake checkpoints/testbed (long)
+    adsc experiment --pretrain --out runs/testbed_pretrain   # remake adsc_testbed/checkpoint (long)
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .dataset import BENCHMARKS, TestbedConfig, generate
 from .experiment import CHECKPOINT, PRESETS, Experiment, with_overrides
-from .pretrain import check_recipe, pretrain
+from .facts import IMAGE_SIZE, PATCH
+from .pretrain import Stage, check_recipe, drill_copies, pretrain, text_scenes
 from .probe import table
 from .world import GridSpec, SceneConfig
 
@@ -21,7 +23,7 @@ def add_arguments(p) -> None:
     p.add_argument("--preset", choices=["smoke", "quick", "full"], default="quick", help="experiment size")
     p.add_argument("--questions", type=int, help="override the preset's test questions per benchmark")
     p.add_argument("--train-steps", type=int, help="override the preset's fine-tuning steps")
-    p.add_argument("--checkpoint", help="pretrained testbed model (default: the committed checkpoints/testbed)")
+    p.add_argument("--checkpoint", help="pretrained testbed model (default: the committed adsc_testbed/checkpoint)")
     p.add_argument("--generate-only", action="store_true", help="write the synthetic dataset and stop")
     p.add_argument("--pretrain", action="store_true", help="pretrain the testbed model from scratch into --out")
     p.add_argument("--warmup-steps", type=int, default=600, help="--pretrain: dense vision warm-up steps")
@@ -38,13 +40,16 @@ def add_arguments(p) -> None:
                    help="--pretrain: before the QA stage, train on these kinds' records alone (e.g. sqa=4), for --focus-minutes")
     p.add_argument("--focus-minutes", type=float, default=None, help="--pretrain: minutes of the --focus stage")
     p.add_argument("--start-from", default=None,
-                   help="--pretrain: run only the QA stage, from this model (e.g. checkpoints/testbed)")
+                   help="--pretrain: run only the QA stage, from this model (e.g. adsc_testbed/checkpoint)")
     p.add_argument("--read-warmup-steps", type=int, default=0,
                    help="--pretrain: before the QA stage, teach the projector the word on each text patch for this many steps")
     p.add_argument("--text-scenes-minutes", type=float, default=None,
                    help="--pretrain: before the QA stage, train reading on scenes of strings alone for this many minutes")
     p.add_argument("--text-scenes-strings", type=int, default=1,
                    help="--pretrain: strings per scene in that stage, 1 to this many (colour picks the one asked about)")
+    p.add_argument("--recipe", metavar="FILE.json",
+                   help="--pretrain: the stages as a JSON list of stage records (adsc_testbed.pretrain.Stage) instead of "
+                        "the stage flags above; every run writes the recipe it ran to OUT/recipe.json")
     p.add_argument("--workers", type=int, default=0, help="--pretrain: data-loading processes (0: in the training process)")
     p.add_argument("--out", default=None, help="output folder (default: runs/testbed_<preset>, or testbed_data)")
     p.add_argument("--seed", type=int, default=0)
@@ -99,13 +104,35 @@ def _experiment(args) -> int:
     return 0
 
 
+def recipe_from_args(args) -> list[Stage]:
+    """The stages the --pretrain flags ask for (or the JSON list of stage records --recipe names)."""
+    if args.recipe:
+        records = json.loads(Path(args.recipe).read_text())
+        return [Stage.from_dict(r, args.recipe) for r in (records["stages"] if isinstance(records, dict) else records)]
+    stages = []
+    if args.start_from is None:  # the base model's stages; a continuation starts after them
+        stages.append(Stage("init", steps=args.warmup_steps))
+        base = (("align", args.align_steps), ("drill", args.drill_steps))
+        stages += [Stage(name, steps=steps) for name, steps in base if steps]
+    if args.read_warmup_steps:
+        stages.append(Stage("read", steps=args.read_warmup_steps))
+    if args.text_scenes_minutes:
+        stages.append(Stage("text_scenes", minutes=args.text_scenes_minutes, strings=args.text_scenes_strings))
+    if args.focus or args.focus_minutes:
+        focus = _drill_copies(args.focus, "--focus") if args.focus else {}
+        stages.append(Stage("focus", minutes=args.focus_minutes, copies=focus))
+    copies = drill_copies(_drill_copies(args.drills_in_qa), "--drills-in-qa")  # "3": existence drills
+    stages.append(Stage("qa", steps=args.qa_steps, minutes=args.qa_minutes, copies=copies))
+    return stages
+
+
 def _pretrain(args) -> int:
-    drills = _drill_copies(args.drills_in_qa)
-    focus = _drill_copies(args.focus, "--focus") if args.focus else None
-    check_recipe(drills, focus, args.focus_minutes, args.text_scenes_strings)  # before any data is written
+    recipe = check_recipe(recipe_from_args(args), args.start_from)  # before any data is written
+    if args.text_scenes_strings != 1 and not any(s.name == "text_scenes" for s in recipe):
+        text_scenes(args.text_scenes_strings)  # a bad count is refused even without the stage
     out = args.out or "runs/testbed_pretrain"
     data = f"{out}/data"
-    args.image_size, args.patch_size = 168, 14
+    args.image_size, args.patch_size = IMAGE_SIZE, PATCH
     if args.num_train == 1000:
         args.num_train = 3000
     # a rerun (resume) keeps data already written; same seed and settings give the same bytes anyway
@@ -115,15 +142,12 @@ def _pretrain(args) -> int:
     args.seed, args.num_train, args.num_images, seed = args.seed + 1, 200, 2, args.seed
     if not Path(out, "heldout", "manifest.json").exists():
         generate(f"{out}/heldout", config_from_args(args))
-    summary = pretrain(data, out, warmup_steps=args.warmup_steps, align_steps=args.align_steps, drill_steps=args.drill_steps,
-                       qa_steps=args.qa_steps, seed=seed, heldout=f"{out}/heldout", start_from=args.start_from,
-                       drills_in_qa=drills, qa_minutes=args.qa_minutes,
-                       read_warmup_steps=args.read_warmup_steps, text_scenes_minutes=args.text_scenes_minutes,
-                       text_scenes_strings=args.text_scenes_strings, num_workers=args.workers,
-                       focus=focus, focus_minutes=args.focus_minutes)
+    summary = pretrain(data, out, recipe, seed=seed, start_from=args.start_from, heldout=f"{out}/heldout",
+                       num_workers=args.workers)
     print(table(summary["probe"]))
     print(f"pretrained model in {out}/qa ({summary['steps']} steps, final loss {summary['final_loss']:.3f}); "
-          "copy model.safetensors, config.json and the processor files to checkpoints/testbed to use it")
+          f"its recipe in {out}/recipe.json; copy model.safetensors, config.json and the processor files to "
+          "testbed/src/adsc_testbed/checkpoint to use it")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Hand-built scenes whose answers the tests check by hand (layout 12 x 12 cells at 336 px / 14)."""
 
-from adsc.testbed.scene import Obj, Scene, make_text, object_bbox
-from adsc.testbed.world import GridSpec
+from adsc_testbed.scene import Obj, Scene, make_text, object_bbox
+from adsc_testbed.world import GridSpec
 
 SPEC = GridSpec(336, 14, 2)
 

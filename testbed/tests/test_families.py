@@ -6,10 +6,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from adsc.testbed.questions import caption, drill, gqa, mme, pope, sqa, textvqa, vqav2
-from adsc.testbed.world import CATEGORIES, VOCAB
-
-from .scenes import scene_one, scene_two
+from adsc_testbed.questions import caption, drill, gqa, mme, pope, sqa, textvqa, vqav2
+from adsc_testbed.world import CATEGORIES, VOCAB
+from testbed_scenes import scene_one, scene_two
 
 SEEDS = range(40)
 

@@ -10,8 +10,8 @@ Three conditions, same records, same batches:
 - ``shuffled``: the batch's images rolled by one, so each question sees another scene;
 - ``blank``: a mid-grey image (what is left when the question alone must decide).
 
-``python3 -m adsc.testbed.probe MODEL HELDOUT`` runs it on a held-out dataset's QA records and
-on its reading and counting drills (the numbers checkpoints/testbed/README.md quotes).
+``python3 -m adsc_testbed.probe MODEL HELDOUT`` runs it on a held-out dataset's QA records and
+on its reading and counting drills (the numbers docs/testbed.md quotes).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..evaluation.generation import load_model
+from adsc.evaluation.generation import load_model
+
 from .formats.instruct import DRILL_FILES, INSTRUCT_FILE, family_of
 
 CONDITIONS = ("matched", "shuffled", "blank")
@@ -43,8 +44,8 @@ def image_dependence(model, processor, data: str, image_folder: str, n: int = 25
 
     ``answer_acc`` is the share of records whose every answer token is the model's argmax.
     """
-    from ..training.data import IGNORE, Collator, Encoder  # lazy: adsc.training imports the Trainer and peft
-    from ..training.records import load_json, parse_records  # lazy: as above
+    from adsc.training.data import IGNORE, Collator, Encoder  # lazy: adsc.training imports the Trainer and peft
+    from adsc.training.records import load_json, parse_records  # lazy: as above
 
     records, _ = parse_records(load_json(data), skip_malformed=False)
     if family is not None:
@@ -112,8 +113,8 @@ def load_for_probing(path: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m adsc.testbed.probe", description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="a testbed model folder (e.g. checkpoints/testbed)")
+    parser = argparse.ArgumentParser(prog="python3 -m adsc_testbed.probe", description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="a testbed model folder (e.g. adsc_testbed/checkpoint)")
     parser.add_argument("heldout", help="a generated dataset the model never trained on (e.g. runs/testbed_cpu/heldout)")
     parser.add_argument("--out", help="write the results here as JSON")
     args = parser.parse_args(argv)

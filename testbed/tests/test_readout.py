@@ -1,13 +1,13 @@
-"""The word-readout probes (adsc.testbed.readout): a linear code is found, and the command runs on the committed model."""
+"""The word-readout probes (adsc_testbed.readout): a linear code is found, and the command runs on the committed model."""
 
 import json
 
 import torch
 
-from adsc.testbed import GridSpec, TestbedConfig, generate
-from adsc.testbed.experiment import CHECKPOINT
-from adsc.testbed.readout import linear_probe, main
-from adsc.testbed.world import VOCAB
+from adsc_testbed import GridSpec, TestbedConfig, generate
+from adsc_testbed.experiment import CHECKPOINT
+from adsc_testbed.readout import linear_probe, main
+from adsc_testbed.world import VOCAB
 
 
 def test_linear_probe_finds_a_linear_code_and_not_a_random_one():

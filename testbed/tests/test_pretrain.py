@@ -1,27 +1,30 @@
-"""Pretraining's four stages, a few steps each, on a tiny generated dataset: wiring and resume."""
+"""Pretraining recipes (lists of Stage records), a few steps per stage on a tiny generated dataset:
+wiring, resume, and the checks that refuse a bad recipe before any stage runs."""
 
 import json
 
 import pytest
 
-from adsc.testbed.cli import _drill_copies
-from adsc.testbed.dataset import TestbedConfig, generate
-from adsc.testbed.pretrain import drill_copies, pretrain
-from adsc.testbed.world import GridSpec
+from adsc_testbed.cli import _drill_copies
+from adsc_testbed.dataset import TestbedConfig, generate
+from adsc_testbed.pretrain import Stage, check_recipe, drill_copies, pretrain
+from adsc_testbed.world import GridSpec
 
 
 def test_pretrain_runs_every_stage_and_skips_finished_ones(tmp_path):
     data = tmp_path / "data"
     generate(data, TestbedConfig(seed=0, num_images=2, num_train=8, spec=GridSpec(168, 14, 2)))
-    kw = dict(warmup_steps=2, align_steps=1, drill_steps=1, qa_steps=1, batch_size=4, layers=2, hidden=32, save_steps=1,
-              heldout=data)
-    summary = pretrain(data, tmp_path / "run", **kw)
+    recipe = [Stage("init", steps=2), Stage("align", steps=1), Stage("drill", steps=1), Stage("qa", steps=1)]
+    kw = dict(batch_size=4, layers=2, hidden=32, save_steps=1, heldout=data)
+    summary = pretrain(data, tmp_path / "run", recipe, **kw)
     for stage in ("init", "align", "drill", "qa"):
         assert (tmp_path / "run" / stage / "model.safetensors").is_file()
     assert set(summary["probe"]) >= {"matched", "shuffled", "blank"}
     assert json.loads((tmp_path / "run" / "qa" / "probe.json").read_text()) == summary["probe"]
     stamp = (tmp_path / "run" / "drill" / "model.safetensors").stat().st_mtime_ns
-    pretrain(data, tmp_path / "run", **kw)  # a rerun finds every stage done and trains nothing
+    recorded = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    assert [Stage.from_dict(r) for r in recorded["stages"]] == recipe and recorded["start_from"] is None
+    pretrain(data, tmp_path / "run", recipe, **kw)  # a rerun finds every stage done and trains nothing
     assert (tmp_path / "run" / "drill" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
@@ -30,10 +33,11 @@ def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix_aft
     monkeypatch.chdir(tmp_path)  # relative paths, as the command line gives them
     data = tmp_path / "data"
     generate(data, TestbedConfig(seed=0, num_images=2, num_train=8, spec=GridSpec(168, 14, 2)))
-    pretrain(data, tmp_path / "base", warmup_steps=1, align_steps=0, qa_steps=1, batch_size=4, layers=2, hidden=32)
-    summary = pretrain("data", "more", start_from="base/qa", drills_in_qa={"exist": 2, "read": 1, "sqa": 1}, qa_minutes=0.05,
-                       qa_steps=100_000, batch_size=4, save_steps=1000, read_warmup_steps=2, text_scenes_minutes=0.05,
-                       text_scenes_images=8, focus={"sqa": 2}, focus_minutes=0.05)
+    pretrain(data, tmp_path / "base", [Stage("init", steps=1), Stage("qa", steps=1)], batch_size=4, layers=2, hidden=32)
+    recipe = [Stage("read", steps=2), Stage("text_scenes", minutes=0.05, images=8),
+              Stage("focus", minutes=0.05, copies={"sqa": 2}),
+              Stage("qa", steps=100_000, minutes=0.05, copies={"exist": 2, "read": 1, "sqa": 1})]
+    summary = pretrain("data", "more", recipe, start_from="base/qa", batch_size=4, save_steps=1000)
     assert not (tmp_path / "more" / "init").exists()  # the early stages are the start model's
     assert summary["read"]["start"] == "base/qa" and summary["read"]["steps"] == 2
     # then reading on one-string scenes, from the warmed-up model; the QA stage starts from that
@@ -75,16 +79,27 @@ def test_drill_copies_are_checked():
         _drill_copies(["4"], "--focus")
 
 
-def test_focus_needs_its_minutes_and_known_kinds_before_any_stage_runs(tmp_path):
-    with pytest.raises(ValueError, match="--focus-minutes"):
-        pretrain(tmp_path / "data", tmp_path / "run", focus={"sqa": 4})
-    with pytest.raises(ValueError, match="focus .*science.* kinds"):
-        pretrain(tmp_path / "data", tmp_path / "run", focus={"science": 4}, focus_minutes=1)
+def test_a_bad_recipe_is_refused_before_any_stage_runs(tmp_path):
+    qa = Stage("qa", steps=1)
+    for recipe, start_from, message in (
+            ([Stage("init", steps=1), Stage("focus", copies={"sqa": 4}), qa], None, "--focus-minutes"),
+            ([Stage("init", steps=1), Stage("focus", minutes=1, copies={"science": 4}), qa], None, "focus .*science.* kinds"),
+            ([Stage("init", steps=1)], None, "the qa stage is the model"),
+            ([qa, Stage("init", steps=1)], None, "in the order"),
+            ([Stage("warmup", steps=1), qa], None, "unknown stage"),
+            ([qa], None, "starts with the init stage"),
+            ([Stage("align", steps=3), qa], "base/qa", "leave them out with start_from"),
+            ([Stage("init", steps=1), Stage("align"), qa], None, "align needs steps")):
+        with pytest.raises(ValueError, match=message):
+            pretrain(tmp_path / "data", tmp_path / "run", recipe, start_from=start_from)
     assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="unknown fields \\['step'\\]"):
+        Stage.from_dict({"name": "qa", "step": 3})
+    assert check_recipe([Stage("qa", steps=5, copies={"read": 4, "count": 0})], "m") == [Stage("qa", steps=5, copies={"read": 4})]
 
 
 def test_text_scenes_hold_up_to_the_given_number_of_strings_and_no_objects():
-    from adsc.testbed.pretrain import TEXT_SCENES, text_scenes
+    from adsc_testbed.pretrain import TEXT_SCENES, text_scenes
 
     assert text_scenes() == TEXT_SCENES
     three = text_scenes(3)
@@ -94,11 +109,37 @@ def test_text_scenes_hold_up_to_the_given_number_of_strings_and_no_objects():
             text_scenes(bad)
 
 
-def test_the_command_line_refuses_a_bad_recipe_before_writing_any_data(tmp_path, capsys):
-    from adsc.cli import main
-
+def test_the_command_line_refuses_a_bad_recipe_before_writing_any_data(tmp_path, capsys, adsc_main):
     for bad, message in ((["--focus", "sqa=4"], "--focus-minutes"), (["--text-scenes-strings", "9"], "to 5"),
                          (["--drills-in-qa", "reading=2"], "kinds")):
-        assert main(["experiment", "--pretrain", "--out", str(tmp_path / "run"), *bad]) == 2
+        assert adsc_main(["experiment", "--pretrain", "--out", str(tmp_path / "run"), *bad]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def _flags(line: str):
+    import argparse
+
+    from adsc_testbed.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(line.split())
+
+
+def test_the_flags_of_the_committed_commands_are_recipes(tmp_path):
+    """pretrain_cmd.sh's first and last commands, as the stage records they ran."""
+    from adsc_testbed.cli import recipe_from_args
+
+    assert recipe_from_args(_flags("--pretrain --seed 0")) == [
+        Stage("init", steps=600), Stage("align", steps=300), Stage("qa", steps=1000, copies={})]
+    step7 = _flags("--pretrain --start-from runs/testbed_read4/qa --focus sqa=4 --focus-minutes 14 "
+                   "--drills-in-qa exist=3 read=8 count=2 sqa=4 --qa-minutes 22 --qa-steps 1000000")
+    recipe = [Stage("focus", minutes=14, copies={"sqa": 4}),
+              Stage("qa", steps=1_000_000, minutes=22, copies={"exist": 3, "read": 8, "count": 2, "sqa": 4})]
+    assert recipe_from_args(step7) == recipe
+    # the same as data: --recipe FILE, a list of stage records (or a run's recipe.json)
+    (tmp_path / "r.json").write_text(json.dumps([{"name": "focus", "minutes": 14, "copies": {"sqa": 4}},
+                                                {"name": "qa", "steps": 1_000_000, "minutes": 22,
+                                                 "copies": {"exist": 3, "read": 8, "count": 2, "sqa": 4}}]))
+    assert recipe_from_args(_flags(f"--pretrain --recipe {tmp_path / 'r.json'}")) == recipe

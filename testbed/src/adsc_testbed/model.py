@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from ..tiny import IMAGE_TOKEN, PAD, tiny_tokenizer
+from adsc.tiny import IMAGE_TOKEN, PAD, tiny_tokenizer
+
+from .facts import IMAGE_SIZE, PATCH
 from .world import COLORS, NUMBER_WORDS, PLURALS, SHAPES, VOCAB
 
-IMAGE_SIZE, PATCH = 168, 14
-GRID = IMAGE_SIZE // PATCH
 VICUNA_WORDS = (
     "A chat between a curious user and an artificial intelligence assistant . The assistant gives helpful , "
     "detailed , and polite answers to the user ' s questions . USER : ASSISTANT :"
