@@ -59,7 +59,7 @@ def test_schedule_and_profile_take_a_layout(capsys):
     assert (data["vision_tokens"], data["keep_counts"], data["layout"]["extra_tokens"]) == (2880, [1440], 48)
     assert main(["schedule", "--layout", "llava-onevision", "--video-frames", "8", "--layers", "2", "8"]) == 0
     assert "a video of 8 frames: 1568 vision tokens on 8 x 14x14 + 1 newline" in capsys.readouterr().out
-    assert main(["profile", "--layout", "llava-next:672x672", "--ratio", "0.5", "--json"]) == 0
+    assert main(["profile", "--layout", "llava-next:672x672", "--drop-ratio", "0.5", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["schedule"]["keep_counts"] == [1440, 720, 360, 180]
 

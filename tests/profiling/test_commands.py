@@ -12,7 +12,7 @@ def test_profile_table_and_json(capsys):
     assert main(["profile", "--budget", "128", "--per-layer"]) == 0
     out = capsys.readouterr().out
     assert "| adsc |" in out and "per decoder layer" in out
-    assert main(["profile", "--model", "qwen2-vl-7b", "--ratio", "0.5", "--layers", "2", "8", "--json"]) == 0
+    assert main(["profile", "--model", "qwen2-vl-7b", "--drop-ratio", "0.5", "--layers", "2", "8", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["schedule"]["keep_counts"] == [128, 64]
     assert data["adsc"]["flops"]["total"] < data["full"]["flops"]["total"]

@@ -182,7 +182,7 @@ def test_schedule_cli_is_valid_or_one_named_line(names, values, method):
 
 
 @QUICK
-@given(st.lists(st.sampled_from(["--text-tokens", "--new-tokens", "--batch", "--kv-bytes", "--budget", "--ratio",
+@given(st.lists(st.sampled_from(["--text-tokens", "--new-tokens", "--batch", "--kv-bytes", "--budget", "--drop-ratio",
                                  "--layers"]), min_size=1, max_size=3, unique=True),
        st.lists(number_text, min_size=3, max_size=3))
 def test_profile_cli_is_valid_or_one_named_line_and_writes_only_on_success(tmp_path_factory, names, values):

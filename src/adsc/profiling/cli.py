@@ -2,7 +2,7 @@
 
 Examples:
     adsc profile --model llava-1.5-7b --budget 192 --text-tokens 64 --new-tokens 32
-    adsc profile --model qwen2-vl-7b --ratio 0.5 --layers 2 8 16 --per-layer --json
+    adsc profile --model qwen2-vl-7b --drop-ratio 0.5 --layers 2 8 16 --per-layer --json
     adsc profile --reproduce-table4 --out results/table4
 """
 
@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from ..checks import real, whole, writable_dir
 from ..config import CompressionConfig
+from ..config_cli import add_compression_arguments
 from ..layouts import families, layout_from_args, on_layout
 from .flops import Account, Conventions, account
 from .shapes import PRESETS, preset
@@ -21,11 +22,9 @@ from .shapes import PRESETS, preset
 
 def add_arguments(p) -> None:
     p.add_argument("--model", default="llava-1.5-7b", choices=sorted(PRESETS), help="shape preset (public config values)")
-    p.add_argument("--layers", type=int, nargs="+", default=[2, 8, 16, 24], help="pruning layers (0-indexed)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--budget", type=float, help="average vision tokens over all layers (default 192)")
-    g.add_argument("--ratio", type=float, help="drop ratio at every pruning layer")
-    g.add_argument("--full", action="store_true", help="no compression only")
+    amount = add_compression_arguments(p, fields=("layers", "budget", "drop_ratio"),
+                                       defaults={"layers": [2, 8, 16, 24], "budget": 192.0}, aliases=True)
+    amount.add_argument("--full", action="store_true", help="no compression only")
     p.add_argument("--text-tokens", type=int, default=64, help="prompt tokens that are not image tokens")
     p.add_argument("--layout", metavar="FAMILY[:HxW]",
                    help="vision tokens of one input as the family's adapter lays it out (e.g. llava-next:672x672) instead "
@@ -52,8 +51,8 @@ def check_args(args) -> None:
     whole("--kv-bytes", args.kv_bytes, 1, fix=" (2 for fp16/bf16, 4 for fp32, 1 for int8)")
     if args.budget is not None:
         real("--budget", args.budget, 0.0, strict=True)
-    if args.ratio is not None:
-        real("--ratio", args.ratio, 0.0, 1.0, high_open=True)
+    if args.drop_ratio is not None:
+        real("--drop-ratio", args.drop_ratio, 0.0, 1.0, high_open=True)
     if args.out:
         writable_dir("--out", args.out)
 
@@ -72,7 +71,7 @@ def run(args) -> int:
     results = {"full": full}
     schedule = None
     if not args.full:
-        kw = {"drop_ratio": args.ratio} if args.ratio is not None else {"budget": args.budget or 192.0}
+        kw = {"drop_ratio": args.drop_ratio} if args.drop_ratio is not None else {"budget": args.budget}
         config = CompressionConfig(layers=tuple(args.layers), vision_tokens=shape.vision_tokens, **kw)
         schedule = config.schedule(shape.text.layers)
         if found is not None:  # what the method keeps on the layout's own spans
