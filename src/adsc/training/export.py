@@ -15,6 +15,7 @@ import os
 
 from ..api import compress
 from ..config import CompressionConfig
+from ..loading import load_processor
 from .checkpoints import replace_pickled_args
 
 TRAINING_INFO = "adsc_training.json"
@@ -36,8 +37,6 @@ def save_output(trainer, out: str, comp: CompressionConfig, cfg, merge: bool = F
 
 def write_merged(out: str) -> None:
     """``out/merged``: the adapter of a finished LoRA run folded into the weights, compression config beside it."""
-    from transformers import AutoProcessor
-
     with open(os.path.join(out, TRAINING_INFO)) as fh:
         info = json.load(fh)
     if info["mode"] != "lora":
@@ -45,7 +44,7 @@ def write_merged(out: str) -> None:
     merged_dir = os.path.join(out, MERGED)
     model = load_trained(out, merge=True, compressed=False)
     model.save_pretrained(merged_dir)
-    AutoProcessor.from_pretrained(out).save_pretrained(merged_dir)
+    load_processor(out).save_pretrained(merged_dir)  # also a Qwen2-VL one where torchvision is absent
     CompressionConfig.from_pretrained(out).save_pretrained(merged_dir)
     with open(os.path.join(merged_dir, TRAINING_INFO), "w") as fh:
         json.dump({**info, "mode": "merged"}, fh, indent=2)

@@ -22,6 +22,7 @@ from pathlib import Path
 from adsc.config import CompressionConfig, ConfigError
 from adsc.evaluation.generation import load_model
 from adsc.evaluation.run import evaluate
+from adsc.loading import load_processor
 from adsc.methods import get_method
 
 from .dataset import TestbedConfig, generate
@@ -146,9 +147,7 @@ class Experiment:
         train(cfg)
         model = load_trained(str(target), compressed=False)
         _enable_cache(model)
-        from transformers import AutoProcessor
-
-        return model, AutoProcessor.from_pretrained(str(target))
+        return model, load_processor(str(target))
 
     # ------------------------------------------------------------------ the experiment
     def run(self) -> dict:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import sys
 
 from ...config import CompressionConfig
-from ...tiny import tiny_llava, tiny_llava_processor, tiny_qwen2_5_vl, tiny_qwen2_vl, tiny_qwen2_vl_processor
+from ...tiny import QWEN_IMAGE, tiny_llava, tiny_llava_processor, tiny_qwen2_5_vl, tiny_qwen2_vl, tiny_qwen2_vl_processor
 
 IMAGE_SIZE, PATCH = 48, 8  # LLaVA: 6 x 6 = 36 vision tokens per image
 QWEN_MAX_PIXELS = 112 * 112  # Qwen2-VL: at most 4 x 4 merged tokens per image
-QWEN_IMAGE = "<|vision_start|><|image_pad|><|vision_end|> "
-IMAGE_MARKERS = {"llava": "<image> ", "qwen2_vl": QWEN_IMAGE, "qwen2_5_vl": QWEN_IMAGE}
+IMAGE_MARKERS = {"llava": "<image> ", "qwen2_vl": QWEN_IMAGE + " ", "qwen2_5_vl": QWEN_IMAGE + " "}
 DEMO_CONFIGS = {
     "llava": CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=IMAGE_SIZE // PATCH * (IMAGE_SIZE // PATCH)),
     "qwen2_vl": CompressionConfig(layers=(1, 2, 3), budget=6, vision_tokens=12),
