@@ -30,3 +30,14 @@ def test_a_saved_processor_loads_back_and_takes_images_only(tmp_path):
         torch.testing.assert_close(got[key], want[key])
     with pytest.raises(VideoNeedsTorchvision, match="send the frames as images"):
         loaded(text="<|vision_start|><|video_pad|><|vision_end|>", videos=[[image, image]])
+
+
+def test_a_processor_saved_without_the_model_config_loads_back(tmp_path):
+    """Regression: a LoRA training output holds the processor files but no config.json (the config stays with
+    the base model), so the video slot could not tell its family and the merge export failed without torchvision."""
+    from adsc.loading import load_processor
+
+    tiny_qwen2_vl_processor().save_pretrained(tmp_path)
+    loaded = load_processor(str(tmp_path))
+    assert isinstance(loaded.video_processor, ImagesOnlyVideoProcessor)
+    assert "_family" not in (tmp_path / "processor_config.json").read_text()  # wording only, not a setting

@@ -1,22 +1,33 @@
-"""Qwen2-VL / Qwen2.5-VL processors where torchvision is absent (CPU installs: PyPI's torchvision is CUDA-linked).
+"""Processors with a video slot where torchvision is absent (CPU installs: PyPI's torchvision is CUDA-linked).
 
-transformers writes those models' video processor on torchvision only, and a processor whose video
+transformers writes the video processors of Qwen2-VL / Qwen2.5-VL, Qwen3-VL, InternVL,
+LLaVA-OneVision, LLaVA-NeXT-Video and SmolVLM on torchvision only, and a processor whose video
 slot cannot be filled cannot be built at all, so without torchvision not even images go through.
-:func:`allow_qwen2_vl_without_torchvision` fills the slot with :class:`ImagesOnlyVideoProcessor`,
+:func:`allow_images_only_without_torchvision` fills the slot with :class:`ImagesOnlyVideoProcessor`,
 which refuses videos with the reason and the fix; images take transformers' own Pillow-backed
-``Qwen2VLImageProcessorPil`` (the same smart resize and patching as the torchvision one; pixel
-values can differ in the last digits from resampling). Where torchvision imports, nothing changes.
+image processors (the same resizing and patching as the torchvision ones; pixel values can differ
+in the last digits from resampling). Where torchvision imports, nothing changes.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 
-QWEN2_VL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+# The processors whose only torchvision-bound part is the video slot: config.model_type -> (processor class, the
+# family's name in messages). The processor class finds the family in a folder without config.json (a LoRA output).
+IMAGES_ONLY_FAMILIES = {
+    "qwen2_vl": ("Qwen2VLProcessor", "Qwen2-VL"), "qwen2_5_vl": ("Qwen2_5_VLProcessor", "Qwen2.5-VL"),
+    "qwen3_vl": ("Qwen3VLProcessor", "Qwen3-VL"), "internvl": ("InternVLProcessor", "InternVL"),
+    "llava_onevision": ("LlavaOnevisionProcessor", "LLaVA-OneVision"),
+    "llava_next_video": ("LlavaNextVideoProcessor", "LLaVA-NeXT-Video"), "smolvlm": ("SmolVLMProcessor", "SmolVLM"),
+}
+_BY_PROCESSOR = dict(IMAGES_ONLY_FAMILIES.values())
 
 
 class VideoNeedsTorchvision(ImportError):
-    """A video sent to a Qwen2-VL processor built without torchvision."""
+    """A video sent to a processor built without torchvision."""
 
 
 def torchvision_missing() -> bool:
@@ -31,19 +42,32 @@ def _video_processor_base():
 
 
 class ImagesOnlyVideoProcessor(_video_processor_base()):
-    """The video slot of a Qwen2-VL processor without torchvision: refuses every video, naming the fix."""
+    """The video slot of a processor without torchvision: refuses every video, naming the fix.
+
+    ``family`` only words the refusal; it is not saved (a loaded slot is rebuilt from the folder's config)."""
 
     model_input_names = ["pixel_values_videos", "video_grid_thw"]
 
+    def __init__(self, family: str = "Qwen2-VL", **kwargs):
+        super().__init__(**kwargs)
+        self._family = family
+
+    def to_dict(self):
+        return {k: v for k, v in super().to_dict().items() if k != "_family"}
+
     def preprocess(self, videos, **kwargs):
         raise VideoNeedsTorchvision(
-            "this Qwen2-VL processor takes images only: transformers' Qwen2-VL video processor needs torchvision, "
-            "which does not import here (PyPI's torchvision wheels are CUDA-linked and fail beside a CPU torch); "
-            "send the frames as images, or install a torchvision built for this torch"
+            f"this {self._family} processor takes images only: transformers' {self._family} video processor needs "
+            "torchvision, which does not import here (PyPI's torchvision wheels are CUDA-linked and fail beside a CPU "
+            "torch); send the frames as images, or install a torchvision built for this torch"
         )
 
 
-def _is_qwen2_vl(path, kwargs) -> bool:
+def _images_only_family(path, kwargs) -> str | None:
+    """The family name of a model folder / hub id whose video slot needs filling, else None.
+
+    From the model's config; a folder with processor files only (a LoRA training output, whose
+    config lives with the base model) is known by the processor class it saved."""
     from transformers import AutoConfig
 
     config = kwargs.get("config")
@@ -51,18 +75,26 @@ def _is_qwen2_vl(path, kwargs) -> bool:
         try:
             config = AutoConfig.from_pretrained(path, revision=kwargs.get("revision"), subfolder=kwargs.get("subfolder", ""),
                                                 trust_remote_code=kwargs.get("trust_remote_code", False))
-        except (OSError, ValueError):  # not a model folder: leave it to transformers' own error
-            return False
-    return getattr(config, "model_type", None) in QWEN2_VL_TYPES
+        except (OSError, ValueError):  # no model config: the saved processor class, else transformers' own error
+            return _BY_PROCESSOR.get(_saved_processor_class(os.path.join(str(path), kwargs.get("subfolder", ""))))
+    return IMAGES_ONLY_FAMILIES.get(getattr(config, "model_type", None), (None, None))[1]
 
 
-def allow_qwen2_vl_without_torchvision() -> None:
-    """Let transformers build Qwen2-VL / Qwen2.5-VL processors (images only) where torchvision is absent.
+def _saved_processor_class(folder: str) -> str | None:
+    try:
+        with open(os.path.join(folder, "processor_config.json")) as fh:
+            return json.load(fh).get("processor_class")
+    except (OSError, ValueError):
+        return None
+
+
+def allow_images_only_without_torchvision() -> None:
+    """Let transformers build the processors of :data:`IMAGES_ONLY_FAMILIES` (images only) where torchvision is absent.
 
     Two changes, both only without torchvision, both idempotent: the package exports
     ``VideoProcessorMixin`` (its processor class check looks the video slot's base class up there),
     and ``AutoVideoProcessor.from_pretrained`` returns an :class:`ImagesOnlyVideoProcessor` for a
-    Qwen2-VL-family folder instead of failing on the torchvision-only class.
+    folder of one of those families instead of failing on the torchvision-only class.
     """
     if not torchvision_missing():
         return
@@ -76,9 +108,22 @@ def allow_qwen2_vl_without_torchvision() -> None:
         return
 
     def from_pretrained(cls, path, *args, **kwargs):
-        if _is_qwen2_vl(path, kwargs):
-            return ImagesOnlyVideoProcessor()
+        family = _images_only_family(path, kwargs)
+        if family is not None:
+            return ImagesOnlyVideoProcessor(family)
         return original(cls, path, *args, **kwargs)
 
     from_pretrained._adsc_images_only = True
     AutoVideoProcessor.from_pretrained = classmethod(from_pretrained)
+
+
+allow_qwen2_vl_without_torchvision = allow_images_only_without_torchvision  # the name the vLLM plugin and its docs use
+
+
+def images_only_video_slot(family: str):
+    """The video processor a tiny processor builder of ``family`` gets here: an images-only slot without torchvision
+    (after :func:`allow_images_only_without_torchvision`), else None (the builder makes transformers' own)."""
+    if not torchvision_missing():
+        return None
+    allow_images_only_without_torchvision()
+    return ImagesOnlyVideoProcessor(family)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .processors import ImagesOnlyVideoProcessor, allow_qwen2_vl_without_torchvision, torchvision_missing
+from .processors import images_only_video_slot
 
 IMAGE_TOKEN = 31
 VIDEO_TOKEN = 30
@@ -260,12 +260,11 @@ def tiny_qwen2_vl_processor(max_pixels: int = 112 * 112, words=DEFAULT_WORDS, pr
 
     images = Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=max_pixels, patch_size=14, merge_size=2,
                                       temporal_patch_size=2)
-    tokenizer = tiny_tokenizer(words, markers=QWEN_MARKERS)
-    if not torchvision_missing():
+    video = images_only_video_slot("Qwen2-VL")  # transformers' video processor is torchvision-only
+    if video is None:
         from transformers import Qwen2VLVideoProcessor
 
         video = Qwen2VLVideoProcessor(min_pixels=28 * 28, max_pixels=max_pixels, patch_size=14, merge_size=2,
                                       temporal_patch_size=2)
-        return Qwen2VLProcessor(image_processor=images, tokenizer=tokenizer, video_processor=video)
-    allow_qwen2_vl_without_torchvision()  # transformers' video processor is torchvision-only: an images-only slot
-    return Qwen2VLProcessor(image_processor=images, tokenizer=tokenizer, video_processor=ImagesOnlyVideoProcessor())
+    return Qwen2VLProcessor(image_processor=images, tokenizer=tiny_tokenizer(words, markers=QWEN_MARKERS),
+                            video_processor=video)

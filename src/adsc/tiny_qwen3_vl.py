@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from .tiny import IMAGE_TOKEN, PAD, VIDEO_TOKEN, VISION_END, VISION_START, _mrope_sections
+from .processors import images_only_video_slot
+from .tiny import (
+    DEFAULT_WORDS,
+    IMAGE_TOKEN,
+    PAD,
+    QWEN_MARKERS,
+    VIDEO_TOKEN,
+    VISION_END,
+    VISION_START,
+    _mrope_sections,
+    tiny_tokenizer,
+)
 
 
 def tiny_qwen3_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int = 2, deepstack: int = 2,
@@ -33,3 +44,21 @@ def tiny_qwen3_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: i
     model = Qwen3VLForConditionalGeneration(config)
     model.set_attn_implementation(attn)
     return model.eval()
+
+
+def tiny_qwen3_vl_processor(max_pixels: int = 128 * 128, words=DEFAULT_WORDS):
+    """A Qwen3VLProcessor for :func:`tiny_qwen3_vl` (patch 16, 2x2 merge; images of at most ``max_pixels``,
+    e.g. a 60 x 40 image -> a 4 x 2 merged grid, 8 tokens). Without torchvision the video slot takes
+    images only (:mod:`adsc.processors`)."""
+    from transformers import Qwen3VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    sizes = dict(patch_size=16, merge_size=2, temporal_patch_size=2)
+    images = Qwen2VLImageProcessorPil(size={"shortest_edge": 32 * 32, "longest_edge": max_pixels}, **sizes)
+    video = images_only_video_slot("Qwen3-VL")
+    if video is None:
+        from transformers import Qwen3VLVideoProcessor
+
+        video = Qwen3VLVideoProcessor(size={"shortest_edge": 32 * 32, "longest_edge": max_pixels}, **sizes)
+    return Qwen3VLProcessor(image_processor=images, tokenizer=tiny_tokenizer(words, markers=QWEN_MARKERS),
+                            video_processor=video)

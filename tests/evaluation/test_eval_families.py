@@ -8,7 +8,7 @@ import pytest
 from eval_fixtures import OPTIONS
 
 import adsc
-from adsc import tiny, tiny_gemma3
+from adsc import tiny, tiny_gemma3, tiny_qwen3_vl
 from adsc.evaluation.generation import load_model
 from adsc.evaluation.model_facts import reference_vision_tokens
 from adsc.evaluation.run import evaluate
@@ -17,6 +17,7 @@ FAMILIES = {  # name -> (model builder, processor builder)
     "llava_next": (tiny.tiny_llava_next, tiny.tiny_llava_next_processor),
     "qwen2_vl": (tiny.tiny_qwen2_vl, tiny.tiny_qwen2_vl_processor),
     "gemma3": (tiny_gemma3.tiny_gemma3, tiny_gemma3.tiny_gemma3_processor),
+    "qwen3_vl": (tiny_qwen3_vl.tiny_qwen3_vl, tiny_qwen3_vl.tiny_qwen3_vl_processor),
 }
 CONFIG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 
@@ -27,7 +28,7 @@ def saved(request, tmp_path_factory):
     path = str(tmp_path_factory.mktemp(request.param))
     build_model(layers=6, seed=3).save_pretrained(path)
     processor = build_processor()
-    if request.param == "qwen2_vl":  # Qwen2-VL's prompt needs its image markers: the hub processors' chat template
+    if request.param in ("qwen2_vl", "qwen3_vl"):  # Qwen2-VL's prompt needs its image markers: the hub processors' chat template
         processor.chat_template = tiny.tiny_chat_template(tiny.QWEN_IMAGE)
     processor.save_pretrained(path)
     return path

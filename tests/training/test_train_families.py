@@ -8,16 +8,20 @@ import math
 import os
 
 import pytest
+import torch
 from fixtures import make_dataset
 from transformers import TrainerCallback
 
 import adsc
-from adsc import tiny
+from adsc import tiny, tiny_qwen3_vl
+from adsc.evaluation.generation import load_model
 from adsc.training import TrainConfig, train
+from adsc.training.export import MERGED, load_trained
 
 FAMILIES = {  # name -> (model builder, processor builder, image marker of its chat template)
     "llava_next": (tiny.tiny_llava_next, tiny.tiny_llava_next_processor, "<image>"),
     "qwen2_vl": (tiny.tiny_qwen2_vl, tiny.tiny_qwen2_vl_processor, tiny.QWEN_IMAGE),
+    "qwen3_vl": (tiny_qwen3_vl.tiny_qwen3_vl, tiny_qwen3_vl.tiny_qwen3_vl_processor, tiny.QWEN_IMAGE),
 }
 
 
@@ -47,10 +51,22 @@ def test_lora_training_runs_compressed_on_the_familys_inputs(family, tmp_path):
         model=model_dir, data=data, image_folder=images, output_dir=str(tmp_path / "out"),
         layers=(2, 4), budget=40, vision_tokens=100,
         curriculum="direct", global_batch_size=4, per_device_train_batch_size=4, max_steps=2, lora_r=4, lora_alpha=8,
-        learning_rate=1e-3, warmup_steps=0.0, dataloader_num_workers=0, save_steps=100, logging_steps=1,
+        learning_rate=1e-3, warmup_steps=0.0, dataloader_num_workers=0, save_steps=100, logging_steps=1, merge=True,
     )
     summary = train(cfg, callbacks=[probe])
     assert summary["steps"] == 2 and all(math.isfinite(x) for x in summary.get("losses", [0.0]))
     with_images = [counts for counts in probe.seen if counts[0] > 0]
     assert with_images and all(c[-1] < c[0] for c in with_images)  # compressed in training, image by image
     assert os.path.exists(os.path.join(cfg.output_dir, "adapter_model.safetensors"))
+    _merged_equals_adapter(cfg.output_dir)
+
+
+def _merged_equals_adapter(out: str) -> None:
+    """The merge export loads back (model and processor, as evaluation loads them) and computes what
+    the base model with the trained adapter computes."""
+    merged_dir = os.path.join(out, MERGED)
+    merged, processor = load_model(merged_dir, "float32", "cpu")
+    ids = processor.tokenizer("what color is the image ?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        want = load_trained(out, compressed=False)(input_ids=ids).logits
+        torch.testing.assert_close(merged(input_ids=ids).logits, want, rtol=1e-4, atol=1e-4)
