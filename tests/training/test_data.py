@@ -139,3 +139,22 @@ def test_collator_right_pads_and_concatenates_images(processor, images):
     assert batch[META]["skipped"] == [("k", "missing_image")] and batch[META]["ids"] == ["j", "i"]
     empty = Collator(pad_id=0)([{"id": "k", "skip": "too_long"}])
     assert empty["input_ids"].shape == (1, 1) and empty["labels"].eq(IGNORE).all()
+
+
+def test_labels_follow_a_processor_that_rewrites_around_the_image(images):
+    """Regression: InternVL's processor writes <img> + context tokens + </img> for its marker (Gemma 3 adds blank
+    lines, Idefics3 row / column tokens); labels were aligned for one repeated token only, so every such record
+    failed with "token ids do not match"."""
+    from adsc.tiny import tiny_chat_template
+    from adsc.tiny_internvl import INTERNVL_MARKERS, tiny_internvl_processor
+
+    processor = tiny_internvl_processor()
+    processor.chat_template = tiny_chat_template("<IMG_CONTEXT>")
+    rec = parse_record({"id": "c", "image": "red.png", "conversations": [
+        {"from": "human", "value": "<image>\nwhat color ?"}, {"from": "gpt", "value": "red"}]}, 0)
+    out = Encoder(processor, "chat_template", 2048, images, pad_to_square=False)(rec)
+    ids, labels = out["input_ids"].tolist(), out["labels"].tolist()
+    start, end = ids.index(INTERNVL_MARKERS["<img>"]), ids.index(INTERNVL_MARKERS["</img>"])
+    assert ids[start + 1 : end] == [IMAGE_TOKEN] * (end - start - 1) and out["pixel_values"].shape[0] == 3  # 2 tiles + thumbnail
+    answer = tokens(processor, "red")  # the template's last turn ends the text
+    assert labels == [IGNORE] * (len(ids) - len(answer)) + answer and ids[-len(answer):] == answer

@@ -113,24 +113,24 @@ class Encoder:
         return self.processor(text=[text], images=[image], return_tensors="pt", add_special_tokens=True)  # as tokenize()
 
     def _expand(self, ids, labels, expanded, rid):
-        """Labels for the processor's ids, where each image token became a run of image tokens."""
-        out, j, img = [], 0, self.image_token_id
-        for t, lab in zip(ids, labels):
-            if t == img:
-                start = j
-                while j < len(expanded) and expanded[j] == img:
-                    j += 1
-                if j == start:
-                    break
-                out += [IGNORE] * (j - start)
-            else:
-                if j >= len(expanded) or expanded[j] != t:
-                    break
-                out.append(lab)
-                j += 1
-        if len(out) != len(expanded) or j != len(expanded):
-            raise RuntimeError(f"record {rid}: the processor's token ids do not match the tokenizer's around the image")
-        return expanded, out
+        """Labels for the processor's ids, which differ from the tokenizer's where the image marker was.
+
+        Families rewrite the marker differently: LLaVA repeats one token over the grid, InternVL
+        writes ``<img>`` + context tokens + ``</img>``, Gemma 3 adds blank lines around the image,
+        Idefics3 / SmolVLM write row / column tokens, Mistral 3 row breaks. The image sits in the
+        first question, so the two id lists share a head before the rewrite and a tail after it;
+        every supervised token must lie in them (labels copied), the rewritten middle is prompt.
+        """
+        head = 0
+        while head < min(len(ids), len(expanded)) and ids[head] == expanded[head]:
+            head += 1
+        tail = 0
+        while tail < min(len(ids), len(expanded)) - head and ids[-1 - tail] == expanded[-1 - tail]:
+            tail += 1
+        if any(lab != IGNORE for lab in labels[head : len(ids) - tail]):
+            raise RuntimeError(f"record {rid}: the processor's token ids do not match the tokenizer's around the image "
+                               "(an answer token changed); the processor must rewrite only its image marker")
+        return expanded, labels[:head] + [IGNORE] * (len(expanded) - head - tail) + labels[len(ids) - tail :]
 
 
 class InstructDataset(Dataset):
