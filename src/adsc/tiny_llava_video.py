@@ -7,7 +7,17 @@ Qwen2 decoder; NeXT-Video: a CLIP tower and a Llama decoder), small sizes: a 48 
 
 from __future__ import annotations
 
-from .tiny import IMAGE_TOKEN, PAD, VIDEO_TOKEN, _llama_and_clip, _random
+from .processors import images_only_video_slot
+from .tiny import (
+    DEFAULT_WORDS,
+    IMAGE_TOKEN,
+    PAD,
+    VIDEO_TOKEN,
+    _llama_and_clip,
+    _random,
+    tiny_llava_next_processor,
+    tiny_tokenizer,
+)
 
 PINPOINTS = ((48, 96), (96, 48), (96, 96))
 
@@ -49,3 +59,36 @@ def tiny_llava_next_video(layers: int = 6, hidden: int = 64, heads: int = 4, kv_
         projector_hidden_act="gelu", spatial_pool_mode="average", spatial_pool_stride=2,
     )
     return _random(LlavaNextVideoForConditionalGeneration, config, attn, seed)
+
+
+def tiny_llava_onevision_processor(max_tiles: int = 2, words=DEFAULT_WORDS):
+    """A LlavaOnevisionProcessor for :func:`tiny_llava_onevision`: 48 px crops over PINPOINTS, "<image>"
+    expanded to the base grid + the shrunk tile map with its newlines. Without torchvision the video
+    slot takes images only (:mod:`adsc.processors`)."""
+    from transformers import LlavaOnevisionProcessor
+    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
+
+    images = LlavaOnevisionImageProcessorPil(size={"height": 48, "width": 48}, image_grid_pinpoints=[list(p) for p in PINPOINTS])
+    video = images_only_video_slot("LLaVA-OneVision")
+    if video is None:
+        from transformers import LlavaOnevisionVideoProcessor
+
+        video = LlavaOnevisionVideoProcessor(size={"height": 48, "width": 48})
+    return LlavaOnevisionProcessor(image_processor=images, tokenizer=tiny_tokenizer(words), video_processor=video,
+                                   num_image_tokens=36, vision_feature_select_strategy="full",
+                                   vision_aspect_ratio=f"anyres_max_{max_tiles}")
+
+
+def tiny_llava_next_video_processor(words=DEFAULT_WORDS):
+    """A LlavaNextVideoProcessor for :func:`tiny_llava_next_video`: images as :func:`adsc.tiny.tiny_llava_next_processor`.
+    Without torchvision the video slot takes images only (:mod:`adsc.processors`)."""
+    from transformers import LlavaNextVideoProcessor
+
+    images = tiny_llava_next_processor(pinpoints=PINPOINTS, words=words).image_processor
+    video = images_only_video_slot("LLaVA-NeXT-Video")
+    if video is None:
+        from transformers import LlavaNextVideoVideoProcessor
+
+        video = LlavaNextVideoVideoProcessor(size={"shortest_edge": 48}, crop_size={"height": 48, "width": 48})
+    return LlavaNextVideoProcessor(video_processor=video, image_processor=images, tokenizer=tiny_tokenizer(words), patch_size=8,
+                                   vision_feature_select_strategy="default", num_additional_image_tokens=1)

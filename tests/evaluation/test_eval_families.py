@@ -8,7 +8,7 @@ import pytest
 from eval_fixtures import OPTIONS
 
 import adsc
-from adsc import tiny, tiny_gemma3, tiny_internvl, tiny_qwen3_vl
+from adsc import tiny, tiny_gemma3, tiny_internvl, tiny_llava_video, tiny_qwen3_vl
 from adsc.evaluation.generation import load_model
 from adsc.evaluation.model_facts import reference_vision_tokens
 from adsc.evaluation.run import evaluate
@@ -19,6 +19,8 @@ FAMILIES = {  # name -> (model builder, processor builder, image marker of the c
     "gemma3": (tiny_gemma3.tiny_gemma3, tiny_gemma3.tiny_gemma3_processor, None),  # its builder gives Gemma's template
     "qwen3_vl": (tiny_qwen3_vl.tiny_qwen3_vl, tiny_qwen3_vl.tiny_qwen3_vl_processor, tiny.QWEN_IMAGE),
     "internvl": (tiny_internvl.tiny_internvl, tiny_internvl.tiny_internvl_processor, "<IMG_CONTEXT>"),
+    "llava_onevision": (tiny_llava_video.tiny_llava_onevision, tiny_llava_video.tiny_llava_onevision_processor, None),
+    "llava_next_video": (tiny_llava_video.tiny_llava_next_video, tiny_llava_video.tiny_llava_next_video_processor, None),
 }
 CONFIG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 

@@ -13,7 +13,7 @@ from fixtures import make_dataset
 from transformers import TrainerCallback
 
 import adsc
-from adsc import tiny, tiny_internvl, tiny_qwen3_vl
+from adsc import tiny, tiny_internvl, tiny_llava_video, tiny_qwen3_vl
 from adsc.evaluation.generation import load_model
 from adsc.training import TrainConfig, train
 from adsc.training.export import MERGED, load_trained
@@ -23,6 +23,8 @@ FAMILIES = {  # name -> (model builder, processor builder, image marker of its c
     "qwen2_vl": (tiny.tiny_qwen2_vl, tiny.tiny_qwen2_vl_processor, tiny.QWEN_IMAGE),
     "qwen3_vl": (tiny_qwen3_vl.tiny_qwen3_vl, tiny_qwen3_vl.tiny_qwen3_vl_processor, tiny.QWEN_IMAGE),
     "internvl": (tiny_internvl.tiny_internvl, tiny_internvl.tiny_internvl_processor, "<IMG_CONTEXT>"),
+    "llava_onevision": (tiny_llava_video.tiny_llava_onevision, tiny_llava_video.tiny_llava_onevision_processor, "<image>"),
+    "llava_next_video": (tiny_llava_video.tiny_llava_next_video, tiny_llava_video.tiny_llava_next_video_processor, "<image>"),
 }
 
 
