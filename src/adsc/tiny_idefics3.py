@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .tiny import IMAGE_TOKEN, _random
+from .processors import images_only_video_slot
+from .tiny import DEFAULT_WORDS, IMAGE_TOKEN, _random, tiny_tokenizer
 
 
 def tiny_idefics3(family: str = "smolvlm", layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int = 2,
@@ -22,3 +23,31 @@ def tiny_idefics3(family: str = "smolvlm", layers: int = 6, hidden: int = 64, he
         image_token_id=IMAGE_TOKEN, scale_factor=scale,
     )
     return _random(getattr(transformers, f"{prefix}ForConditionalGeneration"), config, attn, seed)
+
+
+# Idefics3's marker tokens on the tiny ids: <image> is the models' IMAGE_TOKEN, the rest sit above the words
+IDEFICS3_MARKERS = {"<image>": IMAGE_TOKEN, "<end_of_utterance>": 397, "<global-img>": 398, "<fake_token_around_image>": 399,
+                    **{f"<row_{r + 1}_col_{c + 1}>": 400 + 6 * r + c for r in range(6) for c in range(6)}}
+
+
+def tiny_idefics3_processor(family: str = "idefics3", image_size: int = 32, patch: int = 4, scale: int = 2,
+                            words=DEFAULT_WORDS):
+    """An Idefics3Processor (``family`` "idefics3") or SmolVLMProcessor ("smolvlm") for :func:`tiny_idefics3`:
+    an image larger than ``image_size`` px is split into sub-images of that size (at most 2 x 2 here) plus the
+    global image, each written as ``<fake_token_around_image>`` + ``<row_i_col_j>`` / ``<global-img>`` + its
+    (image_size / patch / scale)^2 ``<image>`` tokens. SmolVLM's processor needs the num2words package (its
+    video prompts), and without torchvision its video slot takes images only (:mod:`adsc.processors`)."""
+    import transformers
+
+    prefix = {"smolvlm": "SmolVLM", "idefics3": "Idefics3"}[family]
+    module = getattr(transformers.models, family)
+    images = getattr(module, f"image_processing_pil_{family}").__dict__[f"{prefix}ImageProcessorPil"](
+        size={"longest_edge": 2 * image_size}, max_image_size={"longest_edge": image_size}, do_image_splitting=True)
+    tokenizer = tiny_tokenizer(words, markers=IDEFICS3_MARKERS)
+    seq = (image_size // patch // scale) ** 2
+    if family == "idefics3":
+        return transformers.Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=seq)
+    video = images_only_video_slot("SmolVLM")
+    if video is None:
+        video = transformers.SmolVLMVideoProcessor()
+    return transformers.SmolVLMProcessor(image_processor=images, tokenizer=tokenizer, video_processor=video, image_seq_len=seq)

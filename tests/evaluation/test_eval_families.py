@@ -6,35 +6,19 @@ import os
 
 import pytest
 from eval_fixtures import OPTIONS
+from tests.families_io import params, save_family
 
 import adsc
-from adsc import tiny, tiny_gemma3, tiny_internvl, tiny_llava_video, tiny_qwen3_vl
 from adsc.evaluation.generation import load_model
 from adsc.evaluation.model_facts import reference_vision_tokens
 from adsc.evaluation.run import evaluate
 
-FAMILIES = {  # name -> (model builder, processor builder, image marker of the chat template the test gives it)
-    "llava_next": (tiny.tiny_llava_next, tiny.tiny_llava_next_processor, None),  # adsc's default LLaVA prompt
-    "qwen2_vl": (tiny.tiny_qwen2_vl, tiny.tiny_qwen2_vl_processor, tiny.QWEN_IMAGE),
-    "gemma3": (tiny_gemma3.tiny_gemma3, tiny_gemma3.tiny_gemma3_processor, None),  # its builder gives Gemma's template
-    "qwen3_vl": (tiny_qwen3_vl.tiny_qwen3_vl, tiny_qwen3_vl.tiny_qwen3_vl_processor, tiny.QWEN_IMAGE),
-    "internvl": (tiny_internvl.tiny_internvl, tiny_internvl.tiny_internvl_processor, "<IMG_CONTEXT>"),
-    "llava_onevision": (tiny_llava_video.tiny_llava_onevision, tiny_llava_video.tiny_llava_onevision_processor, None),
-    "llava_next_video": (tiny_llava_video.tiny_llava_next_video, tiny_llava_video.tiny_llava_next_video_processor, None),
-}
 CONFIG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILIES))
+@pytest.fixture(scope="module", params=params())
 def saved(request, tmp_path_factory):
-    build_model, build_processor, marker = FAMILIES[request.param]
-    path = str(tmp_path_factory.mktemp(request.param))
-    build_model(layers=6, seed=3).save_pretrained(path)
-    processor = build_processor()
-    if marker is not None:  # the prompt needs the family's image markers: hub processors carry a chat template
-        processor.chat_template = tiny.tiny_chat_template(marker)
-    processor.save_pretrained(path)
-    return path
+    return save_family(request.param, str(tmp_path_factory.mktemp(request.param)), seed=3)
 
 
 def test_compressed_evaluation_runs_on_the_familys_own_inputs(saved, data_root, tmp_path):

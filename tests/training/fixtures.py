@@ -21,14 +21,15 @@ def save_tiny_model(directory: str, layers: int = 6) -> str:
     return directory
 
 
-def make_dataset(directory: str, n: int = 16, multi_turn: bool = True, text_only: int = 2) -> tuple[str, str]:
-    """n records: colour images (one per colour), a few multi-turn and text-only ones."""
+def make_dataset(directory: str, n: int = 16, multi_turn: bool = True, text_only: int = 2,
+                 sizes: dict | None = None) -> tuple[str, str]:
+    """n records: colour images (one per colour, 60 x 40 px or ``sizes[colour]``), a few multi-turn and text-only ones."""
     from PIL import Image
 
     images = os.path.join(directory, "images")
     os.makedirs(os.path.join(images, "coco"), exist_ok=True)
     for name, rgb in COLORS.items():
-        Image.new("RGB", (60, 40), rgb).save(os.path.join(images, "coco", f"{name}.png"))
+        Image.new("RGB", (sizes or {}).get(name, (60, 40)), rgb).save(os.path.join(images, "coco", f"{name}.png"))
     names = list(COLORS)
     records = []
     for i in range(n):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from PIL import Image
 
 from adsc.tiny import IMAGE_TOKEN, tiny_llava_processor
@@ -158,3 +159,16 @@ def test_labels_follow_a_processor_that_rewrites_around_the_image(images):
     assert ids[start + 1 : end] == [IMAGE_TOKEN] * (end - start - 1) and out["pixel_values"].shape[0] == 3  # 2 tiles + thumbnail
     answer = tokens(processor, "red")  # the template's last turn ends the text
     assert labels == [IGNORE] * (len(ids) - len(answer)) + answer and ids[-len(answer):] == answer
+
+
+def test_collator_zero_pads_image_tensors_of_different_shapes():
+    """Regression: LLaVA-NeXT samples of different image sizes have different tile counts ((1, tiles, 3, H, W)
+    pixel_values), and the collator's plain concatenation crashed on the first such batch; the processor's own
+    batch pads them with zeros (image_sizes tells the model the real count)."""
+    three, five = torch.rand(1, 3, 3, 4, 4), torch.rand(1, 5, 3, 4, 4)
+    items = [{"id": str(i), "input_ids": torch.tensor([5, 6]), "labels": torch.tensor([5, 6]), "pixel_values": pv,
+              "image_sizes": torch.tensor([[40, 60]])} for i, pv in enumerate((three, five))]
+    batch = Collator(pad_id=0)(items)
+    assert batch["pixel_values"].shape == (2, 5, 3, 4, 4) and batch["image_sizes"].shape == (2, 2)
+    assert torch.equal(batch["pixel_values"][0, :3], three[0]) and not batch["pixel_values"][0, 3:].any()
+    assert torch.equal(batch["pixel_values"][1], five[0])

@@ -10,22 +10,16 @@ import os
 import pytest
 import torch
 from fixtures import make_dataset
+from tests.families_io import params, save_family
 from transformers import TrainerCallback
 
 import adsc
-from adsc import tiny, tiny_internvl, tiny_llava_video, tiny_qwen3_vl
 from adsc.evaluation.generation import load_model
 from adsc.training import TrainConfig, train
 from adsc.training.export import MERGED, load_trained
 
-FAMILIES = {  # name -> (model builder, processor builder, image marker of its chat template)
-    "llava_next": (tiny.tiny_llava_next, tiny.tiny_llava_next_processor, "<image>"),
-    "qwen2_vl": (tiny.tiny_qwen2_vl, tiny.tiny_qwen2_vl_processor, tiny.QWEN_IMAGE),
-    "qwen3_vl": (tiny_qwen3_vl.tiny_qwen3_vl, tiny_qwen3_vl.tiny_qwen3_vl_processor, tiny.QWEN_IMAGE),
-    "internvl": (tiny_internvl.tiny_internvl, tiny_internvl.tiny_internvl_processor, "<IMG_CONTEXT>"),
-    "llava_onevision": (tiny_llava_video.tiny_llava_onevision, tiny_llava_video.tiny_llava_onevision_processor, "<image>"),
-    "llava_next_video": (tiny_llava_video.tiny_llava_next_video, tiny_llava_video.tiny_llava_next_video_processor, "<image>"),
-}
+# images of several sizes and shapes in one batch: tile / sub-image counts and canvases differ between samples
+SIZES = {"red": (60, 40), "green": (40, 60), "blue": (100, 100), "yellow": (30, 30)}
 
 
 class Dropped(TrainerCallback):
@@ -40,15 +34,10 @@ class Dropped(TrainerCallback):
             self.seen += [trace.vision_tokens(b) for b in range(trace.batch_size)]
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", params())
 def test_lora_training_runs_compressed_on_the_familys_inputs(family, tmp_path):
-    build_model, build_processor, marker = FAMILIES[family]
-    model_dir = str(tmp_path / "model")
-    build_model(layers=6).save_pretrained(model_dir)
-    processor = build_processor()
-    processor.chat_template = tiny.tiny_chat_template(marker)  # hub processors carry one; the tiny ones do not
-    processor.save_pretrained(model_dir)
-    data, images = make_dataset(str(tmp_path), n=8)
+    model_dir = save_family(family, str(tmp_path / "model"))
+    data, images = make_dataset(str(tmp_path), n=8, sizes=SIZES)
     probe = Dropped()
     cfg = TrainConfig.from_settings(
         model=model_dir, data=data, image_folder=images, output_dir=str(tmp_path / "out"),

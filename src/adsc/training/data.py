@@ -147,9 +147,25 @@ class InstructDataset(Dataset):
 PER_TOKEN = ("mm_token_type_ids", "token_type_ids")  # processor outputs padded like input_ids (0: text)
 
 
+def concat_padded(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``tensors`` concatenated along dim 0, each first zero-padded at the end of every other dim to the largest.
+
+    What the families' processors do for a batch of several images, so the models know the
+    padding: LLaVA-NeXT / OneVision tile counts (the real ones read from ``image_sizes``), Idefics3 /
+    SmolVLM sub-image counts and canvases (all-zero images dropped, ``pixel_attention_mask``),
+    Mistral 3 canvases (cropped by ``image_sizes``). Equal shapes are concatenated as they are.
+    """
+    shape = [max(sizes) for sizes in zip(*(t.shape[1:] for t in tensors))]
+    padded = []
+    for t in tensors:
+        pad = [(0, want - have) for have, want in zip(t.shape[1:], shape)]
+        padded.append(torch.nn.functional.pad(t, [n for pair in reversed(pad) for n in pair]) if any(p for _, p in pad) else t)
+    return torch.cat(padded, dim=0)
+
+
 class Collator:
     """Right-pads input_ids (pad id), labels (-100) and per-token type ids (0); concatenates image
-    tensors along dim 0.
+    tensors along dim 0 (:func:`concat_padded`).
 
     Concatenation fits LLaVA (pixel_values per image) and Qwen2-VL (patches + image_grid_thw).
     An all-skipped batch becomes one padding token with no labels, so that every process still
@@ -189,7 +205,7 @@ class Collator:
                         batch[key][i, : len(x["input_ids"])] = x[key].reshape(-1)
         keys = sorted({k for x in good for k in x} - {"id", "input_ids", "labels", *PER_TOKEN})
         for key in keys:
-            batch[key] = torch.cat([x[key] for x in good if key in x], dim=0)
+            batch[key] = concat_padded([x[key] for x in good if key in x])
         meta["tokens"] = int(batch["attention_mask"].sum()) if meta["ids"] else 0
         meta["answer_tokens"] = int((batch["labels"] != IGNORE).sum())
         batch[META] = meta
