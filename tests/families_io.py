@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 
-from adsc import tiny, tiny_gemma3, tiny_idefics3, tiny_internvl, tiny_llava_video, tiny_qwen3_vl
+from adsc import tiny, tiny_gemma3, tiny_idefics3, tiny_internvl, tiny_llava_video, tiny_mistral3, tiny_qwen3_vl
 
 # name -> (model builder, processor builder, the image marker of a chat template to give it; None: the processor's
 # own (Gemma 3) or none, where evaluation's default LLaVA prompt and training's --template vicuna_v1 write "<image>")
@@ -23,6 +23,7 @@ FAMILIES = {
                          "<image>"),
     "idefics3": (partial(tiny_idefics3.tiny_idefics3, "idefics3"), tiny_idefics3.tiny_idefics3_processor, "<image>"),
     "smolvlm": (tiny_idefics3.tiny_idefics3, partial(tiny_idefics3.tiny_idefics3_processor, "smolvlm"), "<image>"),
+    "mistral3": (tiny_mistral3.tiny_mistral3, tiny_mistral3.tiny_mistral3_processor, "[IMG]"),
 }
 # packages a family's processor class needs beyond adsc's own (SmolVLM's writes video prompts with num2words)
 NEEDS = {"smolvlm": "num2words"}

@@ -1,4 +1,4 @@
-"""Qwen2-VL processors where torchvision is absent: images go through, videos are refused with the fix."""
+"""Processors where torchvision is absent (Qwen2-VL and the other families): images go through, videos are refused."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import torch
 from PIL import Image
 
 from adsc.processors import ImagesOnlyVideoProcessor, VideoNeedsTorchvision, torchvision_missing
-from adsc.tiny import tiny_qwen2_vl, tiny_qwen2_vl_processor
+from adsc.tiny import IMAGE_TOKEN, tiny_qwen2_vl, tiny_qwen2_vl_processor
 
 pytestmark = pytest.mark.skipif(not torchvision_missing(), reason="with torchvision, transformers' own video processor is used")
 PROMPT = "what <|vision_start|><|image_pad|><|vision_end|> is it ?"
+IMAGE = Image.new("RGB", (60, 40), (200, 30, 30))
 
 
 def test_a_saved_processor_loads_back_and_takes_images_only(tmp_path):
@@ -41,3 +42,25 @@ def test_a_processor_saved_without_the_model_config_loads_back(tmp_path):
     loaded = load_processor(str(tmp_path))
     assert isinstance(loaded.video_processor, ImagesOnlyVideoProcessor)
     assert "_family" not in (tmp_path / "processor_config.json").read_text()  # wording only, not a setting
+
+
+@pytest.mark.parametrize("family", ["internvl", "qwen3_vl", "llava_onevision", "llava_next_video", "mistral3"])
+def test_every_family_processor_loads_back_and_takes_images(family, tmp_path):
+    """InternVL, Qwen3-VL, LLaVA-OneVision and LLaVA-NeXT-Video processors get the images-only video slot; Mistral 3's
+    PixtralProcessor (torchvision-only by declaration, for one sizing helper) is imported with the Pillow one."""
+    from adsc.loading import load_processor
+    from tests.families_io import FAMILIES, save_family
+
+    save_family(family, str(tmp_path))
+    loaded, built = load_processor(str(tmp_path)), FAMILIES[family][1]()
+    assert type(loaded) is type(built)
+    if hasattr(built, "video_processor"):
+        assert isinstance(loaded.video_processor, ImagesOnlyVideoProcessor)
+        with pytest.raises(VideoNeedsTorchvision, match="install a torchvision built for this torch"):
+            loaded.video_processor([[IMAGE, IMAGE]])
+    marker = FAMILIES[family][2]
+    want = built(text=[f"what {marker} is it ?"], images=[IMAGE], return_tensors="pt")
+    got = loaded(text=[f"what {marker} is it ?"], images=[IMAGE], return_tensors="pt")
+    assert set(got) == set(want) and int((got["input_ids"] == IMAGE_TOKEN).sum()) > 0
+    for key in want:
+        torch.testing.assert_close(got[key], want[key])

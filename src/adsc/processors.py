@@ -103,6 +103,7 @@ def allow_images_only_without_torchvision() -> None:
 
     if not hasattr(transformers, "VideoProcessorMixin"):
         transformers.VideoProcessorMixin = _video_processor_base()
+    _allow_pixtral_processor()
     original = AutoVideoProcessor.from_pretrained.__func__
     if getattr(original, "_adsc_images_only", False):
         return
@@ -115,6 +116,31 @@ def allow_images_only_without_torchvision() -> None:
 
     from_pretrained._adsc_images_only = True
     AutoVideoProcessor.from_pretrained = classmethod(from_pretrained)
+
+
+def _allow_pixtral_processor() -> None:
+    """Mistral 3's PixtralProcessor without torchvision (images only already: it has no video slot).
+
+    transformers declares the class torchvision-only because its module imports one sizing helper
+    from the torchvision image processor's module -- used only to count tokens ahead
+    (``_get_num_multimodal_tokens``); the Pillow image processor's module defines the same
+    function. That module stands in for the torchvision one (which cannot import here anyway),
+    and the real class replaces the package's placeholder, so ``AutoProcessor`` finds it.
+    """
+    import sys
+    import types
+
+    import transformers.models.pixtral as pixtral
+    from transformers.models.pixtral import image_processing_pil_pixtral as pil
+
+    name = "transformers.models.pixtral.image_processing_pixtral"
+    if name not in sys.modules:
+        stand_in = types.ModuleType(name, "adsc: the Pillow module's sizing helper, torchvision being absent")
+        stand_in.get_resize_output_image_size = pil.get_resize_output_image_size
+        sys.modules[name] = stand_in
+    from transformers.models.pixtral.processing_pixtral import PixtralProcessor
+
+    pixtral.PixtralProcessor = PixtralProcessor
 
 
 allow_qwen2_vl_without_torchvision = allow_images_only_without_torchvision  # the name the vLLM plugin and its docs use

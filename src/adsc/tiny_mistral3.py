@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .tiny import IMAGE_TOKEN, _random
+from .processors import allow_images_only_without_torchvision
+from .tiny import DEFAULT_WORDS, IMAGE_TOKEN, _random, tiny_tokenizer
 
 
 def tiny_mistral3(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int = 2, patch: int = 8,
@@ -26,3 +27,21 @@ def tiny_mistral3(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: i
         image_token_index=IMAGE_TOKEN, spatial_merge_size=2, vision_feature_layer=-1,
     )
     return _random(Mistral3ForConditionalGeneration, config, attn, seed)
+
+
+# Mistral 3's image marker tokens on the tiny ids ([IMG] is the models' IMAGE_TOKEN)
+MISTRAL3_MARKERS = {"[IMG]": IMAGE_TOKEN, "[IMG_BREAK]": 30, "[IMG_END]": 29}
+
+
+def tiny_mistral3_processor(patch: int = 8, max_image: int = 64, words=DEFAULT_WORDS):
+    """A PixtralProcessor for :func:`tiny_mistral3`: an image resized to fit ``max_image`` px (multiples of
+    2 * ``patch``), written as rows of ``[IMG]`` each ended by ``[IMG_BREAK]``, the last by ``[IMG_END]``.
+    Without torchvision transformers' class is imported as :mod:`adsc.processors` allows."""
+    from transformers.models.pixtral.image_processing_pil_pixtral import PixtralImageProcessorPil
+
+    allow_images_only_without_torchvision()
+    from transformers.models.pixtral.processing_pixtral import PixtralProcessor
+
+    images = PixtralImageProcessorPil(size={"longest_edge": max_image}, patch_size=patch)
+    return PixtralProcessor(image_processor=images, tokenizer=tiny_tokenizer(words, markers=MISTRAL3_MARKERS),
+                            patch_size=patch, spatial_merge_size=2)
