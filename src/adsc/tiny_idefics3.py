@@ -22,3 +22,21 @@ def tiny_idefics3(family: str = "smolvlm", layers: int = 6, hidden: int = 64, he
         image_token_id=IMAGE_TOKEN, scale_factor=scale,
     )
     return _random(getattr(transformers, f"{prefix}ForConditionalGeneration"), config, attn, seed)
+
+
+def tiny_idefics3_processor(image_size: int = 32, tokens_per_image: int = 16):
+    """An Idefics3Processor for :func:`tiny_idefics3` (either class: SmolVLM's processor splits images
+    the same way and adds video): images scaled to a longest edge of 4 sub-images (as the released
+    processors: 4 x 364 px for Idefics3-8B, 4 x 512 for SmolVLM-256M), split into sub-images of
+    ``image_size`` px + the global image, each ``tokens_per_image`` <image> tokens."""
+    from transformers import Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    from .tiny import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    # the markers the processor writes between runs, one token each as in the released vocabularies
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<global-img>"] + [
+        f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]})
+    images = Idefics3ImageProcessorPil(size={"longest_edge": 4 * image_size}, max_image_size={"longest_edge": image_size})
+    return Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=tokens_per_image)
