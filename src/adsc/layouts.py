@@ -11,6 +11,7 @@ counts on a layout are the method's own per-span ones (:func:`kept_on_layout`).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import groupby
 from types import SimpleNamespace
 
 from .adapters import ADAPTERS, VisionSpan
@@ -37,20 +38,31 @@ class Layout:
     def describe(self) -> str:
         what = f"a video of {self.frames} frames" if self.frames else "an image"
         size = f" of {self.image_size[0]}x{self.image_size[1]}" if self.image_size else ""
-        grids = ", ".join(f"{s.frames} x {s.grid[0]}x{s.grid[1]}" if s.frames > 1 else f"{s.grid[0]}x{s.grid[1]}"
-                          for s in self.spans)
+        grids = ", ".join(_grids(span, len(list(same))) for span, same in groupby(self.spans, key=lambda s: (s.frames, s.grid)))
         extra = f" + {self.extra_tokens} newline/separator tokens (kept like text, not counted)" if self.extra_tokens else ""
         return f"{self.family}: {what}{size}: {self.vision_tokens} vision tokens on {grids}{extra}"
 
 
+def _grids(frames_grid, repeats: int) -> str:
+    """'8 x 14x14' for a span of 8 frames; '17 spans of 8x8' for 17 equal spans in a row (tiles, sub-images)."""
+    frames, (rows, cols) = frames_grid
+    one = f"{frames} x {rows}x{cols}" if frames > 1 else f"{rows}x{cols}"
+    return one if repeats == 1 else f"{repeats} spans of {one}"
+
+
+def _released() -> dict[str, tuple]:
+    """Layout name (``-`` spelling) -> (adapter, function making the released model's config)."""
+    return {name.replace("_", "-"): (a, make) for a in ADAPTERS for name, make in a.layout_configs().items()}
+
+
 def families() -> list[str]:
-    return [a.name.replace("_", "-") for a in ADAPTERS if a.config_class]
+    return list(_released())
 
 
 def layout(spec: str, frames: int | None = None) -> Layout:
     """The spans of ``spec`` (see the module docstring); ValueError naming the fix."""
     name, _, size = spec.partition(":")
-    adapter = next((a for a in ADAPTERS if a.config_class and a.name == name.replace("-", "_")), None)
+    adapter, make_config = _released().get(name.replace("_", "-"), (None, None))
     if adapter is None:
         raise ValueError(f"--layout {spec!r}: unknown family {name!r}; choose one of {', '.join(families())}")
     image_size = None
@@ -61,9 +73,7 @@ def layout(spec: str, frames: int | None = None) -> Layout:
         image_size = (int(height), int(width))
     if frames is not None and frames < 1:
         raise ValueError(f"--video-frames must be at least 1, got {frames}")
-    import transformers
-
-    model = SimpleNamespace(config=getattr(transformers, adapter.config_class)())
+    model = SimpleNamespace(config=make_config())
     try:
         spans = adapter.layout(model, image_size, frames)
     except ValueError as err:

@@ -81,13 +81,20 @@ def tiny_llava(
 
 
 def tiny_llava_next(layers: int = 6, image_size: int = 48, patch: int = 8, pinpoints=((48, 96), (96, 48), (96, 96)),
-                    attn: str = "sdpa", seed: int = 0, hidden: int = 64, heads: int = 4, kv_heads: int = 2):
+                    attn: str = "sdpa", seed: int = 0, hidden: int = 64, heads: int = 4, kv_heads: int = 2,
+                    sliding_window: int | None = None):
     """A random LlavaNextForConditionalGeneration (anyres): per image a (image_size / patch)^2 base
     grid, then the high-res tiles of the best of ``pinpoints`` (e.g. a 96 x 96 image: 2 x 2 tiles
-    -> a 12 x 12 map plus one image-newline token per row; 36 + 12 * 13 = 192 image tokens)."""
-    from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration
+    -> a 12 x 12 map plus one image-newline token per row; 36 + 12 * 13 = 192 image tokens).
+    ``sliding_window``: a Mistral decoder with that window on every layer (LLaVA-1.6-Mistral's
+    shape; the released one sets none) instead of the Llama one."""
+    from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration, MistralConfig
 
     text, vision = _llama_and_clip(layers, hidden, heads, kv_heads, image_size, patch, 512)
+    if sliding_window is not None:
+        same = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "max_position_embeddings", "pad_token_id", "bos_token_id", "eos_token_id")
+        text = MistralConfig(**{k: getattr(text, k) for k in same}, head_dim=hidden // heads, sliding_window=sliding_window)
     config = LlavaNextConfig(
         text_config=text, vision_config=vision, image_token_index=IMAGE_TOKEN, vision_feature_layer=-1,
         vision_feature_select_strategy="default", image_grid_pinpoints=[list(p) for p in pinpoints],

@@ -31,10 +31,11 @@ IDEFICS3_MARKERS = {"<image>": IMAGE_TOKEN, "<end_of_utterance>": 397, "<global-
 
 
 def tiny_idefics3_processor(family: str = "idefics3", image_size: int = 32, patch: int = 4, scale: int = 2,
-                            words=DEFAULT_WORDS):
+                            words=DEFAULT_WORDS, longest_edge: int = 2):
     """An Idefics3Processor (``family`` "idefics3") or SmolVLMProcessor ("smolvlm") for :func:`tiny_idefics3`:
-    an image larger than ``image_size`` px is split into sub-images of that size (at most 2 x 2 here) plus the
-    global image, each written as ``<fake_token_around_image>`` + ``<row_i_col_j>`` / ``<global-img>`` + its
+    images are scaled to a longest edge of ``longest_edge`` sub-images (the released processors use 4: 4 x 364 px
+    for Idefics3-8B, 4 x 512 for SmolVLM-256M; 2 keeps the tests small), split into sub-images of ``image_size``
+    px plus the global image, each written as ``<fake_token_around_image>`` + ``<row_i_col_j>`` / ``<global-img>`` + its
     (image_size / patch / scale)^2 ``<image>`` tokens. SmolVLM's processor needs the num2words package (its
     video prompts), and without torchvision its video slot takes images only (:mod:`adsc.processors`)."""
     import transformers
@@ -42,7 +43,7 @@ def tiny_idefics3_processor(family: str = "idefics3", image_size: int = 32, patc
     prefix = {"smolvlm": "SmolVLM", "idefics3": "Idefics3"}[family]
     module = getattr(transformers.models, family)
     images = getattr(module, f"image_processing_pil_{family}").__dict__[f"{prefix}ImageProcessorPil"](
-        size={"longest_edge": 2 * image_size}, max_image_size={"longest_edge": image_size}, do_image_splitting=True)
+        size={"longest_edge": longest_edge * image_size}, max_image_size={"longest_edge": image_size}, do_image_splitting=True)
     tokenizer = tiny_tokenizer(words, markers=IDEFICS3_MARKERS)
     seq = (image_size // patch // scale) ** 2
     if family == "idefics3":

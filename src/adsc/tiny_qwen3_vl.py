@@ -19,15 +19,20 @@ from .tiny import (
 
 
 def tiny_qwen3_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int = 2, deepstack: int = 2,
-                  attn: str = "sdpa", seed: int = 0):
+                  attn: str = "sdpa", seed: int = 0, experts: int = 0):
     """A random Qwen3VLForConditionalGeneration: patch 16, 2x2 merge, interleaved M-RoPE, and
     ``deepstack`` DeepStack layers (the vision tower's features added to the outputs of decoder
-    layers 0 .. deepstack - 1 at the vision positions)."""
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+    layers 0 .. deepstack - 1 at the vision positions). ``experts`` > 0: the MoE variant
+    (Qwen3VLMoeForConditionalGeneration) with that many experts, 2 per token, on every layer but
+    the last (a dense MLP there, as ``mlp_only_layers`` allows)."""
+    import transformers
 
+    prefix = "Qwen3VLMoe" if experts else "Qwen3VL"
+    moe = dict(num_experts=experts, num_experts_per_tok=2, moe_intermediate_size=hidden, decoder_sparse_step=1,
+               mlp_only_layers=[layers - 1]) if experts else {}
     head_dim = hidden // heads
-    config = Qwen3VLConfig(
-        text_config=dict(
+    config = getattr(transformers, f"{prefix}Config")(
+        text_config=dict(**moe,
             vocab_size=512, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
             num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=head_dim, max_position_embeddings=4096,
             rope_parameters={"rope_type": "default", "mrope_section": _mrope_sections(head_dim), "mrope_interleaved": True,
@@ -41,7 +46,11 @@ def tiny_qwen3_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: i
         vision_end_token_id=VISION_END,
     )
     torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(config)
+    model = getattr(transformers, f"{prefix}ForConditionalGeneration")(config)
+    if experts:  # the router starts at zeros (every expert tied); random weights make routing depend on the token
+        for layer in model.model.language_model.layers:
+            if hasattr(layer.mlp, "gate"):
+                torch.nn.init.normal_(layer.mlp.gate.weight, std=0.5)
     model.set_attn_implementation(attn)
     return model.eval()
 

@@ -116,3 +116,18 @@ def test_missing_or_mismatched_image_sizes_are_refused_with_the_fix(model):
             run(model, **{**inputs, "image_sizes": torch.tensor([[96, 96]])})
     finally:
         handle.remove()
+
+
+def test_a_mistral_sliding_window_is_kept_and_windows_on_some_layers_only_are_refused():
+    """LLaVA-1.6-Mistral with ``sliding_window``: every layer keeps the window in original positions
+    (the oracle case tests/core/families/llava_next_mistral.py checks it against the masked model);
+    a decoder whose ``layer_types`` window some layers only has no stage mask here and is refused."""
+    from adsc.adapters.base import AttentionPattern
+
+    windowed = tiny_llava_next(layers=6, sliding_window=24)
+    assert [adapter_for(windowed).mask_pattern(windowed, i) for i in range(6)] == [AttentionPattern(window=24)] * 6
+    mixed = tiny_llava_next(layers=6)
+    mixed.config.text_config.layer_types = ["full_attention"] * 2 + ["sliding_attention"] + ["full_attention"] * 3
+    mixed.config.text_config.sliding_window = 24
+    with pytest.raises(ValueError, match="attention pattern 'sliding_attention' .decoder layer 2"):
+        adsc.compress(mixed, CFG)

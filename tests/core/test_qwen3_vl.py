@@ -78,3 +78,51 @@ def test_queries_and_keys_reproduce_the_layers_own_attention(model):
 def test_baselines_run_on_qwen3_vl_inside_deepstack(model, method):
     out, kept = compressed_vision_tokens(model, samples()[1], adsc.CompressionConfig(method=method, layers=(1,), drop_ratio=0.5))
     assert torch.isfinite(out).all() and kept[-1] < kept[0]
+
+
+# ---------------------------------------------------------------------------------------- Qwen3-VL-MoE
+@pytest.fixture(scope="module")
+def moe():
+    return tiny_qwen3_vl(layers=6, deepstack=2, attn="eager", experts=4)
+
+
+def test_qwen3_vl_moe_is_registered_with_qwen3_vls_paths(moe):
+    from transformers import Qwen3VLMoeConfig
+
+    from adsc.adapters.qwen3_vl import Qwen3VLMoeAdapter
+
+    adapter = adapter_for(moe)
+    assert isinstance(adapter, Qwen3VLMoeAdapter) and isinstance(adapter_for_config(Qwen3VLMoeConfig()), Qwen3VLMoeAdapter)
+    for path in adapter.training_parts.values():  # the modules training freezes / trains exist here too
+        assert isinstance(moe.get_submodule(path), torch.nn.Module)
+    assert type(moe.get_submodule("model.language_model.layers.0.mlp")).__name__ == "Qwen3VLMoeTextSparseMoeBlock"
+    assert adapter.layout(SimpleNamespace(config=Qwen3VLMoeConfig()), (768, 768))[0].grid == (24, 24)
+
+
+def test_qwen3_vl_moe_queries_and_keys_reproduce_the_layers_own_attention(moe):
+    hidden = torch.randn(1, 7, moe.config.text_config.hidden_size)
+    positions = torch.stack([torch.arange(7), torch.tensor([0, 1, 1, 2, 2, 3, 4]), torch.tensor([0, 1, 2, 1, 2, 3, 4])])
+    pos = moe.model.language_model.rotary_emb(hidden, positions[:, None])
+    assert_queries_and_keys_reproduce_attention(moe, moe.model.language_model.layers[0], hidden, pos)
+
+
+@pytest.mark.parametrize("method", ["fastv", "pyramiddrop", "tome"])
+def test_baselines_run_on_qwen3_vl_moe(moe, method):
+    out, kept = compressed_vision_tokens(moe, samples()[1], adsc.CompressionConfig(method=method, layers=(1,), drop_ratio=0.5))
+    assert torch.isfinite(out).all() and kept[-1] < kept[0]
+
+
+def test_qwen3_vl_moe_router_loss_is_refused(moe):
+    sample = samples()[0]
+    handle = adsc.compress(moe, CFG)
+    try:
+        with pytest.raises(UnsupportedModelError, match="output_router_logits=True"):
+            moe(**sample, output_router_logits=True)
+    finally:
+        handle.remove()
+    moe.config.text_config.output_router_logits = True
+    try:
+        with pytest.raises(UnsupportedModelError, match="router auxiliary loss"):
+            adsc.compress(moe, CFG)
+    finally:
+        moe.config.text_config.output_router_logits = False

@@ -14,12 +14,12 @@ from .llava_next_video import LlavaNextVideoAdapter
 from .llava_onevision import LlavaOnevisionAdapter
 from .mistral3 import Mistral3Adapter
 from .qwen2_vl import Qwen2VLAdapter
-from .qwen3_vl import Qwen3VLAdapter
+from .qwen3_vl import Qwen3VLAdapter, Qwen3VLMoeAdapter
 
 ADAPTERS: tuple[Adapter, ...] = (LlavaAdapter(), LlavaNextAdapter(), Qwen2VLAdapter(),
                                   InternVLAdapter(), Mistral3Adapter(), Idefics3Adapter(),
                                   LlavaOnevisionAdapter(), LlavaNextVideoAdapter(),
-                                  Qwen3VLAdapter(), Gemma3Adapter())
+                                  Qwen3VLAdapter(), Qwen3VLMoeAdapter(), Gemma3Adapter())
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -155,6 +155,16 @@ class Adapter:
         """Vision tokens of the reference image a budget refers to (``CompressionConfig.vision_tokens``)."""
         raise NotImplementedError
 
+    def layout_configs(self) -> dict[str, object]:
+        """Released models by the layout name ``adsc schedule --layout NAME`` takes -> a function making
+        that model's config: the defaults of :attr:`config_class` under the adapter's name, unless a
+        family's defaults are not a released model (then the family lists its own)."""
+        if not self.config_class:
+            return {}
+        import transformers
+
+        return {self.name: getattr(transformers, self.config_class)}
+
     def layout(self, model, image_size: tuple[int, int] | None = None, frames: int | None = None) -> list[VisionSpan]:
         """The spans of one image of ``image_size`` = (height, width), or with ``frames`` one video of
         that many input frames (of that size where the family resizes frames), at positions from 0.

@@ -13,11 +13,18 @@ span with its own grid; the fake / row-column / global tokens are text between t
 never counted).
 
 The language model is ``model.model.text_model`` (not ``language_model``).
+
+Layouts (``adsc schedule --layout smolvlm:HxW`` / ``idefics3:HxW``) follow the processor's
+splitting with the released processors' sizes, which the model config does not hold: the image's
+longest edge scaled to ``4 x`` the tower's size (SmolVLM-256M: 2048 px, Idefics3-8B: 1456 px), the
+sides rounded up to whole sub-images, then ``rows x cols`` sub-images + the global image.
 """
 
 from __future__ import annotations
 
-from .base import Adapter
+import math
+
+from .base import Adapter, VisionSpan
 from .layouts import declared_mask_pattern, equal_grid_spans
 
 
@@ -26,6 +33,19 @@ class Idefics3Adapter(Adapter):
     model_classes = ("SmolVLMForConditionalGeneration", "Idefics3ForConditionalGeneration")
     model_types = ("smolvlm", "idefics3")
     training_parts = {"llm": "model.text_model", "projector": "model.connector", "vision": "model.vision_model"}
+    resize_factor = 4  # the released processors' size["longest_edge"] / max_image_size["longest_edge"]
+
+    def layout_configs(self):
+        """The two released shapes (the config classes' defaults are neither): SmolVLM-256M / 500M
+        (512 px tower, patch 16, scale 4: 64 tokens per sub-image) and Idefics3-8B (364 px, patch 14,
+        scale 2: 169)."""
+        import transformers
+
+        def config(cls, image_size, patch, scale):
+            return lambda: getattr(transformers, cls)(vision_config={"image_size": image_size, "patch_size": patch},
+                                                      scale_factor=scale)
+
+        return {"smolvlm": config("SmolVLMConfig", 512, 16, 4), "idefics3": config("Idefics3Config", 364, 14, 2)}
 
     def decoder_layers(self, model):
         return model.model.text_model.layers
@@ -53,7 +73,53 @@ class Idefics3Adapter(Adapter):
         rows, cols = self.image_grid(model)
         return rows * cols
 
+    def split_of(self, model, image_size) -> tuple[int, int]:
+        """(rows, cols) of sub-images the processor splits an image of ``image_size`` into ((0, 0): the
+        global image only). As the processor: the longest edge scaled to ``resize_factor`` tower sizes
+        (the other side truncated, then made even), both sides rounded up to whole tower sizes (the
+        shorter one recomputed from the aspect ratio first), and split when either side exceeds one."""
+        tile = model.config.vision_config.image_size
+        height, width = (int(v) for v in image_size)
+        aspect = width / height
+        longest = self.resize_factor * tile
+        if width >= height:
+            width, height = longest, _even(int(longest / aspect))
+        else:
+            height, width = longest, _even(int(longest * aspect))
+        aspect = width / height
+        if width >= height:
+            width = math.ceil(width / tile) * tile
+            height = math.ceil(int(width / aspect) / tile) * tile
+        else:
+            height = math.ceil(height / tile) * tile
+            width = math.ceil(int(height * aspect) / tile) * tile
+        if height > tile or width > tile:
+            return height // tile, width // tile
+        return 0, 0
+
+    def layout(self, model, image_size=None, frames=None):
+        """An image's sub-images in raster order, then its global image (alone when the image is not
+        split); a SmolVLM video of ``frames`` frames, one unsplit image each. One span per run, the
+        runs back to back (the marker text the processor writes between them is not part of the
+        layout), each on the same grid :meth:`vision_spans` uses."""
+        grid = self.image_grid(model)
+        if frames is not None:
+            if model.config.model_type != "smolvlm":
+                raise ValueError("Idefics3 takes images only, no video (SmolVLM does): leave out --video-frames")
+            count = frames
+        elif image_size is None:
+            raise ValueError(f"{model.config.model_type} needs an image size (height x width): its split follows the image")
+        else:
+            rows, cols = self.split_of(model, image_size)
+            count = rows * cols + 1
+        per_image = grid[0] * grid[1]
+        return [VisionSpan(k * per_image, grid) for k in range(count)]
+
     def vision_spans(self, model, input_ids, inputs):
         return equal_grid_spans(input_ids, self.vision_token_ids(model), self.image_grid(model), "image",
                                 "the processor's image_seq_len and the model config (image_size, patch_size, "
                                 "scale_factor) disagree; build input_ids with the model's own processor")
+
+
+def _even(side: int) -> int:
+    return side + side % 2

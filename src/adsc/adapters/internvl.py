@@ -17,7 +17,7 @@ for others) under ``model.language_model``; its layers form q and k the Llama wa
 
 from __future__ import annotations
 
-from .base import Adapter
+from .base import Adapter, VisionSpan
 from .layouts import declared_mask_pattern, equal_grid_spans
 
 
@@ -25,6 +25,8 @@ class InternVLAdapter(Adapter):
     name = "internvl"
     model_classes = ("InternVLForConditionalGeneration",)
     model_types = ("internvl",)
+    config_class = "InternVLConfig"  # layouts by name: InternVL3's 448 px tiles of 256 tokens
+    max_tiles = 12  # the released processors' max_patches (GotOcr2 crop_to_patches, min_patches 1): not in the model config
     training_parts = {"llm": "model.language_model", "projector": "model.multi_modal_projector", "vision": "model.vision_tower"}
 
     def vision_token_ids(self, model):
@@ -56,6 +58,31 @@ class InternVLAdapter(Adapter):
         A budget is per tile: larger images have more tiles, each compressed alike."""
         rows, cols = self.tile_grid(model)
         return rows * cols
+
+    def tiles_of(self, model, image_size) -> int:
+        """Tiles the processor cuts an image of ``image_size`` = (height, width) into: the tile grid of
+        at most :attr:`max_tiles` tiles whose aspect ratio is closest to the image's (transformers'
+        own ``get_optimal_tiled_canvas``, which the processor uses), plus the thumbnail when that
+        grid has more than one tile."""
+        from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
+
+        tile = tuple(model.config.vision_config.image_size)
+        cols, rows = get_optimal_tiled_canvas(tuple(int(v) for v in image_size), tile, 1, self.max_tiles)
+        return 1 if rows * cols == 1 else rows * cols + 1
+
+    def layout(self, model, image_size=None, frames=None):
+        """An image's tiles (and thumbnail), or ``frames`` video frames of one tile each (the video
+        processor resizes every frame to one tile), back to back in one run as the processor writes
+        them: one 16 x 16 span each, through the same grid as :meth:`vision_spans`."""
+        grid = self.tile_grid(model)
+        if frames is not None:
+            count = frames
+        elif image_size is None:
+            raise ValueError("InternVL needs an image size (height x width): its tile count follows the aspect ratio")
+        else:
+            count = self.tiles_of(model, image_size)
+        per_tile = grid[0] * grid[1]
+        return [VisionSpan(k * per_tile, grid) for k in range(count)]
 
     def vision_spans(self, model, input_ids, inputs):
         return equal_grid_spans(input_ids, self.vision_token_ids(model), self.tile_grid(model), "InternVL image",

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import torch
 
-from .base import CAUSAL, VisionSpan, token_runs
+from .base import CAUSAL, AttentionPattern, VisionSpan, token_runs
 
 
-def declared_mask_pattern(text_config, layer_index: int) -> str:
+def declared_mask_pattern(text_config, layer_index: int):
     """The pattern a language model's config declares for a layer: its ``layer_types`` entry
-    ("full_attention" is causal), else sliding-window when ``sliding_window`` is set (a Mistral or
-    Qwen2 with windows on every layer), else causal. The engine refuses what it cannot mask."""
+    ("full_attention" is causal; any other kind is returned by name, which the engine refuses --
+    e.g. Qwen2's ``use_sliding_window``, windows on some layers only), else, without layer types,
+    a window on every layer when ``sliding_window`` is set (a Mistral: its model masks every layer
+    with ``q - k < sliding_window`` in sequence positions, which the stage mask keeps in original
+    positions), else causal."""
     kinds = getattr(text_config, "layer_types", None)
     if kinds:
         kind = kinds[layer_index]
         return CAUSAL if kind == "full_attention" else kind
-    return "sliding_window" if getattr(text_config, "sliding_window", None) else CAUSAL
+    window = getattr(text_config, "sliding_window", None)
+    return CAUSAL if window is None else AttentionPattern(window=int(window))
 
 
 def equal_grid_spans(input_ids: torch.Tensor, token_ids: tuple[int, ...], grid: tuple[int, int],

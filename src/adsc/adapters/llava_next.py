@@ -52,8 +52,9 @@ class LlavaNextAdapter(Adapter):
         raise NotImplementedError
 
     def mask_pattern(self, model, layer_index):
-        """Causal, unless the language model declares sliding-window layers (a Mistral with
-        ``sliding_window`` set): those the engine has no stage mask for, so compress() refuses them."""
+        """Causal; a Mistral language model with ``sliding_window`` set keeps that window on every
+        layer, in original positions (the stage mask's ``AttentionPattern(window=...)``). Windows on
+        some layers only (``layer_types``, e.g. a Qwen2 with ``use_sliding_window``) are refused by name."""
         return declared_mask_pattern(self.text_config(model), layer_index)
 
     def _side(self, model) -> int:

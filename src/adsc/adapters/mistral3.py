@@ -27,6 +27,7 @@ class Mistral3Adapter(Adapter):
     name = "mistral3"
     model_classes = ("Mistral3ForConditionalGeneration",)
     model_types = ("mistral3",)
+    config_class = "Mistral3Config"  # layouts by name: Mistral Small 3.1's 1540 px Pixtral tower, 28 px per token
     training_parts = {"llm": "model.language_model", "projector": "model.multi_modal_projector", "vision": "model.vision_tower"}
 
     def vision_token_ids(self, model):
@@ -45,6 +46,30 @@ class Mistral3Adapter(Adapter):
         """(rows, cols) of an image of ``image_size`` = (height, width) as the processor resized it."""
         px = self._token_px(model)
         return int(image_size[0]) // px, int(image_size[1]) // px
+
+    def resized_grid(self, model, image_size) -> tuple[int, int]:
+        """(rows, cols) of an *original* image of ``image_size`` as the Pixtral processor sizes it: scaled
+        down (floor, aspect kept) to fit a square of the tower's ``image_size`` -- the released processors'
+        ``longest_edge`` (1540 for Mistral Small 3.1) -- then each side rounded *up* to whole 28 px tokens;
+        an image already inside the square is only rounded up."""
+        px, longest = self._token_px(model), model.config.vision_config.image_size
+        height, width = (int(v) for v in image_size)
+        scale = max(height / longest, width / longest)
+        if scale > 1:
+            height, width = int(height / scale), int(width / scale)
+        return -(-height // px), -(-width // px)
+
+    def layout(self, model, image_size=None, frames=None):
+        """One image's span: ``rows`` rows of ``cols`` [IMG] tokens, each row closed by [IMG_BREAK] and the
+        last by [IMG_END] (the span's ``extra``), read back by the same :func:`_image_span` as
+        :meth:`vision_spans`. Mistral 3 takes no video."""
+        if frames is not None:
+            raise ValueError("Mistral 3 takes images only, no video: leave out --video-frames")
+        if image_size is None:
+            raise ValueError("Mistral 3 needs an image size (height x width): its grid follows the image")
+        rows, cols = self.resized_grid(model, image_size)
+        positions = [r * (cols + 1) + c for r in range(rows) for c in range(cols)]
+        return [_image_span(positions, rows * (cols + 1))]
 
     def reference_vision_tokens(self, model):
         """An image of the tower's largest size: (1540 / 28)^2 = 55 x 55 = 3025 for Mistral Small 3.1

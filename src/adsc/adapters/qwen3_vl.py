@@ -103,3 +103,43 @@ def add_on_slots(hidden: torch.Tensor, visual_pos_masks: torch.Tensor, visual_em
     hidden = hidden.clone()
     hidden[kept] = hidden[kept] + visual_embeds.to(device, hidden.dtype)[row_of.gather(1, orig)[kept]]
     return hidden
+
+
+class Qwen3VLMoeAdapter(Qwen3VLAdapter):
+    """Qwen3-VL-MoE (``Qwen3VLMoeForConditionalGeneration``: Qwen3-VL-30B-A3B, -235B-A22B).
+
+    Everything adsc touches is Qwen3-VL's, at the same module paths: the vision tower with its
+    DeepStack mergers (``model.visual``), ``model.language_model`` with the same
+    ``_deepstack_process`` and ``get_rope_index``, attention with per-head q / k norms (so the
+    score baselines form q and k as for Qwen3-VL). Only the MLP differs: most layers hold a
+    ``Qwen3VLMoeTextSparseMoeBlock`` (``mlp.gate`` a top-k router, ``mlp.experts`` the experts as
+    3-D parameters ``gate_up_proj`` / ``down_proj``, not ``nn.Linear``). Routing is per token (no
+    expert capacity), so dropping tokens changes no kept token's experts. LoRA on ``*_proj``
+    modules reaches attention and the dense layers' MLP (``mlp_only_layers``), not the experts.
+
+    Refused: the router auxiliary loss (``output_router_logits``): the model stacks every layer's
+    router logits against the full-length attention mask, which compressed layers do not have.
+    """
+
+    name = "qwen3_vl_moe"
+    model_classes = ("Qwen3VLMoeForConditionalGeneration",)
+    model_types = ("qwen3_vl_moe",)
+    config_class = "Qwen3VLMoeConfig"
+
+    def attach(self, model):
+        check_no_router_loss(model, {})
+        return super().attach(model)
+
+    def vision_spans(self, model, input_ids, inputs):
+        check_no_router_loss(model, inputs)
+        return super().vision_spans(model, input_ids, inputs)
+
+
+def check_no_router_loss(model, inputs: dict) -> None:
+    asked = inputs.get("output_router_logits")
+    if asked or (asked is None and getattr(model.config.get_text_config(), "output_router_logits", False)):
+        raise UnsupportedModelError(
+            "Qwen3-VL-MoE with output_router_logits=True: the router auxiliary loss stacks every decoder layer's router "
+            "logits against the full-length attention mask, and compressed layers route fewer tokens; set "
+            "output_router_logits=False (config.text_config and the forward's argument) to compress this model"
+        )

@@ -76,15 +76,21 @@ def run(args) -> int:
         schedule = config.schedule(shape.text.layers)
         if found is not None:  # what the method keeps on the layout's own spans
             schedule = on_layout(config, schedule, found.spans)
-        results["adsc"] = account(shape, schedule.tokens_per_layer(), text_tokens, args.new_tokens, args.batch, conv)
+        # adsc makes a compressed model's sliding cache layers full length (their slots are not the last positions)
+        results["adsc"] = account(shape, schedule.tokens_per_layer(), text_tokens, args.new_tokens, args.batch,
+                                  replace(conv, sliding_cache="full"))
     if args.json:
         data = {k: v.to_dict() for k, v in results.items()}
         if schedule is not None:
             data["schedule"] = {"stage_layers": list(schedule.stage_layers), "keep_counts": list(schedule.keep_counts),
                                 "ratio": schedule.ratio, "average": schedule.average}
+        if shape.text.windows:
+            data["sliding_windows"] = sliding_note(shape)
         text = json.dumps(data, indent=2)
     else:
         text = _report(results, schedule, args.per_layer)
+        if shape.text.windows:
+            text += "\n\n" + sliding_note(shape)
         if found is not None:
             text = found.describe() + "\n" + text
     print(text)
@@ -93,6 +99,20 @@ def run(args) -> int:
         with open(os.path.join(args.out, "profile.json" if args.json else "profile.txt"), "w") as fh:
             fh.write(text + "\n")
     return 0
+
+
+def sliding_note(shape) -> str:
+    """What the figures assume about a model's sliding-window layers (``adsc profile`` prints it)."""
+    windows = [w for w in shape.text.windows if w is not None]
+    sizes = ", ".join(str(w) for w in sorted(set(windows)))
+    return (f"sliding-window layers: {len(windows)} of {shape.text.layers} (window {sizes}). Attention of a windowed layer "
+            "is bounded by its window (--attention causal: min(i + 1, window) keys per query; rect: the whole prefill "
+            "rectangle, which a masked kernel still computes). KV: the full model's sliding layers cache window - 1 "
+            "tokens (transformers' sliding cache layers), so a decode step reads at most window keys there; compressed "
+            "(adsc), they cache every kept token, because adsc makes them full length (a stage's slots are not the last "
+            "positions) and applies the window in the stage mask -- the compressed cache of a sliding layer can exceed "
+            "the full model's. A compressed stage's window counts original positions, so min(i + 1, window) kept keys "
+            "per query is an upper bound there.")
 
 
 def _report(results: dict[str, Account], schedule, per_layer: bool) -> str:

@@ -38,6 +38,11 @@ class Conventions:
     # e.g. adsc.StageCache or StaticCache under a mask)
     weight_dtype_bytes: int = 2
     kv_read: str = "used"
+    # what a sliding-window layer caches: "window" (transformers' DynamicSlidingWindowLayer: the
+    # last window - 1 tokens, so a decode step attends over at most window keys) or "full" (every
+    # token: what adsc makes of a compressed model's sliding cache layers, whose slots are not the
+    # last positions; the stage mask applies the window)
+    sliding_cache: str = "window"
 
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self).items())
@@ -50,6 +55,8 @@ class LayerCost:
     vision_tokens: int
     prefill_flops: int = 0
     decode_flops: int = 0
+    window: int | None = None  # the layer's sliding window (None: full attention)
+    cached_after_prefill: int = 0  # tokens the layer's cache holds after prefill, per sample
     kv_bytes: int = 0  # cache of this layer at the end of generation (all copies, whole batch)
     decode_kv_read: int = 0  # KV bytes attention reads in all decode steps together (whole batch)
 
@@ -102,7 +109,7 @@ class Account:
     def prefill_kv_bytes(self) -> int:
         c = self.conventions
         per_token = self.shape.text.kv_bytes_per_token(c.kv_dtype_bytes) * self.batch
-        return sum(l.prompt_tokens for l in self.layers) * per_token
+        return sum(l.cached_after_prefill for l in self.layers) * per_token
 
     @property
     def peak_bytes(self) -> int:
@@ -133,10 +140,23 @@ class Account:
         }
 
 
-def attention_flops(q: int, kv: int, heads: int, head_dim: int, causal: bool) -> int:
-    """QK^T plus AV for ``q`` queries that are the last ``q`` of ``kv`` keys."""
-    pairs = q * kv - (q * (q - 1)) // 2 if causal else q * kv
+def attention_flops(q: int, kv: int, heads: int, head_dim: int, causal: bool, window: int | None = None) -> int:
+    """QK^T plus AV for ``q`` queries that are the last ``q`` of ``kv`` keys.
+
+    ``causal``: only the (query, key) pairs the mask allows -- key k <= query i, and with a
+    ``window`` also i - k < window, so query i sees min(i + 1, window) keys; otherwise the whole
+    q x kv rectangle (a windowed mask does not shrink what SDPA / matmul compute)."""
+    if not causal:
+        return 2 * 2 * q * kv * heads * head_dim
+    pairs = _visible(kv, window) - _visible(kv - q, window)
     return 2 * 2 * pairs * heads * head_dim
+
+
+def _visible(n: int, window: int | None) -> int:
+    """Keys the first ``n`` queries of a causal (windowed) mask see together: sum of min(i + 1, window)."""
+    if window is None or n <= window:
+        return n * (n + 1) // 2
+    return window * (window + 1) // 2 + (n - window) * window
 
 
 def vision_flops(shape: ModelShape, images: int = 1) -> tuple[int, int]:
@@ -178,22 +198,29 @@ def account(
     kv_token = t.kv_bytes_per_token(conv.kv_dtype_bytes)
     for idx, v in enumerate(vision_per_layer):
         n = text_tokens + v
-        row = LayerCost(idx, n, v)
-        row.prefill_flops = 2 * n * t.linear_params + attention_flops(n, n, t.heads, t.head_dim, causal)
+        window = t.window(idx)
+        row = LayerCost(idx, n, v, window=window)
+        row.prefill_flops = 2 * n * t.linear_params + attention_flops(n, n, t.heads, t.head_dim, causal, window)
+        # a sliding cache keeps window - 1 tokens: a step attends over at most window keys
+        held = (lambda length: length) if window is None or conv.sliding_cache == "full" else (
+            lambda length: min(length, window - 1))
         for j in range(1, steps + 1):
-            row.decode_flops += 2 * t.linear_params + attention_flops(1, n + j, t.heads, t.head_dim, causal)
+            keys = held(n + j - 1) + 1  # the cached keys plus the new one
+            row.decode_flops += 2 * t.linear_params + attention_flops(1, keys, t.heads, t.head_dim, causal, window)
         end_len = n + steps
-        # step j attends over n + j keys (the new one included); a fixed buffer is read whole
-        read = [end_len if conv.kv_read == "capacity" else n + j for j in range(1, steps + 1)]
+        row.cached_after_prefill = held(n)
+        # step j attends over its cached keys and itself; a fixed buffer is read whole
+        read = [held(end_len) if conv.kv_read == "capacity" else held(n + j - 1) + 1 for j in range(1, steps + 1)]
         row.decode_kv_read = kv_token * batch * sum(read)
         # two copies: the previous step's cache (one shorter) and the new one
-        row.kv_bytes = kv_token * (end_len if conv.kv_copies == 1 else 2 * end_len - (1 if steps else 0))
+        kept = held(end_len)
+        row.kv_bytes = kv_token * (kept if conv.kv_copies == 1 else 2 * kept - (1 if steps and kept == end_len else 0))
         row.prefill_flops *= batch
         row.decode_flops *= batch
         row.kv_bytes *= batch
         acc.layers.append(row)
         if conv.cat_transient and steps:
-            old_keys = batch * (kv_token // 2) * (end_len - 1)
+            old_keys = batch * (kv_token // 2) * held(end_len - 1)
             acc.cat_transient_bytes = max(acc.cat_transient_bytes, old_keys)
     if conv.vision:
         acc.vision_flops, acc.projector_flops = (x * batch for x in vision_flops(shape))

@@ -19,6 +19,12 @@ class TextShape:
     head_dim: int
     intermediate: int
     vocab: int
+    # per decoder layer, its sliding window (query q sees key k only if q - k < window) or None
+    # for a full-attention layer; () = no sliding layers (Llama, Qwen2-VL, LLaVA)
+    windows: tuple[int | None, ...] = ()
+
+    def window(self, layer: int) -> int | None:
+        return self.windows[layer] if self.windows else None
 
     @property
     def linear_params(self) -> int:
@@ -92,7 +98,20 @@ def qwen2_vl_7b(image_size: int = 448) -> ModelShape:
     return ModelShape("qwen2-vl-7b", text, vision)
 
 
-PRESETS = {"llava-1.5-7b": llava_15_7b, "llava-1.5-13b": llava_15_13b, "qwen2-vl-7b": qwen2_vl_7b}
+def gemma_3_4b() -> ModelShape:
+    # google/gemma-3-4b-it: 34 layers, GQA 8/4 heads of 256, five local layers (window 1024) to one
+    # global (layer_types: every 6th is full_attention); SigLIP 896 px, patch 14 (64 x 64 patches,
+    # no CLS), average-pooled 4 x 4 into 256 tokens, one projection 1152 -> 2560.
+    layers = 34
+    windows = tuple(None if (i + 1) % 6 == 0 else 1024 for i in range(layers))
+    text = TextShape(hidden=2560, layers=layers, heads=8, kv_heads=4, head_dim=256, intermediate=10240, vocab=262208,
+                     windows=windows)
+    vision = VisionShape(hidden=1152, layers=27, heads=16, intermediate=4304, patch_in=3 * 14 * 14, patches=64 * 64,
+                         extra_tokens=0, out_tokens=256, projector=((1152, 2560),), projector_tokens=256)
+    return ModelShape("gemma-3-4b", text, vision)
+
+
+PRESETS = {"llava-1.5-7b": llava_15_7b, "llava-1.5-13b": llava_15_13b, "qwen2-vl-7b": qwen2_vl_7b, "gemma-3-4b": gemma_3_4b}
 
 
 def preset(name: str) -> ModelShape:
@@ -107,7 +126,8 @@ def shape_from_config(config, name: str = "model") -> ModelShape:
     t, v = config.text_config, config.vision_config
     heads = t.num_attention_heads
     head_dim = getattr(t, "head_dim", None) or t.hidden_size // heads
-    text = TextShape(t.hidden_size, t.num_hidden_layers, heads, t.num_key_value_heads or heads, head_dim, t.intermediate_size, t.vocab_size)
+    text = TextShape(t.hidden_size, t.num_hidden_layers, heads, t.num_key_value_heads or heads, head_dim, t.intermediate_size,
+                     t.vocab_size, windows=declared_windows(t))
     grid = v.image_size // v.patch_size
     drop_cls = getattr(config, "vision_feature_select_strategy", "default") == "default"
     tokens = grid * grid if drop_cls else grid * grid + 1
@@ -117,3 +137,16 @@ def shape_from_config(config, name: str = "model") -> ModelShape:
         projector=((v.hidden_size, t.hidden_size), (t.hidden_size, t.hidden_size)), projector_tokens=tokens,
     )
     return ModelShape(name, text, vision)
+
+
+def declared_windows(text_config) -> tuple[int | None, ...]:
+    """Per-layer windows a language model's config declares: its ``layer_types`` ("sliding_attention"
+    layers get ``sliding_window``; Gemma 3, a Qwen2 with ``use_sliding_window``), else
+    ``sliding_window`` on every layer (a Mistral), else none."""
+    window = getattr(text_config, "sliding_window", None)
+    if window is None:
+        return ()
+    kinds = getattr(text_config, "layer_types", None)
+    if kinds:
+        return tuple(window if kind == "sliding_attention" else None for kind in kinds) if "sliding_attention" in kinds else ()
+    return (int(window),) * text_config.num_hidden_layers
