@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -113,11 +114,14 @@ def test_serve_refuses_wrong_engine_flags(llava_dir, config_file, flag):
     assert out.returncode == 2 and "remove it" in out.stderr, out.stderr
 
 
-def test_serve_refuses_an_unsupported_architecture(tmp_path, config_file):
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlavaNextForConditionalGeneration"],
-                                                      "model_type": "llava_next"}))
+@pytest.mark.parametrize("architecture, model_type, message", [
+    ("Gemma3ForConditionalGeneration", "gemma3", "adsc serves"),
+    ("LlavaOnevisionForConditionalGeneration", "llava_onevision", "does not serve .* multi-image prompt"),
+])
+def test_serve_refuses_an_unsupported_architecture(tmp_path, config_file, architecture, model_type, message):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": [architecture], "model_type": model_type}))
     out = adsc_serve(str(tmp_path), "--compression", config_file)
-    assert out.returncode == 2 and "adsc serves" in out.stderr, out.stderr
+    assert out.returncode == 2 and re.search(message, out.stderr), out.stderr
 
 
 def test_print_command_is_the_server_line(llava_dir, config_file):
