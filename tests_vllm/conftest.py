@@ -28,6 +28,12 @@ def llava_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def llava_next_dir(tmp_path_factory):
+    """`python -m adsc.serving.vllm.demo DIR llava_next`: a 4-layer LLaVA-NeXT (anyres), head size 64."""
+    return write_demo_model(str(tmp_path_factory.mktemp("llava_next")), "llava_next")
+
+
+@pytest.fixture(scope="session")
 def qwen2_vl_dir(tmp_path_factory):
     """`python -m adsc.serving.vllm.demo DIR qwen2_vl`: a 4-layer Qwen2-VL, head size 64, images up to 112 px."""
     return write_demo_model(str(tmp_path_factory.mktemp("qwen2_vl")), "qwen2_vl")

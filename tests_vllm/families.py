@@ -47,6 +47,13 @@ LLAVA = Family("llava", None, ends_in_image="USER: what is this ? <image>", conf
                                              drop_position="after"),
     "random": adsc.CompressionConfig(method="random", layers=(2,), drop_ratio=0.75, vision_tokens=36, seed=4),
 })
+# LLaVA-NeXT's layouts follow each image (width x height): 48 x 96 (2 x 1 tiles: a 12 x 6 map + 12 newlines), then
+# 96 x 48 (1 x 2 tiles: 6 x 12) and 96 x 72 (2 x 2 tiles unpadded to 10 x 12) in one prompt, then 96 x 96 (12 x 12)
+LLAVA_NEXT = Family("llava_next", ((48, 96), (96, 48), (96, 72), (96, 96)), ends_in_image=LLAVA.ends_in_image, configs={
+    "grid2d-budget": adsc.CompressionConfig(layers=(1, 2, 3), budget=60, vision_tokens=180),
+    "stride1d-after": adsc.CompressionConfig(layers=(0, 2), drop_ratio=0.6, vision_tokens=180, pattern="stride1d",
+                                             drop_position="after"),
+})
 # Qwen2-VL's grids follow each image: 4 x 3, then two of 2 x 4 and 3 x 2 in one prompt, then 4 x 4 tokens
 QWEN2_VL = Family("qwen2_vl", ((84, 112), (112, 56), (56, 84), (112, 112)),
                   ends_in_image="USER: what is this ? <|vision_start|><|image_pad|>", configs={
@@ -56,5 +63,5 @@ QWEN2_VL = Family("qwen2_vl", ((84, 112), (112, 56), (56, 84), (112, 112)),
 })
 QWEN2_5_VL = Family("qwen2_5_vl", QWEN2_VL.image_sizes, ends_in_image=QWEN2_VL.ends_in_image,
                     configs={"grid2d-budget": QWEN2_VL.configs["grid2d-budget"]})  # the same code path: one config
-FAMILIES = {f.name: f for f in (LLAVA, QWEN2_VL, QWEN2_5_VL)}
+FAMILIES = {f.name: f for f in (LLAVA, LLAVA_NEXT, QWEN2_VL, QWEN2_5_VL)}
 NO_PRUNING = adsc.CompressionConfig(layers=(), drop_ratio=0.0, vision_tokens=36)

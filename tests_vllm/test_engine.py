@@ -1,4 +1,4 @@
-"""LLaVA, Qwen2-VL and Qwen2.5-VL on vLLM with adsc: equal to Hugging Face, with per-stage KV blocks for kept tokens only."""
+"""LLaVA, LLaVA-NeXT, Qwen2-VL and Qwen2.5-VL on vLLM with adsc: equal to Hugging Face, per-stage KV blocks for kept tokens."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def check_against_hf(hf, outputs, reqs, config, atol=2e-4):
         yield tokens, greedy
 
 
-@pytest.mark.parametrize("name", ["llava", "qwen2_vl"])  # Qwen2.5-VL: the compressed case below proves its path
+@pytest.mark.parametrize("name", ["llava", "llava_next", "qwen2_vl"])  # Qwen2.5-VL: the compressed case below proves its path
 def test_no_pruning_layers_equals_hf_generate(request, name):
     family = FAMILIES[name]
     path = request.getfixturevalue(family.fixture)

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,13 +16,15 @@ import pytest
 import requests
 import torch
 from engines import start
+from families import FAMILIES
 from reference import continuation_logprobs, load_hf
 
 import adsc
+from adsc.serving.vllm.demo import DEMO_CONFIGS
 from adsc.serving.vllm.settings import ServingConfigError, check_engine
 from conftest import images
 
-CONFIG = adsc.CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=36)  # the demo folder's adsc_config.json
+CONFIG = DEMO_CONFIGS["llava"]  # the LLaVA demo folder's adsc_config.json
 SERVE_ARGS = ["--max-model-len", "512", "--block-size", "32", "--dtype", "float32", "--limit-mm-per-prompt",
               '{"image": 2}', "--max-num-batched-tokens", "64", "--host", "127.0.0.1"]
 
@@ -48,12 +51,16 @@ def data_url(image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def test_server_answers_an_image_chat_like_the_hf_engine(llava_dir):
+@pytest.mark.parametrize("name", ["llava", "llava_next"])  # Qwen2-VL's chat path: checked by hand (docs/serving.md)
+def test_server_answers_an_image_chat_like_the_hf_engine(request, name):
     """The README's demo: `adsc serve DIR --compression DIR` on the folder `adsc.serving.vllm.demo` writes."""
-    assert adsc.CompressionConfig.from_pretrained(llava_dir) == CONFIG
+    family = FAMILIES[name]
+    path = request.getfixturevalue(family.fixture)
+    config = DEMO_CONFIGS[name]
+    assert adsc.CompressionConfig.from_pretrained(path) == config
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
-    proc = subprocess.Popen([sys.executable, "-m", "adsc", "serve", llava_dir, "--compression", llava_dir,
+    proc = subprocess.Popen([sys.executable, "-m", "adsc", "serve", path, "--compression", path,
                              *SERVE_ARGS, "--port", str(port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
@@ -69,8 +76,8 @@ def test_server_answers_an_image_chat_like_the_hf_engine(llava_dir):
             time.sleep(1)
         else:
             pytest.fail("server did not come up")
-        image = images(1, seed=5)[0]
-        body = {"model": llava_dir, "max_tokens": 6, "temperature": 0, "logprobs": True, "return_token_ids": True,
+        image = images(1, seed=5, sizes=family.image_sizes and family.image_sizes[2:])[0]  # NeXT: 2 x 2 tiles, unpadded
+        body = {"model": path, "max_tokens": 6, "temperature": 0, "logprobs": True, "return_token_ids": True,
                 "messages": [
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(image)}},
                                          {"type": "text", "text": "what color is the object ?"}]}]}
@@ -78,14 +85,14 @@ def test_server_answers_an_image_chat_like_the_hf_engine(llava_dir):
         assert reply.status_code == 200, reply.text
         answer = reply.json()
         choice = answer["choices"][0]
-        model, processor = load_hf(llava_dir)
+        model, processor = load_hf(path)
         prompt = processor.apply_chat_template(
             [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what color is the object ?"}]}])
         # vLLM's chat path adds no BOS of its own: the chat template owns special tokens
         inputs = processor(text=prompt, images=[image], return_tensors="pt", add_special_tokens=False)
         assert answer["prompt_token_ids"] == inputs["input_ids"][0].tolist()
         tokens = choice["token_ids"]
-        want, greedy, _ = continuation_logprobs(model, inputs, tokens, CONFIG)
+        want, greedy, _ = continuation_logprobs(model, inputs, tokens, config)
         assert tokens == greedy.tolist()
         got = torch.tensor([t["logprob"] for t in choice["logprobs"]["content"]])
         torch.testing.assert_close(got, want, atol=2e-4, rtol=0)
@@ -113,11 +120,14 @@ def test_serve_refuses_wrong_engine_flags(llava_dir, config_file, flag):
     assert out.returncode == 2 and "remove it" in out.stderr, out.stderr
 
 
-def test_serve_refuses_an_unsupported_architecture(tmp_path, config_file):
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlavaNextForConditionalGeneration"],
-                                                      "model_type": "llava_next"}))
+@pytest.mark.parametrize("architecture, model_type, message", [
+    ("Gemma3ForConditionalGeneration", "gemma3", "adsc serves"),
+    ("LlavaOnevisionForConditionalGeneration", "llava_onevision", "does not serve .* multi-image prompt"),
+])
+def test_serve_refuses_an_unsupported_architecture(tmp_path, config_file, architecture, model_type, message):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": [architecture], "model_type": model_type}))
     out = adsc_serve(str(tmp_path), "--compression", config_file)
-    assert out.returncode == 2 and "adsc serves" in out.stderr, out.stderr
+    assert out.returncode == 2 and re.search(message, out.stderr), out.stderr
 
 
 def test_print_command_is_the_server_line(llava_dir, config_file):
@@ -160,3 +170,15 @@ def test_engine_refuses_qwen2_vl_videos_without_torchvision(qwen2_vl_dir):
         check_engine(EngineArgs(model=qwen2_vl_dir, **kwargs).create_engine_config())
     kwargs["limit_mm_per_prompt"] = {"image": 2, "video": 0}
     check_engine(EngineArgs(model=qwen2_vl_dir, **kwargs).create_engine_config())
+
+
+def test_engine_refuses_llava_next_image_embeddings(llava_next_dir):
+    """Embedding inputs carry no image_sizes, which a LLaVA-NeXT image's layout follows: refused at start-up."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    from adsc.serving.vllm import engine_kwargs
+
+    kwargs = engine_kwargs(DEMO_CONFIGS["llava_next"], max_model_len=512, block_size=32, dtype="float32",
+                           enable_mm_embeds=True)
+    with pytest.raises(ServingConfigError, match="drop --enable-mm-embeds"):
+        check_engine(EngineArgs(model=llava_next_dir, **kwargs).create_engine_config())

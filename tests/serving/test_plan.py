@@ -17,7 +17,7 @@ from adsc.serving.plan import Planner
 from adsc.serving.vllm import engine_kwargs, serve_flags
 from adsc.serving.vllm.cli import check_request, command
 from adsc.serving.vllm.layout import LayoutError, architecture, spans
-from adsc.tiny import tiny_llava, tiny_qwen2_vl
+from adsc.tiny import tiny_llava, tiny_llava_next, tiny_llava_next_processor, tiny_qwen2_vl
 
 from ..core.helpers import llava_ids, qwen_sample
 
@@ -75,6 +75,40 @@ def test_qwen2_vl_plan_equals_the_hf_engine_trace():
         assert kept_positions(plan, ids.shape[1], planner.stage_of_layer(layer)) == trace.positions(layer, 0).tolist()
 
 
+@pytest.mark.parametrize("config", CONFIGS[:2], ids=["grid2d", "stride1d-after"])
+def test_llava_next_plan_equals_the_hf_engine_trace(config):
+    """Two anyres images of different tile counts (1 x 2 tiles; 2 x 2 unpadded to a 10 x 12 map) in one prompt:
+    the spans vLLM's placeholders give (base grid, tile map, newlines as extra) keep what adsc.compress keeps."""
+    from PIL import Image
+
+    config = config.replace(vision_tokens=180, **({"budget": 70} if config.budget else {}))
+    model, processor = tiny_llava_next(), tiny_llava_next_processor()
+    pictures = [Image.new("RGB", size, colour) for size, colour in (((96, 48), "red"), ((96, 72), "blue"))]
+    inputs = processor(text="a b <image> c <image> d e", images=pictures, return_tensors="pt")
+    ids = inputs["input_ids"]
+    handle = adsc.compress(model, config)
+    with torch.no_grad():
+        model(**inputs)
+    trace = handle.last_trace
+    image = (ids[0] == 31).tolist()
+    starts = [i for i in range(len(image)) if image[i] and (i == 0 or not image[i - 1])]
+    runs = [image[s:].index(False) for s in starts]
+    assert runs == [36 + 6 * 13, 36 + 10 * 13]  # base grid + map rows of cols tokens and one newline
+    feats = [("image", s, n, {"image_sizes": hw}) for s, n, hw in zip(starts, runs, inputs["image_sizes"])]
+    found = spans(model.config, feats)
+    assert [s.grid for s in found] == [(6, 6), (6, 12), (6, 6), (10, 12)]
+    assert found[1].extra == tuple(starts[0] + 36 + 13 * r + 12 for r in range(6))  # each map row's newline
+    planner = Planner(config, 6)
+    plan = planner.plan(found)
+    for layer in range(6):
+        stage = planner.stage_of_layer(layer)
+        assert kept_positions(plan, ids.shape[1], stage) == trace.positions(layer, 0).tolist()
+    newlines = [p for s in found for p in s.extra]
+    assert plan.kept(planner.num_stages - 1, newlines).all()
+    with pytest.raises(LayoutError, match=r"placeholder of 100 tokens .* 6x6 \+ 6x12 \+ 6 extra grid \(114 tokens\)"):
+        spans(model.config, [("image", 3, 100, {"image_sizes": inputs["image_sizes"][0]})])
+
+
 def test_decoded_tokens_are_kept_by_every_stage():
     config = CONFIGS[0]
     plan = Planner(config, 6).plan(spans(tiny_llava().config, [feature(3, 36)]))
@@ -100,6 +134,8 @@ def test_layout_names_what_does_not_fit():
         spans(llava, [feature(3, 30)])
     with pytest.raises(LayoutError, match="adsc serves"):
         architecture(SimpleNamespace(architectures=["Gemma3ForConditionalGeneration"]))
+    with pytest.raises(LayoutError, match="does not serve LlavaOnevision.*multi-image prompt.*torchvision"):
+        architecture(SimpleNamespace(architectures=["LlavaOnevisionForConditionalGeneration"]))
     qwen = tiny_qwen2_vl().config
     with pytest.raises(LayoutError, match="image item without its image_grid_thw"):
         spans(qwen, [feature(3, 8)])

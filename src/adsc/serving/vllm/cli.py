@@ -34,7 +34,7 @@ REFUSED_FLAGS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="hub id or local folder of a LLaVA-1.5 / Qwen2-VL / Qwen2.5-VL model")
+    p.add_argument("model", help="hub id or local folder of a LLaVA-1.5 / LLaVA-NeXT / Qwen2-VL / Qwen2.5-VL model")
     p.add_argument("rest", nargs=argparse.REMAINDER,
                    help="--compression FILE_OR_RUN_DIR, optional --print-command, then any vllm serve arguments")
 

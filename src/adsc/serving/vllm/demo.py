@@ -6,9 +6,11 @@ processor with a chat template, and an ``adsc_config.json`` (pruning layers 1, 2
     adsc serve DIR --compression DIR --max-model-len 512 --block-size 32
 
 starts a compressed server. LLaVA: 48 px images of 6 x 6 vision tokens, an average of 14 of 36
-kept. Qwen2-VL and Qwen2.5-VL: images up to 112 x 112 px, 2 x 2 merged patches of 14 px (a 112 x 84
-image is 4 x 3 tokens), an average of 6 of 12 kept. Their answers are random words: they show the machinery,
-not a model.
+kept. LLaVA-NeXT: the same 48 px tower, anyres pinpoints of 48 x 96, 96 x 48 and 96 x 96 px, so an
+image is a 6 x 6 base grid plus a tile map of up to 12 x 12 tokens with one newline token per row
+(192 tokens for a 96 x 96 image), 60 of the 180 grid tokens of that image kept. Qwen2-VL and
+Qwen2.5-VL: images up to 112 x 112 px, 2 x 2 merged patches of 14 px (a 112 x 84 image is 4 x 3
+tokens), an average of 6 of 12 kept. Their answers are random words: they show the machinery, not a model.
 """
 
 from __future__ import annotations
@@ -16,13 +18,25 @@ from __future__ import annotations
 import sys
 
 from ...config import CompressionConfig
-from ...tiny import QWEN_IMAGE, tiny_llava, tiny_llava_processor, tiny_qwen2_5_vl, tiny_qwen2_vl, tiny_qwen2_vl_processor
+from ...tiny import (
+    QWEN_IMAGE,
+    tiny_llava,
+    tiny_llava_next,
+    tiny_llava_next_processor,
+    tiny_llava_processor,
+    tiny_qwen2_5_vl,
+    tiny_qwen2_vl,
+    tiny_qwen2_vl_processor,
+)
 
 IMAGE_SIZE, PATCH = 48, 8  # LLaVA: 6 x 6 = 36 vision tokens per image
 QWEN_MAX_PIXELS = 112 * 112  # Qwen2-VL: at most 4 x 4 merged tokens per image
-IMAGE_MARKERS = {"llava": "<image> ", "qwen2_vl": QWEN_IMAGE + " ", "qwen2_5_vl": QWEN_IMAGE + " "}
+LLAVA_NEXT_PINPOINTS = ((48, 96), (96, 48), (96, 96))  # (height, width): 1 x 2, 2 x 1 or 2 x 2 tiles
+LLAVA_NEXT_REFERENCE = 36 + 12 * 12  # grid tokens of a 96 x 96 image: base grid + full tile map (newlines not counted)
+IMAGE_MARKERS = {"llava": "<image> ", "llava_next": "<image> ", "qwen2_vl": QWEN_IMAGE + " ", "qwen2_5_vl": QWEN_IMAGE + " "}
 DEMO_CONFIGS = {
     "llava": CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=IMAGE_SIZE // PATCH * (IMAGE_SIZE // PATCH)),
+    "llava_next": CompressionConfig(layers=(1, 2, 3), budget=60, vision_tokens=LLAVA_NEXT_REFERENCE),
     "qwen2_vl": CompressionConfig(layers=(1, 2, 3), budget=6, vision_tokens=12),
     "qwen2_5_vl": CompressionConfig(layers=(1, 2, 3), budget=6, vision_tokens=12),
 }
@@ -41,6 +55,10 @@ def _model_and_processor(family: str, seed: int):
     if family == "llava":
         model = tiny_llava(layers=4, hidden=128, heads=2, kv_heads=1, image_size=IMAGE_SIZE, patch=PATCH, seed=seed)
         return model, tiny_llava_processor(IMAGE_SIZE, PATCH), "LlavaForConditionalGeneration"
+    if family == "llava_next":
+        model = tiny_llava_next(layers=4, hidden=128, heads=2, kv_heads=1, image_size=IMAGE_SIZE, patch=PATCH,
+                                pinpoints=LLAVA_NEXT_PINPOINTS, seed=seed)
+        return model, tiny_llava_next_processor(IMAGE_SIZE, PATCH, LLAVA_NEXT_PINPOINTS), "LlavaNextForConditionalGeneration"
     if family == "qwen2_vl":
         model = tiny_qwen2_vl(layers=4, hidden=128, heads=2, kv_heads=1, attn="eager", seed=seed)
         return model, tiny_qwen2_vl_processor(QWEN_MAX_PIXELS), "Qwen2VLForConditionalGeneration"

@@ -201,19 +201,21 @@ class StageHooks:
 
 
 def _accept_transformers5_clip_names() -> None:
-    """Load LLaVA checkpoints saved by transformers 5, whose CLIP tower lost its ``vision_model.`` level.
+    """Load LLaVA / LLaVA-NeXT checkpoints saved by transformers 5, whose CLIP tower lost its ``vision_model.`` level.
 
     vLLM 0.32 maps the other transformers-5 renames but not this one, and adsc's own exports
     (merged LoRA runs) are written by transformers 5.
     """
     from vllm.model_executor.models.llava import LlavaForConditionalGeneration
+    from vllm.model_executor.models.llava_next import LlavaNextForConditionalGeneration
     from vllm.model_executor.models.utils import WeightsMapper
 
     parts = ("embeddings.", "encoder.", "pre_layrnorm.", "post_layernorm.")
     extra = {f"vision_tower.{p}": f"vision_tower.vision_model.{p}" for p in parts}
-    mapper = LlavaForConditionalGeneration.hf_to_vllm_mapper
-    if not set(extra) <= set(mapper.orig_to_new_prefix):
-        LlavaForConditionalGeneration.hf_to_vllm_mapper = mapper | WeightsMapper(orig_to_new_prefix=extra)
+    for model_class in (LlavaForConditionalGeneration, LlavaNextForConditionalGeneration):
+        mapper = model_class.hf_to_vllm_mapper
+        if not set(extra) <= set(mapper.orig_to_new_prefix):
+            model_class.hf_to_vllm_mapper = mapper | WeightsMapper(orig_to_new_prefix=extra)
 
 
 def decoder_layers(model):

@@ -1,19 +1,41 @@
 """Vision spans of a vLLM request, read from its multimodal placeholders and the model config.
 
 vLLM knows each image as a placeholder range (offset, length) in the prompt plus the processed
-inputs; the grid behind it follows the same architecture facts as the Hugging Face adapters
+inputs; the spans behind it follow the same architecture facts as the Hugging Face adapters
 (adsc.adapters), so the kept set matches what ``adsc.compress`` keeps for the same prompt.
+
+LLaVA-1.5 and Qwen2-VL items are one grid each (``Adapter.item_grid``). A LLaVA-NeXT image is
+two grids (its base image and its unpadded high-res tile map) plus one image-newline token per
+map row, laid out by the original image size (``image_sizes``): its spans come from the adapter's
+own ``layout``, the function ``adsc.compress`` lays out its prompts with, so the newline tokens
+are ``extra`` (kept like text) in both engines. vLLM's placeholder covers the whole run (every
+token of it is an embedding, newlines included), in the order of the model's own packing.
 """
 
 from __future__ import annotations
 
-from ...adapters import LlavaAdapter, Qwen2VLAdapter, VisionSpan
+from dataclasses import replace
+from types import SimpleNamespace
+
+from ...adapters import LlavaAdapter, LlavaNextAdapter, Qwen2VLAdapter, VisionSpan
 
 LLAVA = ("LlavaForConditionalGeneration",)
+LLAVA_NEXT = ("LlavaNextForConditionalGeneration",)
 QWEN2_VL = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
-SUPPORTED = LLAVA + QWEN2_VL
-BY_MODEL_TYPE = dict(zip(("llava", "qwen2_vl", "qwen2_5_vl"), SUPPORTED))  # configs built in memory name no class
-ADAPTERS = {**dict.fromkeys(LLAVA, LlavaAdapter()), **dict.fromkeys(QWEN2_VL, Qwen2VLAdapter())}
+SUPPORTED = LLAVA + LLAVA_NEXT + QWEN2_VL
+BY_MODEL_TYPE = dict(zip(("llava", "llava_next", "qwen2_vl", "qwen2_5_vl"), SUPPORTED))  # in-memory configs name no class
+ADAPTERS = {**dict.fromkeys(LLAVA, LlavaAdapter()), **dict.fromkeys(LLAVA_NEXT, LlavaNextAdapter()),
+            **dict.fromkeys(QWEN2_VL, Qwen2VLAdapter())}
+
+
+# Families adsc compresses in transformers but cannot serve correctly on vLLM 0.32, and why.
+REFUSED = {
+    "LlavaOnevisionForConditionalGeneration": (
+        "vLLM 0.32 lays out each image of a multi-image prompt as its full anyres tile map, where transformers (the "
+        "model adsc.compress and adsc train run) packs such images as one crop each, so the two engines would see "
+        "different image tokens; and its processor needs torchvision for the video slot, which CPU installs lack"
+    ),
+}
 
 
 class LayoutError(ValueError):
@@ -27,6 +49,9 @@ def architecture(hf_config) -> str:
     for name in names:
         if name in SUPPORTED:
             return name
+        if name in REFUSED:
+            raise LayoutError(f"adsc does not serve {name} on vLLM: {REFUSED[name]}. Run it compressed in Hugging Face "
+                              "transformers (adsc.compress)")
     raise LayoutError(
         f"adsc serves {', '.join(SUPPORTED)} on vLLM; this model is {names or 'of unknown architecture'}. "
         "Other families run compressed in Hugging Face transformers (adsc.compress) only"
@@ -38,18 +63,39 @@ def _item_tensors(data) -> dict:
     return {key: getattr(value, "data", value) for key, value in (data or {}).items()}
 
 
+def item_spans(arch: str, hf_config, modality: str, item: dict) -> list[VisionSpan]:
+    """The spans of one item's vision-token run, at positions from 0 (grid tokens and extra ones)."""
+    adapter = ADAPTERS[arch]
+    if arch in LLAVA_NEXT:
+        if modality != "image" or "image_sizes" not in item:
+            raise ValueError(f"LLaVA-NeXT serves images with their image_sizes, not a {modality} item of {sorted(item)}")
+        image_size = tuple(int(v) for v in item["image_sizes"].reshape(-1).tolist())  # (height, width)
+        return adapter.layout(SimpleNamespace(config=hf_config), image_size=image_size)
+    frames, rows, cols = adapter.item_grid(hf_config, modality, item)
+    return [VisionSpan(0, (rows, cols), frames=frames)]
+
+
+def _shifted(span: VisionSpan, offset: int) -> VisionSpan:
+    positions = None if span.positions is None else tuple(p + offset for p in span.positions)
+    return replace(span, start=span.start + offset, positions=positions, extra=tuple(p + offset for p in span.extra))
+
+
 def spans(hf_config, features) -> list[VisionSpan]:
     """VisionSpans of one request. ``features``: (modality, offset, length, data) per item, in prompt order."""
-    adapter = ADAPTERS[architecture(hf_config)]
+    arch = architecture(hf_config)
     out = []
     for modality, offset, length, data in features:
-        item = _item_tensors(data)
         try:
-            frames, rows, cols = adapter.item_grid(hf_config, modality, item)
+            item = item_spans(arch, hf_config, modality, _item_tensors(data))
         except ValueError as err:
             raise LayoutError(str(err)) from None
-        if frames * rows * cols != length:
-            shape = f"{rows}x{cols}" if frames == 1 else f"{frames} frames of {rows}x{cols}"
-            raise LayoutError(f"an {modality} placeholder of {length} tokens at {offset} does not match its {shape} grid")
-        out.append(VisionSpan(offset, (rows, cols), frames=frames))  # a video: the HF engine's per-frame spans
+        tokens = sum(s.length + len(s.extra) for s in item)
+        if tokens != length:
+            shape = " + ".join(f"{s.grid[0]}x{s.grid[1]}" if s.frames == 1 else f"{s.frames} frames of {s.grid[0]}x{s.grid[1]}"
+                               for s in item)
+            extra = sum(len(s.extra) for s in item)
+            shape += f" + {extra} extra" if extra else ""
+            raise LayoutError(f"an {modality} placeholder of {length} tokens at {offset} does not match its {shape} grid "
+                              f"({tokens} tokens)")
+        out += [_shifted(s, offset) for s in item]  # a video: the HF engine's per-frame spans
     return sorted(out, key=lambda s: s.start)
