@@ -7,24 +7,26 @@ import pytest
 
 from adsc_testbed.cli import _drill_copies
 from adsc_testbed.dataset import TestbedConfig, generate
-from adsc_testbed.pretrain import Stage, check_recipe, drill_copies, pretrain
+from adsc_testbed.pretrain import PretrainSettings, Recipe, Stage, check_recipe, drill_copies, pretrain
 from adsc_testbed.world import GridSpec
 
 
 def test_pretrain_runs_every_stage_and_skips_finished_ones(tmp_path):
     data = tmp_path / "data"
     generate(data, TestbedConfig(seed=0, num_images=2, num_train=8, spec=GridSpec(168, 14, 2)))
-    recipe = [Stage("init", steps=2), Stage("align", steps=1), Stage("drill", steps=1), Stage("qa", steps=1)]
-    kw = dict(batch_size=4, layers=2, hidden=32, save_steps=1, heldout=data)
-    summary = pretrain(data, tmp_path / "run", recipe, **kw)
+    stages = [Stage("init", steps=2), Stage("align", steps=1), Stage("drill", steps=1), Stage("qa", steps=1)]
+    recipe = Recipe(stages, PretrainSettings(batch_size=4, layers=2, hidden=32, save_steps=1))
+    summary = pretrain(data, tmp_path / "run", recipe, heldout=data)
     for stage in ("init", "align", "drill", "qa"):
         assert (tmp_path / "run" / stage / "model.safetensors").is_file()
     assert set(summary["probe"]) >= {"matched", "shuffled", "blank"}
     assert json.loads((tmp_path / "run" / "qa" / "probe.json").read_text()) == summary["probe"]
     stamp = (tmp_path / "run" / "drill" / "model.safetensors").stat().st_mtime_ns
+    # the recipe file alone is the run: its stages and every setting
+    assert Recipe.read(tmp_path / "run" / "recipe.json") == recipe
     recorded = json.loads((tmp_path / "run" / "recipe.json").read_text())
-    assert [Stage.from_dict(r) for r in recorded["stages"]] == recipe and recorded["start_from"] is None
-    pretrain(data, tmp_path / "run", recipe, **kw)  # a rerun finds every stage done and trains nothing
+    assert recorded["start_from"] is None and recorded["layers"] == 2 and recorded["lr"] == 1e-3
+    pretrain(data, tmp_path / "run", Recipe.read(tmp_path / "run" / "recipe.json"), heldout=data)  # trains nothing
     assert (tmp_path / "run" / "drill" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
@@ -33,11 +35,13 @@ def test_pretrain_continues_a_model_for_a_time_budget_with_drills_in_the_mix_aft
     monkeypatch.chdir(tmp_path)  # relative paths, as the command line gives them
     data = tmp_path / "data"
     generate(data, TestbedConfig(seed=0, num_images=2, num_train=8, spec=GridSpec(168, 14, 2)))
-    pretrain(data, tmp_path / "base", [Stage("init", steps=1), Stage("qa", steps=1)], batch_size=4, layers=2, hidden=32)
+    small = PretrainSettings(batch_size=4, layers=2, hidden=32)
+    pretrain(data, tmp_path / "base", Recipe([Stage("init", steps=1), Stage("qa", steps=1)], small))
     recipe = [Stage("read", steps=2), Stage("text_scenes", minutes=0.05, images=8),
               Stage("focus", minutes=0.05, copies={"sqa": 2}),
               Stage("qa", steps=100_000, minutes=0.05, copies={"exist": 2, "read": 1, "sqa": 1})]
-    summary = pretrain("data", "more", recipe, start_from="base/qa", batch_size=4, save_steps=1000)
+    more = PretrainSettings(start_from="base/qa", batch_size=4, save_steps=1000)
+    summary = pretrain("data", "more", Recipe(recipe, more))
     assert not (tmp_path / "more" / "init").exists()  # the early stages are the start model's
     assert summary["read"]["start"] == "base/qa" and summary["read"]["steps"] == 2
     # then reading on one-string scenes, from the warmed-up model; the QA stage starts from that
@@ -91,11 +95,16 @@ def test_a_bad_recipe_is_refused_before_any_stage_runs(tmp_path):
             ([Stage("align", steps=3), qa], "base/qa", "leave them out with start_from"),
             ([Stage("init", steps=1), Stage("align"), qa], None, "align needs steps")):
         with pytest.raises(ValueError, match=message):
-            pretrain(tmp_path / "data", tmp_path / "run", recipe, start_from=start_from)
+            pretrain(tmp_path / "data", tmp_path / "run", Recipe(recipe, PretrainSettings(start_from=start_from)))
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match="unknown fields \\['step'\\]"):
         Stage.from_dict({"name": "qa", "step": 3})
-    assert check_recipe([Stage("qa", steps=5, copies={"read": 4, "count": 0})], "m") == [Stage("qa", steps=5, copies={"read": 4})]
+    with pytest.raises(ValueError, match="unknown fields \\['batch'\\].*'batch_size'"):
+        Recipe.from_dict({"batch": 4, "stages": []})
+    with pytest.raises(TypeError, match="Recipe"):
+        pretrain(tmp_path / "data", tmp_path / "run", [qa])
+    checked = check_recipe(Recipe([Stage("qa", steps=5, copies={"read": 4, "count": 0})], PretrainSettings(start_from="m")))
+    assert checked.stages == [Stage("qa", steps=5, copies={"read": 4})]
 
 
 def test_text_scenes_hold_up_to_the_given_number_of_strings_and_no_objects():
@@ -131,15 +140,24 @@ def test_the_flags_of_the_committed_commands_are_recipes(tmp_path):
     """pretrain_cmd.sh's first and last commands, as the stage records they ran."""
     from adsc_testbed.cli import recipe_from_args
 
-    assert recipe_from_args(_flags("--pretrain --seed 0")) == [
-        Stage("init", steps=600), Stage("align", steps=300), Stage("qa", steps=1000, copies={})]
+    assert recipe_from_args(_flags("--pretrain --seed 0")) == Recipe([
+        Stage("init", steps=600), Stage("align", steps=300), Stage("qa", steps=1000, copies={})], PretrainSettings())
     step7 = _flags("--pretrain --start-from runs/testbed_read4/qa --focus sqa=4 --focus-minutes 14 "
                    "--drills-in-qa exist=3 read=8 count=2 sqa=4 --qa-minutes 22 --qa-steps 1000000")
-    recipe = [Stage("focus", minutes=14, copies={"sqa": 4}),
+    stages = [Stage("focus", minutes=14, copies={"sqa": 4}),
               Stage("qa", steps=1_000_000, minutes=22, copies={"exist": 3, "read": 8, "count": 2, "sqa": 4})]
+    recipe = Recipe(stages, PretrainSettings(start_from="runs/testbed_read4/qa"))
     assert recipe_from_args(step7) == recipe
-    # the same as data: --recipe FILE, a list of stage records (or a run's recipe.json)
+    # the same as data: --recipe FILE, a list of stage records with the flags' settings
     (tmp_path / "r.json").write_text(json.dumps([{"name": "focus", "minutes": 14, "copies": {"sqa": 4}},
                                                 {"name": "qa", "steps": 1_000_000, "minutes": 22,
                                                  "copies": {"exist": 3, "read": 8, "count": 2, "sqa": 4}}]))
-    assert recipe_from_args(_flags(f"--pretrain --recipe {tmp_path / 'r.json'}")) == recipe
+    assert recipe_from_args(_flags(f"--pretrain --recipe {tmp_path / 'r.json'} --start-from runs/testbed_read4/qa")) == recipe
+    # or a run's recipe.json: stages and settings from the file alone, the flags aside
+    (tmp_path / "run.json").write_text(json.dumps({**Recipe(stages, PretrainSettings(seed=3, lr=5e-4)).to_dict()}))
+    assert recipe_from_args(_flags(f"--pretrain --recipe {tmp_path / 'run.json'} --seed 0")) == Recipe(
+        stages, PretrainSettings(seed=3, lr=5e-4))
+    # a recipe.json written before the settings were part of it (start_from, seed, stages) still reads
+    (tmp_path / "old.json").write_text(json.dumps({"start_from": "base/qa", "seed": 0, "stages": [
+        {"name": "qa", "steps": 5, "minutes": None, "copies": {}, "strings": 1, "images": 3000}]}))
+    assert Recipe.read(tmp_path / "old.json") == Recipe([Stage("qa", steps=5)], PretrainSettings(start_from="base/qa"))

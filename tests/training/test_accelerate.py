@@ -39,8 +39,10 @@ def test_two_process_cpu_run_trains_and_loads(tmp_path):
     assert summary["processes"] == 2 and summary["steps"] == 4
     assert summary["samples_seen"] == 16  # 4 steps x global batch 4, summed over both processes
     ckpt = os.path.join(out, "checkpoint-4")
-    # each process its own random state (the stock Trainer's files) and counts; the marker once both are written
-    assert {"rng_state_0.pth", "rng_state_1.pth", "adsc_counters_1.json", MARKER} <= set(os.listdir(ckpt))
+    # each process its own random state and counts, one optimizer state; the marker once both are written
+    names = set(os.listdir(ckpt))
+    assert {"adsc_rng_0.safetensors", "adsc_rng_1.safetensors", "adsc_counters_1.json", MARKER} <= names
+    assert "adsc_optimizer.safetensors" in names and not [n for n in names if n.endswith((".pt", ".pth", ".bin"))]
     loaded = load_trained(out)
     ids = torch.tensor([[1] + [31] * 36 + [114, 124, 8]])
     with torch.no_grad():

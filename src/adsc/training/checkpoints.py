@@ -1,9 +1,10 @@
 """Checkpoint folders on disk: complete ones only, atomic rotation, nothing pickled left to load.
 
-The stock Trainer writes ``<output>/checkpoint-N`` (model, optimizer, scheduler, RNG state,
-``trainer_state.json``) and reads it back on resume with ``torch.load(weights_only=True)``.
-What adsc adds, through the public ``TrainerCallback.on_save``: once every process has written
-its files, they are flushed to disk and the marker ``adsc_checkpoint.json`` is written last. A
+The stock Trainer writes ``<output>/checkpoint-N`` (model weights as safetensors,
+``trainer_state.json``; with ``save_only_model`` no optimizer or RNG pickles: resume_state.py
+writes those as safetensors + JSON). What adsc adds, through the public ``TrainerCallback.on_save``:
+each process writes its own files (``writers``), then, once every process has, the folder is
+flushed to disk and the marker ``adsc_checkpoint.json`` is written last. A
 checkpoint counts as complete only with its marker, so a crash mid-save leaves a folder that is
 never resumed from and is deleted by the next run. Old checkpoints are rotated here, after the
 new one is complete, by an atomic rename before the delete; the Trainer's own rotation (which
@@ -28,10 +29,10 @@ _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
 class CompleteCheckpoints(TrainerCallback):
-    """Marks each checkpoint complete once written, then rotates; ``extra(folder)`` adds per-process files."""
+    """Marks each checkpoint complete once written, then rotates; each ``writers`` entry ``(folder)`` adds files."""
 
-    def __init__(self, keep: int | None, extra=None):
-        self.keep, self.extra = keep, extra
+    def __init__(self, keep: int | None, writers=()):
+        self.keep, self.writers = keep, tuple(writers)
 
     def on_step_end(self, args, state, control, **kwargs):
         # The same step saved again (a resume at the last step) must not leave a marked folder half rewritten
@@ -41,8 +42,8 @@ class CompleteCheckpoints(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        if self.extra is not None:
-            self.extra(folder)
+        for write in self.writers:  # on every process, before the marker: part of what "complete" means
+            write(folder)
         PartialState().wait_for_everyone()  # every process has written its files
         if args.should_save:
             replace_pickled_args(folder, args)

@@ -32,6 +32,7 @@ from .model import count_parameters, load_model, prepare
 from .preflight import check_environment
 from .records import DataFileError, check_image_paths, load_json, parse_records
 from .rerun import RUN_ARGS, check_rerun, identity, run_record
+from .resume_state import ResumeState, check_resumable, uses_own_state_files
 from .trainer import ADSCTrainer
 
 logger = logging.getLogger("adsc.training")
@@ -120,7 +121,10 @@ def _train_locked(cfg: TrainConfig, records: list, malformed: list, callbacks: l
     logger.info("model %s (%s): %d of %d parameters train; template %s", a.model, a.mode, trainable, total, template)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    args = trainer_arguments(cfg, world)
+    own_state = uses_own_state_files(cfg.training)
+    if checkpoint is not None and own_state:
+        check_resumable(checkpoint)
+    args = trainer_arguments(cfg, world, own_state)
     if _rank() == 0:
         # only now, with every check passed, does the run change the output directory
         clean_litter(out)
@@ -131,7 +135,15 @@ def _train_locked(cfg: TrainConfig, records: list, malformed: list, callbacks: l
         callbacks=[curriculum, *(callbacks or [])], projector_lr=cfg.projector_learning_rate, curriculum=curriculum,
         max_bad_share=a.max_bad_share, dataset_size=len(dataset),
     )
-    trainer.add_callback(CompleteCheckpoints(keep=cfg.training.save_total_limit, extra=trainer.save_counters))
+    if own_state and (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled):  # set up by a way not seen above
+        raise ValueError("DeepSpeed / FSDP were turned on by the launcher's config; pass --deepspeed / --fsdp to "
+                         "adsc train as well, so their sharded checkpoints keep the optimizer state")
+    writers = [trainer.save_counters]
+    if own_state:
+        resume_state = ResumeState(trainer, checkpoint)
+        trainer.add_callback(resume_state)
+        writers.append(resume_state.save)
+    trainer.add_callback(CompleteCheckpoints(keep=cfg.training.save_total_limit, writers=writers))
     if checkpoint is not None:
         logger.info("resuming from %s", checkpoint)
         trainer.restore_counters(checkpoint)
@@ -169,12 +181,14 @@ def _train_locked(cfg: TrainConfig, records: list, malformed: list, callbacks: l
     return summary
 
 
-def trainer_arguments(cfg: TrainConfig, world: int):
+def trainer_arguments(cfg: TrainConfig, world: int, own_state: bool = False):
     """The TrainingArguments the Trainer gets: the run's own, with what adsc derives from them."""
     t = cfg.training
     derived = {
         # adsc rotates checkpoints itself, after the new one is complete (checkpoints.py)
         "save_total_limit": None,
+        # the Trainer writes weights only; adsc writes the optimizer / RNG state without pickles (resume_state.py)
+        "save_only_model": own_state or t.save_only_model,
         # the sampler's order follows the run's seed unless a data seed is given
         "data_seed": t.data_seed if t.data_seed is not None else t.seed,
         # several processes without a GPU (CPU tests, gloo): accelerate only goes multi-CPU when told so

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from .dataset import BENCHMARKS, TestbedConfig, generate
 from .experiment import CHECKPOINT, PRESETS, Experiment, with_overrides
 from .facts import IMAGE_SIZE, PATCH
-from .pretrain import Stage, check_recipe, drill_copies, pretrain, text_scenes
+from .pretrain import PretrainSettings, Recipe, Stage, check_recipe, drill_copies, pretrain, text_scenes
 from .probe import table
 from .world import GridSpec, SceneConfig
 
@@ -48,8 +49,9 @@ def add_arguments(p) -> None:
     p.add_argument("--text-scenes-strings", type=int, default=1,
                    help="--pretrain: strings per scene in that stage, 1 to this many (colour picks the one asked about)")
     p.add_argument("--recipe", metavar="FILE.json",
-                   help="--pretrain: the stages as a JSON list of stage records (adsc_testbed.pretrain.Stage) instead of "
-                        "the stage flags above; every run writes the recipe it ran to OUT/recipe.json")
+                   help="--pretrain: run a recipe instead of the stage flags above: a run's OUT/recipe.json (stages "
+                        "and settings: seed, start_from, batch size, lr, model size; --seed --start-from --workers "
+                        "aside), or a JSON list of stage records (adsc_testbed.pretrain.Stage) with those flags")
     p.add_argument("--workers", type=int, default=0, help="--pretrain: data-loading processes (0: in the training process)")
     p.add_argument("--out", default=None, help="output folder (default: runs/testbed_<preset>, or testbed_data)")
     p.add_argument("--seed", type=int, default=0)
@@ -104,11 +106,16 @@ def _experiment(args) -> int:
     return 0
 
 
-def recipe_from_args(args) -> list[Stage]:
-    """The stages the --pretrain flags ask for (or the JSON list of stage records --recipe names)."""
+def recipe_from_args(args) -> Recipe:
+    """The recipe the --pretrain flags ask for: their stages, and the run settings --seed,
+    --start-from and --workers give; or the recipe --recipe names (a run's recipe.json: stages and
+    settings, the flags aside; or a JSON list of stage records, with the flags' settings)."""
+    settings = PretrainSettings(seed=args.seed, start_from=args.start_from, num_workers=args.workers)
     if args.recipe:
-        records = json.loads(Path(args.recipe).read_text())
-        return [Stage.from_dict(r, args.recipe) for r in (records["stages"] if isinstance(records, dict) else records)]
+        data = json.loads(Path(args.recipe).read_text())
+        if isinstance(data, list):
+            data = {**dataclasses.asdict(settings), "stages": data}
+        return Recipe.from_dict(data, args.recipe)
     stages = []
     if args.start_from is None:  # the base model's stages; a continuation starts after them
         stages.append(Stage("init", steps=args.warmup_steps))
@@ -123,15 +130,16 @@ def recipe_from_args(args) -> list[Stage]:
         stages.append(Stage("focus", minutes=args.focus_minutes, copies=focus))
     copies = drill_copies(_drill_copies(args.drills_in_qa), "--drills-in-qa")  # "3": existence drills
     stages.append(Stage("qa", steps=args.qa_steps, minutes=args.qa_minutes, copies=copies))
-    return stages
+    return Recipe(stages, settings)
 
 
 def _pretrain(args) -> int:
-    recipe = check_recipe(recipe_from_args(args), args.start_from)  # before any data is written
-    if args.text_scenes_strings != 1 and not any(s.name == "text_scenes" for s in recipe):
+    recipe = check_recipe(recipe_from_args(args))  # before any data is written
+    if args.text_scenes_strings != 1 and not any(s.name == "text_scenes" for s in recipe.stages):
         text_scenes(args.text_scenes_strings)  # a bad count is refused even without the stage
     out = args.out or "runs/testbed_pretrain"
     data = f"{out}/data"
+    args.seed = recipe.settings.seed  # the scenes follow the recipe's seed (a --recipe file's, not the flag's)
     args.image_size, args.patch_size = IMAGE_SIZE, PATCH
     if args.num_train == 1000:
         args.num_train = 3000
@@ -139,11 +147,10 @@ def _pretrain(args) -> int:
     if not Path(data, "manifest.json").exists():
         generate(data, config_from_args(args))
     # held-out scenes (another seed) for the image-dependence control written next to the model
-    args.seed, args.num_train, args.num_images, seed = args.seed + 1, 200, 2, args.seed
+    args.seed, args.num_train, args.num_images = args.seed + 1, 200, 2
     if not Path(out, "heldout", "manifest.json").exists():
         generate(f"{out}/heldout", config_from_args(args))
-    summary = pretrain(data, out, recipe, seed=seed, start_from=args.start_from, heldout=f"{out}/heldout",
-                       num_workers=args.workers)
+    summary = pretrain(data, out, recipe, heldout=f"{out}/heldout")
     print(table(summary["probe"]))
     print(f"pretrained model in {out}/qa ({summary['steps']} steps, final loss {summary['final_loss']:.3f}); "
           f"its recipe in {out}/recipe.json; copy model.safetensors, config.json and the processor files to "

@@ -9,6 +9,8 @@ projector's reading warm-up), ``text_scenes/`` (reading on scenes of strings alo
 language model through ``adsc.training`` (the Trainer path users run) with no pruning layers;
 a stage given minutes runs on a wall-clock cosine (``adsc.training.time_budget``). ``qa/`` (or
 ``qa2/``) is the model; with ``heldout`` its ``probe.json`` holds the image-dependence control.
+A run is one ``Recipe``: its Stage records and one PretrainSettings record (seed, start model,
+batch, learning rate, model size), written whole to ``OUT/recipe.json``, which alone runs it again.
 Why each stage exists and how the committed checkpoint was made: docs/testbed.md.
 """
 
@@ -93,9 +95,58 @@ class Stage:
         return cls(**record)
 
 
-def check_recipe(stages: list[Stage], start_from: str | Path | None = None) -> list[Stage]:
+@dataclasses.dataclass(frozen=True)
+class PretrainSettings:
+    """What a pretraining run is besides its stages; with them in ``OUT/recipe.json`` the file alone
+    runs it again (``Recipe.read``). ``layers`` / ``hidden``: the decoder the init stage builds;
+    ``save_steps`` and ``num_workers`` change how a stage runs, not what it trains."""
+
+    seed: int = 0
+    start_from: str | None = None  # a model to continue (the stages after init, align, drill)
+    batch_size: int = 32
+    lr: float = 1e-3
+    layers: int = 12
+    hidden: int = 128
+    save_steps: int = 100
+    num_workers: int = 0
+
+    def __post_init__(self):
+        if self.start_from is not None:  # a Path given in Python: the record holds what JSON can
+            object.__setattr__(self, "start_from", str(self.start_from))
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A pretraining run as data: its stages (Stage records, in STAGES order) and its settings."""
+
+    stages: list[Stage]
+    settings: PretrainSettings = dataclasses.field(default_factory=PretrainSettings)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self.settings), "stages": [dataclasses.asdict(s) for s in self.stages]}
+
+    @classmethod
+    def from_dict(cls, data: dict | list, where: str = "recipe") -> Recipe:
+        """A ``to_dict`` record (a run's recipe.json), or a bare list of stage records (default settings)."""
+        if isinstance(data, list):
+            data = {"stages": data}
+        fields = {f.name for f in dataclasses.fields(PretrainSettings)}
+        unknown = sorted(set(data) - fields - {"stages"})
+        if unknown or not isinstance(data.get("stages"), list):
+            raise ValueError(f"{where}: unknown fields {unknown} or no list of stages; a recipe is "
+                             f"{{\"stages\": [...]}} with any of {sorted(fields)}, or the list of stages alone")
+        settings = PretrainSettings(**{k: v for k, v in data.items() if k != "stages"})
+        return cls([Stage.from_dict(r, where) for r in data["stages"]], settings)
+
+    @classmethod
+    def read(cls, path: str | Path) -> Recipe:
+        return cls.from_dict(json.loads(Path(path).read_text()), str(path))
+
+
+def check_recipe(recipe: Recipe) -> Recipe:
     """The recipe with its copies checked, or the error that names the fix: called before anything
     is generated or trained, so a typo fails at once, not after hours of stages."""
+    stages, start_from = recipe.stages, recipe.settings.start_from
     names = [s.name for s in stages]
     unknown = [n for n in names if n not in STAGES]
     if unknown:
@@ -118,23 +169,26 @@ def check_recipe(stages: list[Stage], start_from: str | Path | None = None) -> l
             raise ValueError(f"recipe: stage {s.name} needs steps >= 1 or minutes")
         text_scenes(s.strings)
         checked.append(dataclasses.replace(s, copies=drill_copies(s.copies, s.name)))
-    return checked
+    return dataclasses.replace(recipe, stages=checked)
 
 
-def pretrain(data_root: str | Path, out: str | Path, recipe: list[Stage], *, seed: int = 0,
-             start_from: str | Path | None = None, heldout: str | Path | None = None, batch_size: int = 32,
-             lr: float = 1e-3, layers: int = 12, hidden: int = 128, save_steps: int = 100, num_workers: int = 0) -> dict:
-    """Run ``recipe`` (Stage records) into ``out``; ``recipe.json`` there is the recipe as run."""
+def pretrain(data_root: str | Path, out: str | Path, recipe: Recipe, heldout: str | Path | None = None) -> dict:
+    """Run ``recipe`` into ``out``; ``recipe.json`` there is the recipe as run (stages and settings).
+    ``heldout``: scenes for the image-dependence probe of the final model (``probe.json``)."""
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"pretrain takes a Recipe(stages, PretrainSettings(...)), not a {type(recipe).__name__}")
     data_root, out = Path(data_root), Path(out)
-    stages = {s.name: s for s in check_recipe(recipe, start_from)}
+    recipe = check_recipe(recipe)
+    run = recipe.settings
+    seed, start_from, batch_size, lr = run.seed, run.start_from, run.batch_size, run.lr
+    stages = {s.name: s for s in recipe.stages}
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "recipe.json", {"start_from": None if start_from is None else str(start_from), "seed": seed,
-                                            "stages": [dataclasses.asdict(s) for s in stages.values()]})
+    write_json_atomic(out / "recipe.json", recipe.to_dict())
     init = out / "init"
     if "init" in stages and not (init / "model.safetensors").exists():
         start = time.time()
         processor = build_processor(vocabulary(data_root / TRAIN_JSON))
-        model = build_model(len(processor.tokenizer), layers=layers, hidden=hidden, seed=seed)
+        model = build_model(len(processor.tokenizer), layers=run.layers, hidden=run.hidden, seed=seed)
         losses = warm_up_vision(model, PatchData(data_root, processor, GRID, PATCH), stages["init"].steps, batch_size, seed=seed)
         model.save_pretrained(init)
         processor.save_pretrained(init)
@@ -155,7 +209,8 @@ def pretrain(data_root: str | Path, out: str | Path, recipe: list[Stage], *, see
             per_device_train_batch_size=batch_size, max_steps=steps, max_length=512,
             layers=(), budget=float(VISION_TOKENS), curriculum="direct",  # no pruning layers: full tokens
             template="chat_template", pad_to_square=False, gradient_checkpointing=False, bf16=False,
-            dataloader_num_workers=num_workers, logging_steps=20, save_steps=save_steps, save_total_limit=1, seed=seed,
+            dataloader_num_workers=run.num_workers, logging_steps=20, save_steps=run.save_steps, save_total_limit=1,
+            seed=seed,
         )
         clock = [TimeBudget(60 * minutes)] if minutes is not None else []
         summary = train(cfg, callbacks=clock)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The commands that made testbed/src/adsc_testbed/checkpoint (seed 0), from the repository root; docs/testbed.md
 # ("The committed checkpoint") says what each did. Each command's stage flags are a recipe, a list of
-# Stage records (adsc_testbed.pretrain.Stage; adsc_testbed.cli.recipe_from_args maps the flags): every run
-# writes the one it ran to OUT/recipe.json, and `--recipe FILE.json` runs such a list instead of the flags.
+# Stage records (adsc_testbed.pretrain.Stage; adsc_testbed.cli.recipe_from_args maps the flags) with the run's
+# settings (PretrainSettings: --seed, --start-from, --workers; batch 32, lr 1e-3, 12 layers of width 128): every
+# run writes both to OUT/recipe.json, and `--recipe FILE.json` runs such a file instead of the flags.
 set -e
 # 1. The base model, about 60 min on the 2-core CPU machine: generates the data (3000 training
 #    images, 168 px / patch 14) and held-out scenes (seed 1), then vision warm-up 600 steps,
