@@ -136,6 +136,11 @@ def test_layout_names_what_does_not_fit():
         architecture(SimpleNamespace(architectures=["Gemma3ForConditionalGeneration"]))
     with pytest.raises(LayoutError, match="does not serve LlavaOnevision.*multi-image prompt.*torchvision"):
         architecture(SimpleNamespace(architectures=["LlavaOnevisionForConditionalGeneration"]))
+    windowed = tiny_llava_next().config
+    windowed.architectures = ["LlavaNextForConditionalGeneration"]
+    windowed.text_config.sliding_window = 24  # a LLaVA-NeXT-Mistral with a window: compact KV has none
+    with pytest.raises(LayoutError, match="sliding-window layers on vLLM.*adsc.compress"):
+        architecture(windowed)
     qwen = tiny_qwen2_vl().config
     with pytest.raises(LayoutError, match="image item without its image_grid_thw"):
         spans(qwen, [feature(3, 8)])

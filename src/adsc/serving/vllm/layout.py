@@ -18,6 +18,8 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 from ...adapters import LlavaAdapter, LlavaNextAdapter, Qwen2VLAdapter, VisionSpan
+from ...adapters.base import CAUSAL
+from ...adapters.layouts import declared_mask_pattern
 
 LLAVA = ("LlavaForConditionalGeneration",)
 LLAVA_NEXT = ("LlavaNextForConditionalGeneration",)
@@ -38,6 +40,20 @@ REFUSED = {
 }
 
 
+def _refuse_windows(hf_config, name: str) -> None:
+    # The plugin gives every layer a full-attention KV spec in compact (kept-token) space; a sliding
+    # window would then be applied over compact positions, or dropped, where adsc.compress keeps it
+    # in original positions: a silently different model, so refuse it.
+    text = getattr(hf_config, "text_config", hf_config)
+    layers = getattr(text, "num_hidden_layers", 0)
+    if any(declared_mask_pattern(text, i) != CAUSAL for i in range(layers)):
+        raise LayoutError(
+            f"adsc does not serve {name} with sliding-window layers on vLLM (its config sets sliding_window / "
+            "layer_types): the plugin's compact per-stage KV cache has no window. Run it compressed in Hugging Face "
+            "transformers (adsc.compress), which keeps the window in original positions"
+        )
+
+
 class LayoutError(ValueError):
     """A request whose vision tokens do not form the grids the model config implies."""
 
@@ -48,6 +64,7 @@ def architecture(hf_config) -> str:
         return BY_MODEL_TYPE[hf_config.model_type]
     for name in names:
         if name in SUPPORTED:
+            _refuse_windows(hf_config, name)
             return name
         if name in REFUSED:
             raise LayoutError(f"adsc does not serve {name} on vLLM: {REFUSED[name]}. Run it compressed in Hugging Face "
