@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .tiny import IMAGE_TOKEN, _random
+from .tiny import IMAGE_TOKEN, _random, tiny_tokenizer
 
 
 def tiny_idefics3(family: str = "smolvlm", layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: int = 2,
@@ -31,8 +31,6 @@ def tiny_idefics3_processor(image_size: int = 32, tokens_per_image: int = 16):
     ``image_size`` px + the global image, each ``tokens_per_image`` <image> tokens."""
     from transformers import Idefics3Processor
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
-
-    from .tiny import tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
     # the markers the processor writes between runs, one token each as in the released vocabularies
