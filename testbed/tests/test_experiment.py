@@ -18,16 +18,28 @@ def test_smoke_experiment_writes_every_table_and_resumes(tmp_path):
     out = tmp_path / "exp"
     Experiment(out, PRESETS["smoke"], progress=False).run()
     report = (out / "report.md").read_text()
-    for heading in ("Table I analogue", "Recovery against the twin control", "Table IV analogue", "Findings"):
+    for heading in ("Table I analogue", "Tuning on the validation split", "Recovery against the twin control",
+                    "Table IV analogue", "Findings"):
         assert heading in report
     assert (out / "figure2.png").stat().st_size > 1000
     data = json.loads((out / "report.json").read_text())
     assert data["tables"]["recovery"]["16"]["best_baseline"] == "fastv"
     rows = {r["method"] for r in data["table1_rows"]}
-    assert {"full", "fastv", "**ADSC trained (LoRA, reverse)**"} <= rows
-    runs = {(r["method"], r["weights"], r["budget"]): r for r in data["runs"]}
-    assert runs[("adsc", "lora-reverse", 16.0)]["label"] == "adsc-trained@16"
-    assert len(runs) == 6  # full, fastv, untrained ADSC (one phase), twin full and + ADSC, trained ADSC
+    adsc = data["tables"]["recovery"]["16"]["adsc_layers"]  # the layer set chosen on validation
+    assert {"full", "fastv untuned (L1)", f"**ADSC trained (LoRA, reverse) {adsc} (mean of 2 seeds)**"} <= rows
+    assert any(m.startswith("fastv tuned (L1_score-") for m in rows)
+    # the tuning table: each tuned method with every tried setting's validation score and the chosen one's test score
+    tuning = {(t["method"], t["budget"]): t for t in data["tables"]["tuning"]}
+    assert set(tuning) == {("fastv", 16.0), ("adsc", 16.0)}
+    assert set(tuning[("fastv", 16.0)]["validation"]) == {"L1_score-last", "L1_score-mean"}
+    assert tuning[("adsc", 16.0)]["chosen"] == adsc
+    runs = {(r["method"], r["weights"], r["budget"], r["setting"], r["seed"], r["split"]): r for r in data["runs"]}
+    setting = "" if adsc == "L1-3-6-9" else adsc
+    assert runs[("adsc", "lora-reverse", 16.0, setting, 1, "test")]["label"] == (
+        f"adsc-trained{f'[{setting}]' if setting else ''}-seed1@16")
+    assert sum(r[5] == "val" for r in runs) == 5  # the full model and the four tried settings, on validation
+    # two fine-tuning seeds: two twins, two trained ADSC; the recovery spread has one value per seed
+    assert len(data["tables"]["recovery"]["16"]["seeds"]["recovery"]["values"]) == 2
     # a check that is not met is named, with its number, at the top of the findings
     missed = [c for c in data["checks"] if not c["met"]]
     if missed:

@@ -64,6 +64,15 @@ class TestbedConfig:
     spec: GridSpec = field(default_factory=GridSpec)
     scene: SceneConfig = field(default_factory=SceneConfig)
     benchmarks: tuple[str, ...] = BENCHMARKS
+    # Image and question numbers start after this: a validation split generated with id_start
+    # VALIDATION_IDS shares no id with a test split (both would otherwise number from 1).
+    id_start: int = 0
+
+
+# A multiple of MME's five subtasks (images cycle through them by number) far above any test split.
+VALIDATION_IDS = 1_000_000
+# The formats whose question ids are a running count (the others derive them from image ids).
+COUNTED_IDS = ("gqa", "pope")
 
 
 def images_for(cfg: TestbedConfig, bench: str) -> int:
@@ -108,7 +117,7 @@ def build_benchmark(bench: str, cfg: TestbedConfig, world: World) -> list[tuple[
         stats = pope.CategoryStats.from_scenes(scenes)
         items = []
         for a, scene in enumerate(scenes):
-            scene.image_id = f_pope.image_id(a + 1)
+            scene.image_id = f_pope.image_id(cfg.id_start + a + 1)
             items.append((scene, pope.pope_questions(scene, stats, _rng(cfg.seed, bench, a, 1))))
         return items
     items, attempt = [], 0
@@ -116,7 +125,7 @@ def build_benchmark(bench: str, cfg: TestbedConfig, world: World) -> list[tuple[
         if attempt > 20 * images_for(cfg, bench) + 100:
             raise RuntimeError(f"{bench}: scenes too sparse to carry its questions; loosen SceneConfig")
         scene = _draw(cfg, world, bench, attempt)
-        image_id = FORMATS[bench].image_id(len(items) + 1)
+        image_id = FORMATS[bench].image_id(cfg.id_start + len(items) + 1)
         subtask = image_id.split("/")[0] if bench == "mme" else None
         qas = questions_for(bench, scene, _rng(cfg.seed, bench, attempt, 1), cfg, subtask=subtask)
         attempt += 1
@@ -165,7 +174,7 @@ def generate(out: str | Path, cfg: TestbedConfig) -> dict:
     counts, taken = {}, set()
     for bench in cfg.benchmarks:
         items = build_benchmark(bench, cfg, world)
-        FORMATS[bench].write(out, items)
+        FORMATS[bench].write(out, items, **({"id_start": cfg.id_start} if bench in COUNTED_IDS else {}))
         write_jsonl(out / "annotations" / f"{bench}.jsonl", [s.to_dict() for s, _ in items])
         taken.update(signature(s) for s, _ in items)
         counts[bench] = {"images": len(items), "questions": sum(len(q) for _, q in items)}
@@ -177,8 +186,40 @@ def generate(out: str | Path, cfg: TestbedConfig) -> dict:
     manifest = {
         "generator": "adsc_testbed", "version": VERSION, "seed": cfg.seed,
         "grid": {**asdict(cfg.spec), "tokens_per_side": cfg.spec.grid, "vision_tokens": cfg.spec.tokens},
-        "scene_config": asdict(cfg.scene), "counts": counts,
+        "scene_config": asdict(cfg.scene), "counts": counts, "id_start": cfg.id_start,
         "layout": {k: v for k, v in LAYOUT.items() if k in counts},
     }
     write_json(out / "manifest.json", manifest, indent=2)
     return manifest
+
+
+def _question_ids(root: Path, bench: str) -> set[str]:
+    path = root / LAYOUT[bench]["question_file"]
+    if path.suffix == ".json":  # ScienceQA's LLaVA file: one JSON list of conversations
+        return {str(r["id"]) for r in json.loads(path.read_text())}
+    return {str(json.loads(line)["question_id"]) for line in path.read_text().splitlines() if line.strip()}
+
+
+def _scenes(root: Path, name: str) -> list[dict]:
+    path = root / "annotations" / f"{name}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def shared_between(a: str | Path, b: str | Path) -> dict[str, list[str]]:
+    """What two generated datasets share: question ids and image ids (per benchmark), scenes
+    (identical content under any id, train images included) and generation seeds. Empty lists:
+    the two are disjoint, as a validation split must be from the test split it tunes for."""
+    a, b = Path(a), Path(b)
+    manifests = [json.loads((d / "manifest.json").read_text()) for d in (a, b)]
+    benches = sorted(set(manifests[0]["counts"]) & set(manifests[1]["counts"]) - {"train"})
+    questions = {f"{bench}:{q}" for bench in benches for q in _question_ids(a, bench) & _question_ids(b, bench)}
+    images = {f"{bench}:{i}" for bench in benches
+              for i in {s["image_id"] for s in _scenes(a, bench)} & {s["image_id"] for s in _scenes(b, bench)}}
+
+    def contents(root: Path) -> set[str]:
+        return {json.dumps({k: v for k, v in s.items() if k != "image_id"}, sort_keys=True)
+                for name in [*BENCHMARKS, "train"] for s in _scenes(root, name)}
+
+    seeds = {manifests[0]["seed"]} & {manifests[1]["seed"]}
+    return {"question ids": sorted(questions), "images": sorted(images),
+            "scenes": sorted(contents(a) & contents(b)), "seeds": sorted(map(str, seeds))}

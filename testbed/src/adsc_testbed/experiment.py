@@ -8,7 +8,11 @@ Controls the issue asks for:
 - every fine-tune with dropping has a twin trained for the same steps on the same data with no
   dropping (one twin serves all budgets: with nothing dropped the budget plays no part);
   "recovery" is the gap between the twins at the same budget;
-- untrained uniform dropping is run at several spatial phases and reported as mean and spread.
+- untrained uniform dropping is run at several spatial phases and reported as mean and spread;
+- every method's free parameters, ADSC's pruning layers included, are chosen on a validation split
+  of its own (``split_configs``, ``tuning.py``), the untuned rows kept beside the tuned ones;
+- every fine-tune runs at ``Preset.finetune_seeds`` training seeds (same checkpoint, same data),
+  reported as mean and min..max.
 """
 
 from __future__ import annotations
@@ -23,14 +27,14 @@ from adsc.config import CompressionConfig, ConfigError
 from adsc.evaluation.generation import load_model
 from adsc.evaluation.run import evaluate
 from adsc.loading import load_processor
-from adsc.methods import get_method
 
-from .dataset import TestbedConfig, generate
+from .dataset import VALIDATION_IDS, TestbedConfig, generate, shared_between
 from .facts import ADSC_LAYERS, CHECKPOINT, IMAGE_SIZE, PATCH, VISION_TOKENS
 from .formats.instruct import INSTRUCT_FILE
 from .questions.mme import SUBTASKS as MME_SUBTASKS
-from .report import write_report
-from .runs import TWIN, Results, Run
+from .report import adsc_setting, headlines, rel_base, relative_score, write_report
+from .runs import PRETRAINED, TWIN, VALIDATION, Results, Run, Tuning
+from .tuning import Setting, candidates, default_setting, fastv_grid, layer_sets, same_compression, seeds
 from .world import GridSpec
 
 BENCHMARKS = ("gqa", "mme", "pope", "scienceqa", "textvqa", "vqav2")
@@ -47,20 +51,37 @@ class Preset:
     train_steps: int
     phases: tuple[float, ...]  # spatial phases of untrained uniform dropping
     ablations: bool  # Table II (LoRA vs full) and Table III (curricula)
+    val_questions: int = 4  # about this many validation questions per benchmark (settings are chosen on them)
+    # method -> the settings it is tuned among (tuning.py; "adsc": its pruning layers, for every ADSC run)
+    grid: dict[str, tuple[Setting, ...]] = field(default_factory=dict)
+    finetune_seeds: int = 1  # every fine-tune (twin included) is run at this many seeds: same checkpoint, same data
     batch_size: int = 16
     lora_r: int = 16
     lr: float = 5e-4
     notes: list[str] = field(default_factory=list)
 
 
+# The grids are stated here, small (quick: smaller), each listing the untuned default first so a tie keeps it.
+QUICK_GRID = {"fastv": fastv_grid((1, 2, 3)), "pyramiddrop": layer_sets(ADSC_LAYERS, (1, 2, 4, 8), (1, 2, 3)),
+              "tome": layer_sets((1,), (2,)), "random": seeds(2),
+              "adsc": layer_sets(ADSC_LAYERS, (1, 2, 4, 8), (1, 2, 3, 4))}
+FULL_GRID = {"fastv": fastv_grid((1, 2, 3, 4)),
+             "pyramiddrop": layer_sets(ADSC_LAYERS, (1, 2, 4, 8), (1, 4, 7, 10), (1, 2, 3), (2, 4, 6, 8)),
+             "tome": layer_sets((1,), (2,), (3,)), "random": seeds(3),
+             "adsc": layer_sets(ADSC_LAYERS, (1, 2, 4, 8), (1, 4, 7, 10), (1, 2, 3, 4))}
+
 PRESETS = {
-    "smoke": Preset("smoke", 4, 12, (16.0,), ("fastv",), 1, (0.5,), False, batch_size=4,
-                    notes=["smoke: a wiring check for the tests, its numbers mean nothing"]),
+    "smoke": Preset("smoke", 4, 12, (16.0,), ("fastv",), 1, (0.5,), False, val_questions=2,
+                    grid={"fastv": fastv_grid((1,)), "adsc": layer_sets(ADSC_LAYERS, (1, 2, 3, 4))}, finetune_seeds=2,
+                    batch_size=4, notes=["smoke: a wiring check for the tests, its numbers mean nothing"]),
     "quick": Preset("quick", 60, 400, (16.0,), ("tome", "fastv", "pyramiddrop", "random"), 60, (0.0, 0.5), False,
+                    val_questions=30, grid=QUICK_GRID, finetune_seeds=1,
                     notes=["quick: one budget (16 = 1/9 of 144), 60 questions per benchmark, 60 fine-tuning steps, "
-                           "no Table II/III ablations; run --preset full for the real experiment"]),
+                           "settings chosen on 30 validation questions per benchmark among a smaller grid, one "
+                           "fine-tuning seed (no spread), no Table II/III ablations; run --preset full for the real "
+                           "experiment"]),
     "full": Preset("full", 300, 1500, (48.0, 32.0, 16.0), ("tome", "fastv", "pyramiddrop", "random"), 300,
-                   (0.0, 0.25, 0.5, 0.75), True),
+                   (0.0, 0.25, 0.5, 0.75), True, val_questions=100, grid=FULL_GRID, finetune_seeds=3),
 }
 
 
@@ -89,15 +110,30 @@ def eval_images(questions: int) -> dict[str, int]:
     return n
 
 
-def _adsc(budget: float, **options) -> CompressionConfig:
-    """ADSC at ``budget`` on the testbed model's pruning layers."""
-    return CompressionConfig(layers=ADSC_LAYERS, budget=budget, vision_tokens=VISION_TOKENS, **options)
+def _adsc(budget: float, layers=ADSC_LAYERS, **options) -> CompressionConfig:
+    """ADSC at ``budget`` on the testbed model's pruning layers (or the ones chosen on validation)."""
+    return CompressionConfig(layers=tuple(layers), budget=budget, vision_tokens=VISION_TOKENS, **options)
+
+
+# The validation split's generation seed is the test seed plus this (pretraining's held-out scenes
+# use seed + 1); with its own ids (dataset.VALIDATION_IDS) it shares no question, image or scene seed.
+VALIDATION_SEED = 1000
+
+
+def split_configs(preset: Preset, seed: int) -> tuple[TestbedConfig, TestbedConfig]:
+    """(test + fine-tuning data, validation data) of the preset: two generation seeds, two id ranges."""
+    spec = GridSpec(IMAGE_SIZE, PATCH, 2)
+    test = TestbedConfig(seed=seed, num_images=eval_images(preset.questions), num_train=preset.train_images, spec=spec)
+    val = TestbedConfig(seed=seed + VALIDATION_SEED, num_images=eval_images(preset.val_questions), num_train=0,
+                        spec=spec, id_start=VALIDATION_IDS)
+    return test, val
 
 
 class Experiment:
     def __init__(self, out: str | Path, preset: Preset, checkpoint: str | Path = CHECKPOINT, seed: int = 0, progress=True):
         self.out, self.preset, self.checkpoint, self.seed = Path(out), preset, Path(checkpoint), seed
         self.data = self.out / "data"
+        self.val_data = self.out / "val_data"
         self.runs = self.out / "runs"
         self.progress = progress
         if not (self.checkpoint / "model.safetensors").exists():
@@ -108,11 +144,13 @@ class Experiment:
 
     # ------------------------------------------------------------------ data
     def generate(self) -> None:
-        if (self.data / "manifest.json").exists():
-            return
-        cfg = TestbedConfig(seed=self.seed, num_images=eval_images(self.preset.questions), num_train=self.preset.train_images,
-                            spec=GridSpec(IMAGE_SIZE, PATCH, 2))
-        generate(self.data, cfg)
+        for folder, cfg in zip((self.data, self.val_data), split_configs(self.preset, self.seed)):
+            if not (folder / "manifest.json").exists():
+                generate(folder, cfg)
+        shared = {kind: items for kind, items in shared_between(self.data, self.val_data).items() if items}
+        if shared:  # a scene drawn twice by chance under two seeds: tuning on it would peek at the test
+            said = "; ".join(f"{len(v)} {k} (e.g. {v[0][:80]})" for k, v in shared.items())
+            raise RuntimeError(f"{self.val_data} shares {said} with {self.data}: choose another --seed")
 
     # ------------------------------------------------------------------ models
     def _pretrained(self):
@@ -120,21 +158,25 @@ class Experiment:
         _enable_cache(model)
         return model, processor
 
-    def evaluate(self, label: str, model, processor, compression: CompressionConfig | None) -> dict:
-        target = self.runs / label
+    def evaluate(self, run: Run, model, processor, compression: CompressionConfig | None) -> dict:
+        target = self.runs / run.label
         if (target / "results.json").exists():
             return json.loads((target / "results.json").read_text())
         names = [EVAL_NAMES.get(b, b) for b in BENCHMARKS]
+        data, label = self.val_data if run.split == VALIDATION else self.data, run.label
         # The testbed's MME has five perception subtasks (questions/mme.py): declared, as the reader asks.
-        return evaluate(model, processor, names, str(self.data), str(target), compression=compression,
+        return evaluate(model, processor, names, str(data), str(target), compression=compression,
                         model_name=label, batch_size=16, max_new_tokens=8, progress=self.progress, label=label,
                         benchmark_options={"mme": {"subtasks": MME_SUBTASKS}})
 
-    def finetune(self, label: str, *, budget: float, layers=ADSC_LAYERS, curriculum: str = "reverse", mode: str = "lora"):
+    def finetune(self, label: str, *, budget: float, layers=ADSC_LAYERS, curriculum: str = "reverse", mode: str = "lora",
+                 seed: int = 0):
+        """Fine-tune the checkpoint on the fine-tuning data; ``seed`` (0, 1, ...) changes only the
+        training seed (LoRA init, data order), never the data."""
         from adsc.training import TrainConfig, load_trained, train  # lazy: transformers' Trainer and peft (seconds)
 
         p = self.preset
-        target = self.runs / f"train-{label}"
+        target = self.runs / (f"train-{label}" + (f"-seed{seed}" if seed else ""))
         cfg = TrainConfig.from_settings(
             model=str(self.checkpoint), data=str(self.data / "train" / INSTRUCT_FILE),
             image_folder=str(self.data / "train"), output_dir=str(target), mode=mode, lora_r=p.lora_r,
@@ -142,7 +184,7 @@ class Experiment:
             per_device_train_batch_size=p.batch_size, max_steps=p.train_steps, max_length=512, layers=tuple(layers),
             budget=budget, vision_tokens=VISION_TOKENS, curriculum=curriculum, template="chat_template",
             pad_to_square=False, gradient_checkpointing=False, bf16=False, dataloader_num_workers=0,
-            save_steps=max(10, p.train_steps // 3), save_total_limit=1, seed=self.seed, logging_steps=10,
+            save_steps=max(10, p.train_steps // 3), save_total_limit=1, seed=self.seed + seed, logging_steps=10,
         )
         train(cfg)
         model = load_trained(str(target), compressed=False)
@@ -154,40 +196,50 @@ class Experiment:
         start = time.time()
         self.generate()
         p, results = self.preset, Results()
+        tested: list[tuple[CompressionConfig, dict]] = []  # the pretrained model's test runs, to reuse a repeat
 
         def score(run: Run, model, processor, compression: CompressionConfig | None) -> None:
-            results.scored[run] = self.evaluate(run.label, model, processor, compression)
+            reusable = run.weights == PRETRAINED and run.split != VALIDATION
+            same = [r for c, r in tested if same_compression(c, compression)] if reusable else []
+            results.scored[run] = same[0] if same else self.evaluate(run, model, processor, compression)
+            if reusable:
+                tested.append((compression, results.scored[run]))
 
         model, processor = self._pretrained()
         score(Run("full"), model, processor, None)
         for b in p.budgets:
-            for method in p.baselines:
-                layers = get_method(method).layers_like(ADSC_LAYERS)  # fastv, tome: (1,); the rest: ADSC's
-                cfg = CompressionConfig(method=method, layers=layers, budget=b, vision_tokens=VISION_TOKENS)
+            for method in p.baselines:  # untuned: the published default scaled to this depth
                 try:
-                    score(Run(method, budget=b), model, processor, cfg)
+                    score(Run(method, budget=b), model, processor, default_setting(method).config(method, b))
                 except ConfigError as err:  # e.g. ToMe halves at most per layer: 1/9 is out of its reach here
                     results.skipped[Run(method, budget=b)] = str(err)
             for phase in p.phases:
                 score(Run("adsc", budget=b, phase=phase), model, processor, _adsc(b, phase=phase))
+        self.tune(results, model, processor, score)
         del model
-        # The twin: same steps, same data, same seed, nothing dropped during training. With nothing
-        # dropped the budget plays no part, so one twin serves every budget.
-        twin, twin_proc = self.finetune("twin", budget=VISION_TOKENS, layers=(), curriculum="direct")
-        score(Run("full", TWIN), twin, twin_proc, None)
-        for b in p.budgets:
-            score(Run("adsc", TWIN, b), twin, twin_proc, _adsc(b))
-            m, proc = self.finetune(f"adsc-reverse@{Run('adsc', budget=b).tag}", budget=b)
-            score(Run("adsc", "lora-reverse", b), m, proc, _adsc(b))
-        del twin
-        if p.ablations:
-            b = p.budgets[-1]
-            tag = Run("adsc", budget=b).tag
-            for curriculum in ("direct", "standard"):
-                m, proc = self.finetune(f"adsc-{curriculum}@{tag}", budget=b, curriculum=curriculum)
-                score(Run("adsc", f"lora-{curriculum}", b), m, proc, _adsc(b))
-            m, proc = self.finetune(f"adsc-fullft@{tag}", budget=b, mode="full")
-            score(Run("adsc", "full-reverse", b), m, proc, _adsc(b))
+        layers = {b: self.adsc_layers(results, b) for b in p.budgets}
+        for seed in range(p.finetune_seeds):
+            # The twin: same steps, same data, same seed, nothing dropped during training. With nothing
+            # dropped the budget plays no part, so one twin serves every budget.
+            twin, twin_proc = self.finetune("twin", budget=VISION_TOKENS, layers=(), curriculum="direct", seed=seed)
+            score(Run("full", TWIN, seed=seed), twin, twin_proc, None)
+            for b in p.budgets:
+                setting = adsc_setting(results, b)
+                score(Run("adsc", TWIN, b, setting=setting, seed=seed), twin, twin_proc, _adsc(b, layers[b]))
+                tag = Run("adsc", budget=b).tag + (f"-{setting}" if setting else "")
+                m, proc = self.finetune(f"adsc-reverse@{tag}", budget=b, layers=layers[b], seed=seed)
+                score(Run("adsc", "lora-reverse", b, setting=setting, seed=seed), m, proc, _adsc(b, layers[b]))
+            del twin
+            if p.ablations:
+                b = p.budgets[-1]
+                setting = adsc_setting(results, b)
+                tag = Run("adsc", budget=b).tag + (f"-{setting}" if setting else "")
+                for curriculum in ("direct", "standard"):
+                    m, proc = self.finetune(f"adsc-{curriculum}@{tag}", budget=b, layers=layers[b], curriculum=curriculum,
+                                            seed=seed)
+                    score(Run("adsc", f"lora-{curriculum}", b, setting=setting, seed=seed), m, proc, _adsc(b, layers[b]))
+                m, proc = self.finetune(f"adsc-fullft@{tag}", budget=b, layers=layers[b], mode="full", seed=seed)
+                score(Run("adsc", "full-reverse", b, setting=setting, seed=seed), m, proc, _adsc(b, layers[b]))
         # time adds up over invocations: a resumed or re-rendered run reports the compute of all of them
         elapsed = self.out / "elapsed.json"
         before = json.loads(elapsed.read_text())["seconds"] if elapsed.exists() else 0.0
@@ -195,6 +247,35 @@ class Experiment:
         elapsed.write_text(json.dumps({"seconds": round(seconds, 1)}))
         summary = write_report(self.out, self.preset, results, seconds=seconds, seed=self.seed, checkpoint=self.checkpoint)
         return summary
+
+    def tune(self, results: Results, model, processor, score) -> None:
+        """Every method's setting at every budget, chosen on the validation split (eval only, the
+        loaded model reused), then the chosen one scored on the test split."""
+        p = self.preset
+        score(Run("full", split=VALIDATION), model, processor, None)
+        base, _ = rel_base(headlines(results[Run("full", split=VALIDATION)]))
+        depth = json.loads((self.checkpoint / "config.json").read_text())["text_config"]["num_hidden_layers"]
+        for b in p.budgets:
+            for method in (*p.baselines, "adsc"):
+                grid = candidates(p.grid.get(method, ()), method, b, depth)
+                if not grid:
+                    if method in p.grid:
+                        results.skipped[Run(method, budget=b, setting="tuned")] = (
+                            f"{method}: none of {[s.name for s in p.grid[method]]} reaches budget {b:g} on this model")
+                    continue
+                validation = {}
+                for s in grid:
+                    run = Run(method, budget=b, setting=s.name, split=VALIDATION)
+                    score(run, model, processor, s.config(method, b))
+                    validation[s.name] = relative_score(headlines(results[run]), base)
+                tuning = results.tuned[(method, b)] = Tuning(method, b, validation)
+                chosen = next(s for s in grid if s.name == tuning.chosen)
+                score(Run(method, budget=b, setting=chosen.name), model, processor, chosen.config(method, b))
+
+    def adsc_layers(self, results: Results, budget: float) -> tuple[int, ...]:
+        """The layer set every ADSC fine-tune and its evaluation use at ``budget`` (chosen on validation)."""
+        name = adsc_setting(results, budget)
+        return next(s.layers for s in self.preset.grid["adsc"] if s.name == name) if name else ADSC_LAYERS
 
 
 def _enable_cache(model) -> None:

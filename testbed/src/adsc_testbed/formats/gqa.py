@@ -46,10 +46,10 @@ def _choices(qa: QA) -> dict:
     return {"valid": valid, "plausible": valid}
 
 
-def write(root: Path, items: list[tuple[Scene, list[QA]]]) -> None:
+def write(root: Path, items: list[tuple[Scene, list[QA]]], id_start: int = 0) -> None:
     data = root / "gqa" / "data"
     questions, choices, graphs, rows = {}, {}, {}, []
-    counter = 0
+    counter = id_start
     for scene, qas in items:
         save_image(scene, data / "images" / f"{scene.image_id}.png")
         graphs[scene.image_id] = scene_graph(scene)

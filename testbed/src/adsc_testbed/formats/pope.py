@@ -23,11 +23,11 @@ def image_id(index: int) -> str:
     return f"COCO_val2014_{index:012d}"
 
 
-def write(root: Path, items: list[tuple[Scene, list[QA]]]) -> None:
+def write(root: Path, items: list[tuple[Scene, list[QA]]], id_start: int = 0) -> None:
     base = root / "pope"
     for scene, _ in items:
         save_image(scene, base / "val2014" / f"{scene.image_id}.png")
-    rows, gid = [], 0
+    rows, gid = [], id_start
     for split in SPLITS:
         labels = []
         for scene, qas in items:
