@@ -19,7 +19,8 @@ import os
 # family's name in messages). The processor class finds the family in a folder without config.json (a LoRA output).
 IMAGES_ONLY_FAMILIES = {
     "qwen2_vl": ("Qwen2VLProcessor", "Qwen2-VL"), "qwen2_5_vl": ("Qwen2_5_VLProcessor", "Qwen2.5-VL"),
-    "qwen3_vl": ("Qwen3VLProcessor", "Qwen3-VL"), "internvl": ("InternVLProcessor", "InternVL"),
+    "qwen3_vl": ("Qwen3VLProcessor", "Qwen3-VL"), "qwen3_vl_moe": ("Qwen3VLProcessor", "Qwen3-VL"),
+    "internvl": ("InternVLProcessor", "InternVL"),
     "llava_onevision": ("LlavaOnevisionProcessor", "LLaVA-OneVision"),
     "llava_next_video": ("LlavaNextVideoProcessor", "LLaVA-NeXT-Video"), "smolvlm": ("SmolVLMProcessor", "SmolVLM"),
 }
@@ -47,6 +48,9 @@ class ImagesOnlyVideoProcessor(_video_processor_base()):
     ``family`` only words the refusal; it is not saved (a loaded slot is rebuilt from the folder's config)."""
 
     model_input_names = ["pixel_values_videos", "video_grid_thw"]
+    # frame sampling settings some processors read for every chat (SmolVLM's apply_chat_template); unset
+    num_frames = None
+    fps = None
 
     def __init__(self, family: str = "Qwen2-VL", **kwargs):
         super().__init__(**kwargs)

@@ -33,6 +33,7 @@ class Idefics3Adapter(Adapter):
     model_classes = ("SmolVLMForConditionalGeneration", "Idefics3ForConditionalGeneration")
     model_types = ("smolvlm", "idefics3")
     training_parts = {"llm": "model.text_model", "projector": "model.connector", "vision": "model.vision_model"}
+    images_per_prompt = True  # SmolVLMProcessor reads a flat image list as one prompt's images (Idefics3's takes both)
     resize_factor = 4  # the released processors' size["longest_edge"] / max_image_size["longest_edge"]
 
     def layout_configs(self):
