@@ -37,12 +37,12 @@ class StageTable:
         """Slots the prefill gave this stage (the widest sample's kept tokens)."""
         return self.valid.shape[1]
 
-    def reserve(self, slots: int, buffers: dict, key) -> None:
+    def reserve(self, slots: int) -> None:
         """Fixed-capacity keys (a :class:`~adsc.engine.cache.StageCache`): ``slots`` in all, those
         after the prefill's invalid until a decode step writes them in place, so every shape stays
-        fixed. The buffer lives in ``buffers`` (on the cache) and is reused by its next prefill."""
+        fixed (:meth:`SequenceState.pack_fixed` moves them into the cache's buffer)."""
         pad = self.kv_valid.new_zeros(self.kv_valid.shape[0], slots - self.width)
-        self.kv_valid = fixed_buffer(buffers, key, torch.cat([self.kv_valid, pad], dim=1))
+        self.kv_valid = torch.cat([self.kv_valid, pad], dim=1)
         self.all_valid = False  # unwritten slots are never valid keys: the mask is always needed
 
     def key_bias(self) -> torch.Tensor | None:
@@ -86,6 +86,14 @@ class SequenceState:
     extra: dict = field(default_factory=dict)  # selectors' per-sequence scratch (merge plans, ...)
     # (B, T) image block of every prompt token (-1: none) for layers whose pattern has image_blocks
     blocks: torch.Tensor | None = None
+    # StageCache: (stage, pattern) -> the one-token decode mask, a view of the stage's fixed
+    # key-validity buffer, which every later step reuses (built once, not once per step)
+    step_masks: dict = field(default_factory=dict)
+    # StageCache, after the prefill (pack_fixed): every stage's kv_valid as a slice of one buffer
+    # (B, sum of capacities), and each stage's first decode slot in it
+    all_kv_valid: torch.Tensor | None = None
+    write_slots: torch.Tensor | None = None
+    buffers: dict | None = None  # StageCache: its engine buffers (fixed addresses kept across prefills)
 
     @property
     def batch(self) -> int:
@@ -106,15 +114,39 @@ class SequenceState:
         self.generated += new_valid.shape[1]
 
     def start_fixed(self, device, buffers: dict) -> None:
-        """Fixed shapes from here on (a StageCache): stages reserve room, decode steps write in place."""
+        """Fixed shapes from here on (a StageCache): stages reserve room, decode steps write in place;
+        ``buffers`` (the cache's) keeps the addresses for its next prefill."""
+        self.buffers = buffers
         self.decoded = fixed_buffer(buffers, "decoded", torch.zeros((), dtype=torch.long, device=device))
 
+    def pack_fixed(self) -> None:
+        """After a prefill into a StageCache: every stage's key validity becomes a slice of one
+        fixed buffer (B, sum of capacities), and ``write_slots`` holds each stage's first decode
+        slot in it, so a decode step records its tokens in every stage with a single write."""
+        tables = self.stages
+        flat = fixed_buffer(self.buffers, "kv_valid", torch.cat([t.kv_valid for t in tables], dim=1))
+        first, slots = 0, []
+        for table in tables:
+            capacity = table.kv_valid.shape[1]
+            table.kv_valid, slots = flat[:, first : first + capacity], slots + [first + table.width]
+            first += capacity
+        self.all_kv_valid = flat
+        self.write_slots = fixed_buffer(self.buffers, "write_slots", torch.tensor(slots, device=flat.device))
+
     def append_fixed(self, new_valid: torch.Tensor) -> None:
-        """Record decode-step tokens in the stages' fixed key slots: pure tensor work, no device read."""
-        steps = torch.arange(new_valid.shape[1], device=self.decoded.device) + self.decoded
-        for table in self.stages:
-            table.kv_valid.index_copy_(1, (steps + table.width).to(table.kv_valid.device), new_valid.to(table.kv_valid.device))
-        self.decoded.add_(new_valid.shape[1])
+        """Record decode-step tokens in the stages' fixed key slots: pure tensor work, no device read
+        (3 tensor ops for a one-token step, whatever the number of stages)."""
+        if self.write_slots is None:
+            raise ValueError("the prefill into this StageCache did not finish (it raised): reset() the cache and prefill again")
+        flat, slots = self.all_kv_valid, self.write_slots
+        q_len = new_valid.shape[1]
+        if q_len == 1:
+            index, source = slots + self.decoded, new_valid.to(flat.device).expand(-1, slots.shape[0])
+        else:  # stage-major, like the source below
+            index = (slots[:, None] + torch.arange(q_len, device=flat.device) + self.decoded).flatten()
+            source = new_valid.to(flat.device).repeat(1, slots.shape[0])
+        flat.index_copy_(1, index, source)
+        self.decoded.add_(q_len)
 
     def end(self, table: StageTable):
         """One past the newest written key slot of ``table``: its width plus the decoded tokens
@@ -138,6 +170,11 @@ def fixed_buffer(buffers: dict, key, value: torch.Tensor) -> torch.Tensor:
     if not torch.compiler.is_compiling():
         torch._dynamo.mark_static_address(value)
     return value
+
+
+def shares_memory(view, buffer: torch.Tensor) -> bool:
+    """Whether ``view`` is a tensor over ``buffer``'s memory (so it changes when ``buffer`` is written in place)."""
+    return torch.is_tensor(view) and view.untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr()
 
 
 def as_pattern(pattern):
