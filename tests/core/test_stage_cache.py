@@ -185,3 +185,43 @@ def test_layer_before_a_stage_is_hooked_only_for_selectors_that_read_it():
     assert len(before._forward_pre_hooks) == 1
     fastv.remove()
     assert not before._forward_pre_hooks
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["batch1", "padded"])
+def test_a_stage_cache_prefill_of_real_tokens_builds_no_mask(padded, monkeypatch):
+    """Prefilling a StageCache's empty buffers, SDPA's own causal path (aligned top-left) masks the
+    unwritten slots, as in transformers' static-cache prefill: a stage whose slots are all real
+    tokens needs no mask (none built, none converted per layer); one holding padding does.
+    The tokens are checked against a DynamicCache and no cache in the tests above."""
+    from adsc.engine import hooks
+
+    model, inputs = llava_case(padded)
+    handle = adsc.compress(model, CFG)
+    masks = []
+    monkeypatch.setattr(hooks, "stage_mask", lambda *a, **k: masks.append(stage_mask(*a, **k)) or masks[-1])
+    try:
+        with torch.no_grad():
+            model(**inputs, cache=adsc.StageCache(model.config, room=3), use_cache=True)
+    finally:
+        handle.remove()
+    assert len(masks) == len(CFG.layers)
+    assert all(m is None for m in masks) != padded, [None if m is None else m.shape for m in masks]
+
+
+def test_sdpa_causal_path_masks_the_unwritten_slots_of_a_prefill():
+    """The oracle for fills_head: SDPA's is_causal with fewer queries than keys is aligned top-left
+    (query i sees keys 0..i), so a prefill into the head of a buffer ignores the slots after it,
+    whatever they hold; stage_mask then builds nothing for SDPA, and FlashAttention still gets
+    the key validity (its causal alignment is bottom-right)."""
+    torch.manual_seed(0)
+    q_len, slots = 5, 9
+    q, k, v = torch.randn(1, 2, q_len, 8), torch.randn(1, 2, slots, 8), torch.randn(1, 2, slots, 8)
+    kv_valid = torch.arange(slots)[None] < q_len
+    built = stage_mask(kv_valid, q_len, "sdpa", torch.float32, all_valid=False, end=torch.tensor(q_len))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=built)
+    assert stage_mask(kv_valid, q_len, "sdpa", torch.float32, all_valid=True, end=torch.tensor(q_len), fills_head=True) is None
+    got = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(got, expected)
+    flash = stage_mask(kv_valid, q_len, "flash_attention_2", torch.float32, all_valid=True, fills_head=True)
+    assert torch.equal(flash, kv_valid.to(torch.int32))
+    assert stage_mask(kv_valid, 1, "sdpa", torch.float32, all_valid=True, fills_head=True) is not None  # one query: not causal

@@ -378,8 +378,10 @@ class CompressionHandle:
         end = seq.end(table)
         kv_valid = table.kv_valid.to(hidden.device)
         layout = None if pattern == CAUSAL else key_layout(seq, table, kv_valid.shape[1])
-        mask = stage_mask(kv_valid, hidden.shape[1], fwd.impl, hidden.dtype, bias, all_valid=table.all_valid,
-                          pattern=pattern, end=None if end is None else end.to(hidden.device), layout=layout)
+        head = fwd.prefill and seq.decoded is not None  # a prefill into a StageCache's empty buffers
+        mask = stage_mask(kv_valid, hidden.shape[1], fwd.impl, hidden.dtype, bias,
+                          all_valid=table.prompt_valid if head else table.all_valid, pattern=pattern,
+                          end=None if end is None else end.to(hidden.device), layout=layout, fills_head=head)
         # A one-token mask that is a view of the fixed key-validity buffer follows the decode steps'
         # in-place writes, so later steps reuse it. Not while compiling: the graph builds its own,
         # and a traced tensor must not outlive the trace.

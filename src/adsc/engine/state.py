@@ -31,6 +31,8 @@ class StageTable:
     # kv_valid.all(), kept on the host: reading it from the device inside the decoder would stall
     # the GPU once per stage per decode step (the queue drains, the host launches into an idle GPU)
     all_valid: bool = False
+    # every prefill slot holds a real token (what all_valid said before reserve() added room)
+    prompt_valid: bool = False
 
     @property
     def width(self) -> int:
@@ -43,7 +45,8 @@ class StageTable:
         fixed (:meth:`SequenceState.pack_fixed` moves them into the cache's buffer)."""
         pad = self.kv_valid.new_zeros(self.kv_valid.shape[0], slots - self.width)
         self.kv_valid = torch.cat([self.kv_valid, pad], dim=1)
-        self.all_valid = False  # unwritten slots are never valid keys: the mask is always needed
+        # unwritten slots are never valid keys: a decode step always needs the mask
+        self.prompt_valid, self.all_valid = self.all_valid, False
 
     def key_bias(self) -> torch.Tensor | None:
         """``kv_bias`` over every key slot: a merging selector sets it for the prefill's slots only,
@@ -235,7 +238,7 @@ def apply_pattern(allowed, kv_valid, pattern: AttentionPattern, q_slots, layout)
 
 
 def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype, kv_bias: torch.Tensor | None = None,
-               all_valid: bool = False, pattern=CAUSAL, end=None, layout=None):
+               all_valid: bool = False, pattern=CAUSAL, end=None, layout=None, fills_head: bool = False):
     """Attention mask for ``q_len`` new queries over a stage's ``C`` keys, in ``impl``'s format.
 
     Causal in slot order, keys restricted to valid slots. Every query may see itself so that
@@ -247,7 +250,11 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
     are applied in original positions from ``layout`` (:func:`key_layout`), so they need eager or
     sdpa and never take the mask-free paths. ``end`` is one past the newest query's slot when the
     keys are a fixed-capacity buffer with unwritten slots after it (an int or a 0-d tensor;
-    default: the last key is the newest query).
+    default: the last key is the newest query). ``fills_head``: the queries are the first ``q_len``
+    slots of a fixed buffer whose later slots are unwritten (a prefill into a StageCache), and
+    ``all_valid`` says that those ``q_len`` are real tokens: SDPA's own causal path, aligned top-left,
+    then masks the unwritten keys by itself (transformers' static-cache prefill relies on the same;
+    FlashAttention's is aligned bottom-right, so it still gets the key validity).
     """
     check_pattern(pattern)
     pattern = as_pattern(pattern)
@@ -266,9 +273,13 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
                 f"attention pattern {pattern} (sliding window / bidirectional image blocks in original positions) needs "
                 "attn_implementation 'eager' or 'sdpa': FlashAttention takes key validity only"
             )
-        return None if all_valid else kv_valid.to(torch.int32)
-    if plain and impl == "sdpa" and all_valid and kv_bias is None and (q_len == kv_len or q_len == 1):
-        return None  # SDPA's own is_causal path (fast kernels); correct for these two shapes
+        # FlashAttention aligns a causal mask bottom-right: unwritten slots after a prefill need the mask
+        return None if all_valid and not fills_head else kv_valid.to(torch.int32)
+    # transformers' SDPA call is causal only for several queries: one query with a mask-free call
+    # sees every key, right only when every key is valid (not so with unwritten slots)
+    shapes = q_len == kv_len or (q_len > 1 if fills_head else q_len == 1)
+    if plain and impl == "sdpa" and all_valid and kv_bias is None and shapes:
+        return None  # SDPA's own is_causal path (fast kernels, no mask built or converted per layer)
     device = kv_valid.device
     if end is not None and q_len == 1 and pattern.window is None:
         # a fixed buffer's one-token step: its slot is written (a decode step writes before the

@@ -284,6 +284,11 @@ def render(result) -> str:
              "ratio is this configuration's step over the full model's same step (milliseconds apart), a prefill's over "
              "the full model's prefill of the same round; the median of those, with their quartiles in brackets (the "
              "resolution under this machine's load).", ""]
+    load, cores = (env.get("load_average") or [0])[0], env.get("cpu_count") or 1
+    if load > cores:
+        lines += [f"**Measured on a shared machine**: load average {load:.1f} on {cores} cores at the start (other "
+                  "processes); single timings swing by tens of percent there, the paired ratios much less: read those "
+                  "with their quartiles.", ""]
     for run in result["runs"]:
         lines += [f"## {run['attn']}, batch {run['batch']}", "",
                   "| config | prefill ms | step ms: dynamic / stage / compiled | host ms: dynamic / stage / compiled | "
