@@ -101,7 +101,7 @@ def run(args) -> int:
     if args.compile:
         from .bench_compile import run as run_compile
 
-        return run_compile(args, _environment)
+        return run_compile(args, _environment, configurations)
     gpu = args.device == "cuda"
     size = args.size or ("7b" if gpu else "cpu")
     args.new_tokens = args.new_tokens or (32 if gpu else 8)

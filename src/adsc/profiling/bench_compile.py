@@ -33,7 +33,6 @@ import torch
 from .. import CompressionConfig, compress
 from ..engine.cache import StageCache
 from ..tiny import IMAGE_TOKEN
-from .bench import configurations
 from .bench_models import build_inputs, build_model, twin
 from .flops import Conventions, account
 from .measure import text_tokens
@@ -42,7 +41,8 @@ from .shapes import shape_from_config
 MODES = ("eager_dynamic", "eager", "compiled")  # DynamicCache eager, StageCache eager, StageCache compiled
 
 
-def run(args, environment) -> int:
+def run(args, environment, configurations) -> int:
+    """``environment`` and ``configurations`` are bench.py's (passed in: this module is imported from it)."""
     gpu = args.device == "cuda"
     size = args.size or ("7b" if gpu else "tiny")
     steps = args.new_tokens or 16
