@@ -5,6 +5,8 @@
 #   2. adsc bench --compile, the exact LLaVA-1.5-7B shape in bf16, SDPA, batch 1 and 32,
 #      full vs adsc at 192 and 64, eager (DynamicCache and StageCache) vs torch.compile with CUDA
 #      graphs (mode reduce-overhead): prefill / FLOPs, decode step / bytes moved, host time per step;
+#      every configuration on its own model over the same weight tensors, measured in interleaved
+#      rounds: ratios are medians of per-round paired ratios, with their range;
 #   3. adsc bench (eager) at batch 32 for the largest batch in an 80 GB budget vs the KV ratio.
 # Results: results/bench_compile_gpu/ and results/bench_gpu/ (commit them with this command line).
 set -euo pipefail

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import adsc
+from adsc.engine.state import stage_mask
 from adsc.profiling.flops import Conventions, account
 from adsc.profiling.measure import text_tokens
 from adsc.profiling.shapes import shape_from_config
@@ -119,3 +120,108 @@ def test_a_stage_cache_decode_step_never_reads_the_device(padded):
     uncompressed model does (a DynamicCache decode step needs one, tests/core/test_generate.py)."""
     reads = decode_step_reads(padded, True, lambda model: adsc.StageCache(model.config, room=2))
     assert reads[True] == reads[False], reads
+
+
+
+def _decode(model, inputs, cache, chunks, each=lambda: None):
+    """Last-position logits of a prefill into ``cache``, then of a forward per chunk of new ids
+    ((B, q) tensors; ``each`` is called before every such forward)."""
+    with torch.no_grad():
+        out = [model(**inputs, cache=cache, use_cache=True).logits[:, -1]]
+        mask = inputs["attention_mask"]
+        for chunk in chunks:
+            each()
+            mask = torch.cat([mask, torch.ones_like(chunk)], 1)
+            out.append(model(input_ids=chunk, attention_mask=mask, cache=cache, use_cache=True).logits[:, -1])
+    return out
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_one_token_stage_cache_steps_reuse_the_masks_of_the_first(attn, monkeypatch):
+    """A StageCache's one-token mask is a view of a buffer the steps write in place, so it is built at
+    the first decode step and reused after (sdpa); masks that are not views (eager's additive
+    float mask) are rebuilt every step. Logits equal a DynamicCache's either way, and a step of
+    several tokens (a new turn) writes every stage's slots too."""
+    from transformers import DynamicCache
+
+    from adsc.engine import hooks
+
+    model, inputs = llava_case(padded=True)
+    model.set_attn_implementation(attn)
+    chunks = [torch.full((2, 1), 7 + i) for i in range(3)] + [torch.tensor([[11, 12], [13, 14]])]
+    handle = adsc.compress(model, CFG)
+    built, per_step = [], []
+    monkeypatch.setattr(hooks, "stage_mask", lambda *a, **k: built.append(1) or stage_mask(*a, **k))
+    try:
+        dynamic = _decode(model, inputs, DynamicCache(config=model.config), chunks)
+        fixed = _decode(model, inputs, adsc.StageCache(model.config, room=5), chunks,
+                        each=lambda: per_step.append(len(built)) or built.clear())
+        per_step = per_step[1:] + [len(built)]  # masks built by each decode step
+    finally:
+        handle.remove()
+    stages = len(CFG.layers)
+    assert per_step == ([stages, 0, 0, stages] if attn == "sdpa" else [stages] * 4), per_step
+    for a, b in zip(fixed, dynamic):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_layer_before_a_stage_is_hooked_only_for_selectors_that_read_it():
+    """FastV reads the attention of the layer before each stage: only then is a probe hooked there,
+    so the other methods' decode steps call no hook on those layers; a selector assigned later
+    gets (or loses) the probes, and remove() takes them off."""
+    model = tiny_llava(layers=6)
+    before = model.model.language_model.layers[1]  # CFG's first stage starts at layer 2
+    handle = adsc.compress(model, CFG)
+    plain = handle.selector
+    try:
+        assert not before._forward_pre_hooks
+        handle.selector = type("ReadsBefore", (adsc.engine.Selector,), {"reads_layer_before": True})()
+        assert len(before._forward_pre_hooks) == 1
+        handle.selector = plain
+        assert not before._forward_pre_hooks
+    finally:
+        handle.remove()
+    fastv = adsc.compress(model, adsc.CompressionConfig(method="fastv", layers=(2,), drop_ratio=0.5))
+    assert len(before._forward_pre_hooks) == 1
+    fastv.remove()
+    assert not before._forward_pre_hooks
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["batch1", "padded"])
+def test_a_stage_cache_prefill_of_real_tokens_builds_no_mask(padded, monkeypatch):
+    """Prefilling a StageCache's empty buffers, SDPA's own causal path (aligned top-left) masks the
+    unwritten slots, as in transformers' static-cache prefill: a stage whose slots are all real
+    tokens needs no mask (none built, none converted per layer); one holding padding does.
+    The tokens are checked against a DynamicCache and no cache in the tests above."""
+    from adsc.engine import hooks
+
+    model, inputs = llava_case(padded)
+    handle = adsc.compress(model, CFG)
+    masks = []
+    monkeypatch.setattr(hooks, "stage_mask", lambda *a, **k: masks.append(stage_mask(*a, **k)) or masks[-1])
+    try:
+        with torch.no_grad():
+            model(**inputs, cache=adsc.StageCache(model.config, room=3), use_cache=True)
+    finally:
+        handle.remove()
+    assert len(masks) == len(CFG.layers)
+    assert all(m is None for m in masks) != padded, [None if m is None else m.shape for m in masks]
+
+
+def test_sdpa_causal_path_masks_the_unwritten_slots_of_a_prefill():
+    """The oracle for fills_head: SDPA's is_causal with fewer queries than keys is aligned top-left
+    (query i sees keys 0..i), so a prefill into the head of a buffer ignores the slots after it,
+    whatever they hold; stage_mask then builds nothing for SDPA, and FlashAttention still gets
+    the key validity (its causal alignment is bottom-right)."""
+    torch.manual_seed(0)
+    q_len, slots = 5, 9
+    q, k, v = torch.randn(1, 2, q_len, 8), torch.randn(1, 2, slots, 8), torch.randn(1, 2, slots, 8)
+    kv_valid = torch.arange(slots)[None] < q_len
+    built = stage_mask(kv_valid, q_len, "sdpa", torch.float32, all_valid=False, end=torch.tensor(q_len))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=built)
+    assert stage_mask(kv_valid, q_len, "sdpa", torch.float32, all_valid=True, end=torch.tensor(q_len), fills_head=True) is None
+    got = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(got, expected)
+    flash = stage_mask(kv_valid, q_len, "flash_attention_2", torch.float32, all_valid=True, fills_head=True)
+    assert torch.equal(flash, kv_valid.to(torch.int32))
+    assert stage_mask(kv_valid, 1, "sdpa", torch.float32, all_valid=True, fills_head=True) is not None  # one query: not causal

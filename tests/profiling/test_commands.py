@@ -43,6 +43,58 @@ def test_bench_runs_on_cpu(tmp_path, capsys):
     assert (tmp_path / "results.md").exists() and (tmp_path / "results.png").exists()
 
 
+def test_bench_measures_one_configuration_given_by_the_shared_flags(tmp_path):
+    """--method / --layers / --budget / --drop-ratio are the flags every command takes: one
+    configuration, measured beside full and noop (at its own pruning layers)."""
+    args = ["bench", "--size", "tiny", "--trials", "1", "--warmup", "0", "--new-tokens", "2", "--no-plot",
+            "--method", "adsc", "--layers", "2", "5", "--drop-ratio", "0.5", "--out", str(tmp_path)]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert [r["config"] for r in result["runs"][0]["rows"]] == ["full", "noop", "adsc@drop0.5"]
+    assert result["environment"]["pruning_layers"] == [2, 5]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--budget", "128", "--budgets", "192"], "give one of the two"),
+    (["--method", "fastv", "--methods", "tome"], "give one of the two"),
+    (["--method", "fastv"], "needs --budget or --drop-ratio"),
+    (["--drop-ratio", "1.5"], "--drop-ratio must be"),
+])
+def test_bench_refuses_a_configuration_and_a_sweep_together(argv, message, capsys):
+    assert main(["bench", "--size", "tiny", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_twin_model_shares_every_tensor_and_decodes_the_same():
+    from adsc.profiling.bench_models import build_inputs, build_model, twin
+
+    model = build_model("tiny")
+    copy = twin(model)
+    assert all(a is b for a, b in zip(model.parameters(), copy.parameters()))
+    assert all(a is b for a, b in zip(model.buffers(), copy.buffers()))
+    assert not any(t.is_meta for t in [*copy.parameters(), *copy.buffers()])
+    assert copy.model.language_model.layers[0] is not model.model.language_model.layers[0]
+    inputs = build_inputs(1)
+    with torch.no_grad():
+        kw = dict(max_new_tokens=3, do_sample=False)
+        assert torch.equal(model.generate(**inputs, **kw), copy.generate(**inputs, **kw))
+
+
+@pytest.mark.compile
+def test_bench_compile_interleaves_and_reports_paired_ratios(tmp_path):
+    args = ["bench", "--compile", "--size", "tiny", "--budgets", "192", "--trials", "2", "--warmup", "0",
+            "--new-tokens", "3", "--out", str(tmp_path)]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = result["runs"][0]["rows"]
+    assert [r["config"] for r in rows] == ["full", "noop", "adsc@192"]
+    for row in rows:
+        assert row["compiled_tokens_equal_eager"] and row["recompilations_after_first"] == 0
+        lo, hi = row["ratio_quartiles"]["eager_host_step"]
+        assert lo <= row["ratio"]["eager_host_step"] <= hi
+    assert "paired" in (tmp_path / "results.md").read_text()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without CUDA")
 def test_bench_gpu_mode_refuses_without_cuda(capsys):
     assert main(["bench", "--device", "cuda"]) == 2

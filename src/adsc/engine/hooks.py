@@ -29,10 +29,21 @@ from ..adapters import CAUSAL, Adapter, unwrap
 from ..config import CompressionConfig
 from ..schedule import Schedule
 from .selectors import Selector, StageInput
-from .state import SequenceState, StageTable, as_pattern, check_pattern, gather_slots, key_layout, scatter_back, stage_mask
+from .state import (
+    SequenceState,
+    StageTable,
+    as_pattern,
+    check_pattern,
+    gather_slots,
+    key_layout,
+    scatter_back,
+    shares_memory,
+    stage_mask,
+)
 from .trace import Trace
 
 STATE_ATTR = "_adsc_state"
+_UNBUILT = object()  # a stage mask not built yet in this forward (None is a mask: no mask needed)
 
 
 def cache_kwarg(kwargs: dict):
@@ -104,13 +115,23 @@ def _validity(mask, first, q_len: int) -> torch.Tensor | None:
 
 
 class _Forward:
-    """What one forward pass needs beyond the sequence state; built masks are reused per stage."""
+    """What one forward pass needs beyond the sequence state; built masks are reused per stage.
 
-    def __init__(self, seq: SequenceState, prefill: bool, q_len: int):
-        self.seq, self.prefill, self.q_len = seq, prefill, q_len
-        self.masks: dict[tuple[int, object], object] = {}  # (stage, AttentionPattern) -> mask
+    ``impl`` is the attention implementation, read once per forward (reading it goes through
+    the model's config, which costs more than a decode step's whole mask work)."""
+
+    def __init__(self, seq: SequenceState, prefill: bool, q_len: int, impl: str):
+        self.seq, self.prefill, self.q_len, self.impl = seq, prefill, q_len, impl
+        # (stage, AttentionPattern) -> mask; a StageCache's one-token steps start from the masks
+        # that follow its fixed buffers (SequenceState.step_masks), built at the first such step
+        self.masks: dict[tuple[int, object], object] = dict(seq.step_masks) if self.steps_in_place else {}
         self.positions: dict[tuple[int, str], tuple] = {}  # (stage, rotary kind) -> (cos, sin) of its slots
         self.before: dict[int, tuple] = {}  # stage -> (hidden, layer, kwargs) of the layer before it
+
+    @property
+    def steps_in_place(self) -> bool:
+        """A one-token decode step into a StageCache: every key buffer is written in place."""
+        return not self.prefill and self.q_len == 1 and self.seq.decoded is not None
 
 
 class CompressionHandle:
@@ -140,7 +161,7 @@ class CompressionHandle:
         self.last_trace: Trace | None = None
         # first, so that an adapter refusing the model leaves nothing installed
         self._undo_adapter = adapter.attach(self._base)
-        self._hooks = []
+        self._hooks, self._probe_hooks = [], []
         core = adapter.core(self._base)
         self._hooks.append(core.register_forward_pre_hook(self._on_core_start, with_kwargs=True))
         # on success only; then one that always runs (after it), to clear state left by a forward that raised
@@ -150,9 +171,7 @@ class CompressionHandle:
         for idx in range(self.stage_layers[0] if self.stage_layers else self.num_layers, self.num_layers):
             hook = self._make_layer_hook(idx)
             self._hooks.append(self.layers[idx].register_forward_pre_hook(hook, with_kwargs=True))
-        # after the layer hooks, so a probe on a stage layer sees that stage's inputs
-        for idx in sorted({s - 1 for s in self.stage_layers if s >= 1}):
-            self._hooks.append(self.layers[idx].register_forward_pre_hook(self._make_probe(idx), with_kwargs=True))
+        self._install_probes()
         self._hooks.append(self.layers[-1].register_forward_hook(self._on_last_layer))
         setattr(self._base, "_adsc_handle", self)
 
@@ -174,7 +193,7 @@ class CompressionHandle:
             raise ValueError("set_config cannot move pruning layers; remove() and compress() again")
         self.config, self.schedule = config, schedule
         self.stage_layers = schedule.stage_layers
-        self.selector: Selector = selector
+        self.selector = selector
         self._stage_of_layer = {}
         stage = -1
         for idx in range(self.num_layers):
@@ -182,10 +201,21 @@ class CompressionHandle:
                 stage += 1
             self._stage_of_layer[idx] = stage
 
+    @property
+    def selector(self) -> Selector:
+        return self._selector
+
+    @selector.setter
+    def selector(self, selector: Selector) -> None:
+        self._selector = selector
+        if getattr(self, "_hooks", None):  # attached (not removed): the new selector may read other layers
+            self._install_probes()
+
     def remove(self) -> None:
-        for hook in self._hooks:
+        for hook in self._hooks + self._probe_hooks:
             hook.remove()
         self._hooks.clear()
+        self._probe_hooks.clear()
         if self._undo_adapter is not None:
             self._undo_adapter()
             self._undo_adapter = None
@@ -203,6 +233,9 @@ class CompressionHandle:
     # ------------------------------------------------------------------ core hooks
     def _attn_impl(self) -> str:
         return self.adapter.text_config(self._base)._attn_implementation or "eager"
+
+    def _open(self, seq: SequenceState, prefill: bool, q_len: int) -> None:
+        self._forward = _Forward(seq, prefill, q_len, self._attn_impl())
 
     def _on_core_start(self, module, args, kwargs):
         self._forward, self._running = None, True
@@ -249,7 +282,7 @@ class CompressionHandle:
                             blocks=self.adapter.attention_blocks(self._base, input_ids, kwargs))
         if fixed:
             seq.start_fixed(input_ids.device, cache.engine_buffers)
-        self._forward = _Forward(seq, prefill=True, q_len=input_ids.shape[1])
+        self._open(seq, True, input_ids.shape[1])
 
     def _check_length(self, tokens) -> None:
         """Refuse a prompt longer than the model's positions (refused, not warned: its output is unreliable
@@ -281,7 +314,7 @@ class CompressionHandle:
         if seq.decoded is not None:  # a StageCache: fixed shapes, no device read, nothing on the host changes
             valid = _validity(mask, cache.layers[0].cumulative_length, q_len)
             seq.append_fixed(torch.ones(batch, q_len, dtype=torch.bool, device=device) if valid is None else valid)
-            self._forward = _Forward(seq, prefill=False, q_len=q_len)
+            self._open(seq, False, q_len)
             return
         if mask is None:
             new_valid, all_new_valid = torch.ones(batch, q_len, dtype=torch.bool, device=device), True
@@ -290,11 +323,13 @@ class CompressionHandle:
             # one device read per step, before the first layer, and none once a stage holds padding
             all_new_valid = any(t.all_valid for t in seq.stages) and bool(new_valid.all())
         seq.append(new_valid, all_new_valid)
-        self._forward = _Forward(seq, prefill=False, q_len=q_len)
+        self._open(seq, False, q_len)
 
     def _on_core_end(self, module, args, output):
         fwd, self._forward, self._running = self._forward, None, False
         if fwd is not None and fwd.prefill:
+            if fwd.seq.decoded is not None and fwd.seq.stages:
+                fwd.seq.pack_fixed()
             self.last_trace = Trace(fwd.seq, self.num_layers)
         return None
 
@@ -306,6 +341,8 @@ class CompressionHandle:
 
     # ------------------------------------------------------------------ layer hooks
     def _make_layer_hook(self, layer_idx: int):
+        pattern, kind = self._pattern_of_layer[layer_idx], self._rotary_of_layer[layer_idx]
+
         def hook(module, args, kwargs):
             fwd = self._forward
             if fwd is None:
@@ -314,25 +351,15 @@ class CompressionHandle:
             hidden = args[0] if args else kwargs["hidden_states"]
             if fwd.prefill and layer_idx == self.stage_layers[stage]:
                 hidden = self._enter_stage(fwd, stage, hidden, module, kwargs)
-            table = fwd.seq.stages[stage]
-            pattern = self._pattern_of_layer[layer_idx]
-            if (stage, pattern) not in fwd.masks:
-                # built on the device of the stage's first layer (model-parallel splits move hidden states)
-                bias = table.key_bias()
-                bias = None if bias is None else bias.to(hidden.device)
-                end = fwd.seq.end(table)
-                kv_valid = table.kv_valid.to(hidden.device)
-                layout = None if pattern == CAUSAL else key_layout(fwd.seq, table, kv_valid.shape[1])
-                fwd.masks[stage, pattern] = stage_mask(
-                    kv_valid, hidden.shape[1], self._attn_impl(), hidden.dtype, bias, all_valid=table.all_valid,
-                    pattern=pattern, end=None if end is None else end.to(hidden.device), layout=layout,
-                )
-            rotary = stage, self._rotary_of_layer[layer_idx]
-            if rotary not in fwd.positions:
-                pos = kwargs.get("position_embeddings")
-                fwd.positions[rotary] = self.selector.stage_positions(fwd.seq, stage, pos, fwd.prefill, rotary[1])
-            kwargs["attention_mask"] = fwd.masks[stage, pattern]
-            kwargs["position_embeddings"] = fwd.positions[rotary]
+            mask = fwd.masks.get((stage, pattern), _UNBUILT)
+            if mask is _UNBUILT:
+                mask = fwd.masks[stage, pattern] = self._stage_mask(fwd, stage, pattern, hidden)
+            positions = fwd.positions.get((stage, kind))
+            if positions is None:
+                positions = fwd.positions[stage, kind] = self.selector.stage_positions(
+                    fwd.seq, stage, kwargs.get("position_embeddings"), fwd.prefill, kind)
+            kwargs["attention_mask"] = mask
+            kwargs["position_embeddings"] = positions
             kwargs["position_ids"] = None  # gapped positions would look like packed sequences to FA2
             if args:
                 return (hidden, *args[1:]), kwargs
@@ -340,6 +367,38 @@ class CompressionHandle:
             return args, kwargs
 
         return hook
+
+    def _stage_mask(self, fwd: _Forward, stage: int, pattern, hidden):
+        """Stage ``stage``'s mask for layers of ``pattern``, on the device of the stage's first layer
+        (model-parallel splits move hidden states)."""
+        seq = fwd.seq
+        table = seq.stages[stage]
+        bias = table.key_bias()
+        bias = None if bias is None else bias.to(hidden.device)
+        end = seq.end(table)
+        kv_valid = table.kv_valid.to(hidden.device)
+        layout = None if pattern == CAUSAL else key_layout(seq, table, kv_valid.shape[1])
+        head = fwd.prefill and seq.decoded is not None  # a prefill into a StageCache's empty buffers
+        mask = stage_mask(kv_valid, hidden.shape[1], fwd.impl, hidden.dtype, bias,
+                          all_valid=table.prompt_valid if head else table.all_valid, pattern=pattern,
+                          end=None if end is None else end.to(hidden.device), layout=layout, fills_head=head)
+        # A one-token mask that is a view of the fixed key-validity buffer follows the decode steps'
+        # in-place writes, so later steps reuse it. Not while compiling: the graph builds its own,
+        # and a traced tensor must not outlive the trace.
+        if fwd.steps_in_place and not torch.compiler.is_compiling() and shares_memory(mask, table.kv_valid):
+            seq.step_masks[stage, pattern] = mask
+        return mask
+
+    def _install_probes(self) -> None:
+        """Forward pre-hooks on the layer before each stage, for selectors that read it (FastV's
+        attention): only for those, so that other methods' decode steps call no hook there.
+        Installed after the layer hooks, so a probe on a stage layer sees that stage's inputs."""
+        for hook in self._probe_hooks:
+            hook.remove()
+        self._probe_hooks = []
+        if self.selector.reads_layer_before:
+            for idx in sorted({s - 1 for s in self.stage_layers if s >= 1}):
+                self._probe_hooks.append(self.layers[idx].register_forward_pre_hook(self._make_probe(idx), with_kwargs=True))
 
     def _make_probe(self, layer_idx: int):
         stages = [s for s, first in enumerate(self.stage_layers) if first - 1 == layer_idx]
@@ -369,7 +428,7 @@ class CompressionHandle:
             if seq.decoded is not None:
                 first_layer = self.stage_layers[stage]
                 slots = cache.slots(first_layer, seq.stages[-1].width)
-                seq.stages[-1].reserve(slots, cache.engine_buffers, ("kv_valid", stage))
+                seq.stages[-1].reserve(slots)
             if cache is not None and stage == 0:
                 setattr(cache, STATE_ATTR, seq)
         return self.selector.stage_hidden(seq, stage, hidden, gather_slots(hidden, seq.stages[stage].src_slot))

@@ -31,19 +31,22 @@ class StageTable:
     # kv_valid.all(), kept on the host: reading it from the device inside the decoder would stall
     # the GPU once per stage per decode step (the queue drains, the host launches into an idle GPU)
     all_valid: bool = False
+    # every prefill slot holds a real token (what all_valid said before reserve() added room)
+    prompt_valid: bool = False
 
     @property
     def width(self) -> int:
         """Slots the prefill gave this stage (the widest sample's kept tokens)."""
         return self.valid.shape[1]
 
-    def reserve(self, slots: int, buffers: dict, key) -> None:
+    def reserve(self, slots: int) -> None:
         """Fixed-capacity keys (a :class:`~adsc.engine.cache.StageCache`): ``slots`` in all, those
         after the prefill's invalid until a decode step writes them in place, so every shape stays
-        fixed. The buffer lives in ``buffers`` (on the cache) and is reused by its next prefill."""
+        fixed (:meth:`SequenceState.pack_fixed` moves them into the cache's buffer)."""
         pad = self.kv_valid.new_zeros(self.kv_valid.shape[0], slots - self.width)
-        self.kv_valid = fixed_buffer(buffers, key, torch.cat([self.kv_valid, pad], dim=1))
-        self.all_valid = False  # unwritten slots are never valid keys: the mask is always needed
+        self.kv_valid = torch.cat([self.kv_valid, pad], dim=1)
+        # unwritten slots are never valid keys: a decode step always needs the mask
+        self.prompt_valid, self.all_valid = self.all_valid, False
 
     def key_bias(self) -> torch.Tensor | None:
         """``kv_bias`` over every key slot: a merging selector sets it for the prefill's slots only,
@@ -86,6 +89,14 @@ class SequenceState:
     extra: dict = field(default_factory=dict)  # selectors' per-sequence scratch (merge plans, ...)
     # (B, T) image block of every prompt token (-1: none) for layers whose pattern has image_blocks
     blocks: torch.Tensor | None = None
+    # StageCache: (stage, pattern) -> the one-token decode mask, a view of the stage's fixed
+    # key-validity buffer, which every later step reuses (built once, not once per step)
+    step_masks: dict = field(default_factory=dict)
+    # StageCache, after the prefill (pack_fixed): every stage's kv_valid as a slice of one buffer
+    # (B, sum of capacities), and each stage's first decode slot in it
+    all_kv_valid: torch.Tensor | None = None
+    write_slots: torch.Tensor | None = None
+    buffers: dict | None = None  # StageCache: its engine buffers (fixed addresses kept across prefills)
 
     @property
     def batch(self) -> int:
@@ -106,15 +117,39 @@ class SequenceState:
         self.generated += new_valid.shape[1]
 
     def start_fixed(self, device, buffers: dict) -> None:
-        """Fixed shapes from here on (a StageCache): stages reserve room, decode steps write in place."""
+        """Fixed shapes from here on (a StageCache): stages reserve room, decode steps write in place;
+        ``buffers`` (the cache's) keeps the addresses for its next prefill."""
+        self.buffers = buffers
         self.decoded = fixed_buffer(buffers, "decoded", torch.zeros((), dtype=torch.long, device=device))
 
+    def pack_fixed(self) -> None:
+        """After a prefill into a StageCache: every stage's key validity becomes a slice of one
+        fixed buffer (B, sum of capacities), and ``write_slots`` holds each stage's first decode
+        slot in it, so a decode step records its tokens in every stage with a single write."""
+        tables = self.stages
+        flat = fixed_buffer(self.buffers, "kv_valid", torch.cat([t.kv_valid for t in tables], dim=1))
+        first, slots = 0, []
+        for table in tables:
+            capacity = table.kv_valid.shape[1]
+            table.kv_valid, slots = flat[:, first : first + capacity], slots + [first + table.width]
+            first += capacity
+        self.all_kv_valid = flat
+        self.write_slots = fixed_buffer(self.buffers, "write_slots", torch.tensor(slots, device=flat.device))
+
     def append_fixed(self, new_valid: torch.Tensor) -> None:
-        """Record decode-step tokens in the stages' fixed key slots: pure tensor work, no device read."""
-        steps = torch.arange(new_valid.shape[1], device=self.decoded.device) + self.decoded
-        for table in self.stages:
-            table.kv_valid.index_copy_(1, (steps + table.width).to(table.kv_valid.device), new_valid.to(table.kv_valid.device))
-        self.decoded.add_(new_valid.shape[1])
+        """Record decode-step tokens in the stages' fixed key slots: pure tensor work, no device read
+        (3 tensor ops for a one-token step, whatever the number of stages)."""
+        if self.write_slots is None:
+            raise ValueError("the prefill into this StageCache did not finish (it raised): reset() the cache and prefill again")
+        flat, slots = self.all_kv_valid, self.write_slots
+        q_len = new_valid.shape[1]
+        if q_len == 1:
+            index, source = slots + self.decoded, new_valid.to(flat.device).expand(-1, slots.shape[0])
+        else:  # stage-major, like the source below
+            index = (slots[:, None] + torch.arange(q_len, device=flat.device) + self.decoded).flatten()
+            source = new_valid.to(flat.device).repeat(1, slots.shape[0])
+        flat.index_copy_(1, index, source)
+        self.decoded.add_(q_len)
 
     def end(self, table: StageTable):
         """One past the newest written key slot of ``table``: its width plus the decoded tokens
@@ -138,6 +173,11 @@ def fixed_buffer(buffers: dict, key, value: torch.Tensor) -> torch.Tensor:
     if not torch.compiler.is_compiling():
         torch._dynamo.mark_static_address(value)
     return value
+
+
+def shares_memory(view, buffer: torch.Tensor) -> bool:
+    """Whether ``view`` is a tensor over ``buffer``'s memory (so it changes when ``buffer`` is written in place)."""
+    return torch.is_tensor(view) and view.untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr()
 
 
 def as_pattern(pattern):
@@ -198,7 +238,7 @@ def apply_pattern(allowed, kv_valid, pattern: AttentionPattern, q_slots, layout)
 
 
 def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype, kv_bias: torch.Tensor | None = None,
-               all_valid: bool = False, pattern=CAUSAL, end=None, layout=None):
+               all_valid: bool = False, pattern=CAUSAL, end=None, layout=None, fills_head: bool = False):
     """Attention mask for ``q_len`` new queries over a stage's ``C`` keys, in ``impl``'s format.
 
     Causal in slot order, keys restricted to valid slots. Every query may see itself so that
@@ -210,7 +250,11 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
     are applied in original positions from ``layout`` (:func:`key_layout`), so they need eager or
     sdpa and never take the mask-free paths. ``end`` is one past the newest query's slot when the
     keys are a fixed-capacity buffer with unwritten slots after it (an int or a 0-d tensor;
-    default: the last key is the newest query).
+    default: the last key is the newest query). ``fills_head``: the queries are the first ``q_len``
+    slots of a fixed buffer whose later slots are unwritten (a prefill into a StageCache), and
+    ``all_valid`` says that those ``q_len`` are real tokens: SDPA's own causal path, aligned top-left,
+    then masks the unwritten keys by itself (transformers' static-cache prefill relies on the same;
+    FlashAttention's is aligned bottom-right, so it still gets the key validity).
     """
     check_pattern(pattern)
     pattern = as_pattern(pattern)
@@ -229,9 +273,13 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
                 f"attention pattern {pattern} (sliding window / bidirectional image blocks in original positions) needs "
                 "attn_implementation 'eager' or 'sdpa': FlashAttention takes key validity only"
             )
-        return None if all_valid else kv_valid.to(torch.int32)
-    if plain and impl == "sdpa" and all_valid and kv_bias is None and (q_len == kv_len or q_len == 1):
-        return None  # SDPA's own is_causal path (fast kernels); correct for these two shapes
+        # FlashAttention aligns a causal mask bottom-right: unwritten slots after a prefill need the mask
+        return None if all_valid and not fills_head else kv_valid.to(torch.int32)
+    # transformers' SDPA call is causal only for several queries: one query with a mask-free call
+    # sees every key, right only when every key is valid (not so with unwritten slots)
+    shapes = q_len == kv_len or (q_len > 1 if fills_head else q_len == 1)
+    if plain and impl == "sdpa" and all_valid and kv_bias is None and shapes:
+        return None  # SDPA's own is_causal path (fast kernels, no mask built or converted per layer)
     device = kv_valid.device
     if end is not None and q_len == 1 and pattern.window is None:
         # a fixed buffer's one-token step: its slot is written (a decode step writes before the

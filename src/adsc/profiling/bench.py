@@ -18,22 +18,34 @@ import time
 import torch
 
 from .. import CompressionConfig, cache_bytes, checks, compress
-from ..tiny import IMAGE_TOKEN
+from ..config_cli import add_compression_arguments, compression_from_args
 from ..methods import get_method
+from ..tiny import IMAGE_TOKEN
 from .bench_models import build_inputs, build_model, scaled_layers
 from .flops import Conventions, account
 from .measure import text_tokens
 from .shapes import shape_from_config
 
 METHODS = ("adsc", "fastv", "pyramiddrop", "tome")  # "random" on request: same FLOPs as adsc
+BUDGETS = (192.0, 128.0, 64.0)
+SINGLE = ("method", "budget", "drop_ratio", "pattern", "drop_position")  # flags that ask for one configuration
 
 
 def add_arguments(p) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--size", choices=["cpu", "tiny", "7b"], help="model shape (default: cpu on CPU, 7b on CUDA)")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), help="compression methods; unavailable ones are skipped with a note")
-    p.add_argument("--budgets", type=float, nargs="+", default=[192.0, 128.0, 64.0])
-    p.add_argument("--layers", type=int, nargs="+", help="pruning layers (default: 2 8 16 24 scaled to the depth)")
+    add_compression_arguments(
+        p, fields=("method", "layers", "budget", "drop_ratio", "pattern", "drop_position"),
+        title="one configuration (the flags every adsc command takes; measured beside full and noop)")
+    sweep = p.add_argument_group(
+        "sweep (lists: every method at every budget)",
+        "Used when none of --method / --budget / --drop-ratio is given (--layers then sets the sweep's pruning "
+        "layers; default 2 8 16 24 scaled to the model's depth, each method's own equivalent of them).")
+    sweep.add_argument("--methods", nargs="+", metavar="METHOD",
+                       help=f"methods of the sweep (default {' '.join(METHODS)}; with --compile: adsc); unavailable ones "
+                            "are skipped with a note")
+    sweep.add_argument("--budgets", type=float, nargs="+", metavar="BUDGET",
+                       help=f"budgets of the sweep (default {' '.join(f'{b:g}' for b in BUDGETS)})")
     p.add_argument("--new-tokens", type=int, help="generated tokens per end-to-end run (default: 8 on CPU, 32 on CUDA)")
     p.add_argument("--trials", type=int, default=6)
     p.add_argument("--warmup", type=int, default=1)
@@ -47,8 +59,9 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default=None, help="results folder (default results/bench_cpu or results/bench_gpu)")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--compile", action="store_true",
-                   help="eager vs torch.compile'd decode through adsc.StageCache, full vs adsc at --budgets (bench_compile.py; "
-                        "default size tiny on CPU, --new-tokens = decode steps, default 16)")
+                   help="eager vs torch.compile'd decode through adsc.StageCache, full vs noop vs the configuration or sweep "
+                        "(sweep default: adsc at --budgets), interleaved rounds (bench_compile.py; default size tiny on CPU, "
+                        "--new-tokens = decode steps, default 16)")
     p.add_argument("--compile-mode", default="default", choices=["default", "reduce-overhead"],
                    help="with --compile: reduce-overhead adds CUDA graphs (GPU)")
 
@@ -62,8 +75,16 @@ def check_arguments(args) -> None:
         checks.whole("--new-tokens", args.new_tokens, 1)
     for batch in args.batch or ():
         checks.whole("--batch", batch, 1)
-    for budget in args.budgets:
+    for budget in args.budgets or ():
         checks.real("--budgets", budget, 0, strict=True)
+    if args.budget is not None:
+        checks.real("--budget", args.budget, 0, strict=True)
+    if args.drop_ratio is not None:
+        checks.real("--drop-ratio", args.drop_ratio, 0, 1, high_open=True)
+    single = [f"--{f.replace('_', '-')}" for f in SINGLE if getattr(args, f) is not None]
+    if single and (args.methods or args.budgets):
+        raise ValueError(f"{' '.join(single)} ask for one configuration, --methods / --budgets for a sweep: give one of the "
+                         "two (e.g. --method fastv --budget 128, or --methods fastv --budgets 192 128)")
     for layer in args.layers or ():
         checks.whole("--layers", layer, 0)
     checks.real("--memory-budget-gb", args.memory_budget_gb, 0, strict=True)
@@ -80,7 +101,7 @@ def run(args) -> int:
     if args.compile:
         from .bench_compile import run as run_compile
 
-        return run_compile(args, _environment)
+        return run_compile(args, _environment, configurations)
     gpu = args.device == "cuda"
     size = args.size or ("7b" if gpu else "cpu")
     args.new_tokens = args.new_tokens or (32 if gpu else 8)
@@ -93,14 +114,13 @@ def run(args) -> int:
     started = time.time()
     model = build_model(size, kernels[0], dtype, args.device)
     shape = shape_from_config(model.config, f"llava-{size}")
-    layers = tuple(args.layers) if args.layers else scaled_layers(shape.text.layers)
-    result = {"environment": _environment(args, size, layers, batches, kernels), "runs": [], "skipped": []}
+    configs, skipped = configurations(model, args, shape.text.layers, METHODS)
+    layers = configs[1][1].layers  # noop's: the configurations' pruning layers
+    result = {"environment": _environment(args, size, layers, batches, kernels), "runs": [], "skipped": skipped}
     for attn in kernels:
         model.set_attn_implementation(attn)
         for batch in batches:
             inputs = build_inputs(batch, args.device, dtype)
-            configs, skipped = _configs(model, args.methods, args.budgets, layers)
-            result["skipped"] = skipped
             rows = _measure(model, inputs, configs, args, gpu)
             _add_flops(rows, shape, inputs, args.new_tokens, batch, dtype)
             _add_ratios(rows)
@@ -144,16 +164,27 @@ def _environment(args, size, layers, batches, kernels) -> dict:
     return env
 
 
-def _configs(model, methods, budgets, layers) -> tuple[list[tuple[str, CompressionConfig | None]], list[dict]]:
-    """(label, config) pairs: full, an attached compression that drops nothing, then every method x budget."""
-    configs = [("full", None), ("noop", CompressionConfig(layers=layers, drop_ratio=0.0))]
+def configurations(model, args, num_layers: int, methods: tuple[str, ...]) -> tuple[list[tuple[str, CompressionConfig | None]], list[dict]]:
+    """(label, config) pairs: full, an attached compression that drops nothing (the engine's overhead
+    alone), then the configuration the shared flags describe, or else the sweep (every method of
+    ``--methods``, default ``methods``, at every budget of ``--budgets``); and the sweep's entries
+    that failed to attach, with the reason."""
+    scaled = tuple(args.layers) if args.layers else scaled_layers(num_layers)
+    if any(getattr(args, f) is not None for f in SINGLE):
+        method = args.method or "adsc"
+        config = compression_from_args(args, fallback={"layers": get_method(method).layers_like(scaled)})
+        amount = f"{config.budget:g}" if config.budget is not None else f"drop{config.drop_ratio:g}"
+        compress(model, config).remove()  # asked for by name: a failure is the command's error
+        return [("full", None), ("noop", CompressionConfig(layers=config.layers, drop_ratio=0.0)),
+                (f"{config.method}@{amount}", config)], []
+    configs = [("full", None), ("noop", CompressionConfig(layers=scaled, drop_ratio=0.0))]
     skipped = []
-    for method in methods:
-        for budget in budgets:
+    for method in args.methods or methods:
+        for budget in args.budgets or BUDGETS:
             label = f"{method}@{budget:g}"
             try:  # a baseline that has not landed, or rejects these settings, is reported and skipped
                 # each method's layers for these ADSC layers (FastV's K and ToMe's start: the first)
-                config = CompressionConfig(method=method, layers=get_method(method).layers_like(layers), budget=budget)
+                config = CompressionConfig(method=method, layers=get_method(method).layers_like(scaled), budget=budget)
                 compress(model, config).remove()
             except Exception as err:  # noqa: BLE001 -- any failure of a method must not stop the others
                 skipped.append({"config": label, "reason": f"{type(err).__name__}: {err}".splitlines()[0][:200]})

@@ -1,17 +1,23 @@
 """``adsc bench --compile``: eager vs torch.compile'd decode steps, full vs compressed, one run.
 
 Every configuration decodes through an :class:`adsc.StageCache` (fixed per-layer capacities), the
-cache transformers' compiled generation needs. Per configuration: one prefill (eager, as
-``generate`` runs it), then ``--new-tokens`` decode steps, first eagerly, then through
-``torch.compile(model.__call__, fullgraph=True)`` (a graph break would fail the run); the compiled
-tokens must equal the eager ones, and the compilations are counted (one is expected: the first
-decode step; none after). Reported: prefill time / FLOPs ratio, decode step time / bytes-moved
-ratio (weights + KV read per step, :mod:`.flops`), and host time per decode step (until the call
-returns, before any sync: on a GPU the launch work; on the CPU, where the host does everything,
-the step itself -- on the tiny shape that is almost all overhead).
+cache transformers' compiled generation needs. Per configuration and run: one prefill (eager, as
+``generate`` runs it), then ``--new-tokens`` decode steps, eagerly through a DynamicCache, eagerly
+through the StageCache, or through ``torch.compile(model.__call__, fullgraph=True)`` (a graph
+break would fail the run); the compiled tokens must equal the eager ones, and the compilations
+are counted (one is expected: the first decode step; none after). Reported: prefill time / FLOPs
+ratio, decode step time / bytes-moved ratio (weights + KV read per step, :mod:`.flops`), and host
+time per decode step (until the call returns, before any sync: on a GPU the launch work; on the
+CPU, where the host does everything, the step itself -- on the tiny shape almost all overhead).
 
-Configurations run one after another (not rotated as in ``adsc bench``): attaching another
-compression changes the hooks, which a compiled step guards on, so rotating would recompile.
+Interleaved, so that ratios hold under load: each configuration runs on its own model object
+over the first one's weight tensors (:func:`~.bench_models.twin`), with its own hooks and its own
+compiled step, all kept alive for the whole run (a compiled step guards on the hooks, so one model
+switching compressions would recompile). Each round runs every mode with every configuration in
+lockstep (all prefill, then decode step i of each before step i + 1 of any; the order rotates by
+round); a ratio is the median of paired ratios -- a configuration's decode step over the full
+model's same step, milliseconds apart, or its prefill over the full model's of the same round --
+reported with the quartiles of those pairs.
 """
 
 from __future__ import annotations
@@ -20,19 +26,23 @@ import json
 import os
 import statistics
 import time
+from dataclasses import dataclass, field
 
 import torch
 
 from .. import CompressionConfig, compress
 from ..engine.cache import StageCache
 from ..tiny import IMAGE_TOKEN
-from .bench_models import build_inputs, build_model, scaled_layers
+from .bench_models import build_inputs, build_model, twin
 from .flops import Conventions, account
 from .measure import text_tokens
 from .shapes import shape_from_config
 
+MODES = ("eager_dynamic", "eager", "compiled")  # DynamicCache eager, StageCache eager, StageCache compiled
 
-def run(args, environment) -> int:
+
+def run(args, environment, configurations) -> int:
+    """``environment`` and ``configurations`` are bench.py's (passed in: this module is imported from it)."""
     gpu = args.device == "cuda"
     size = args.size or ("7b" if gpu else "tiny")
     steps = args.new_tokens or 16
@@ -44,17 +54,16 @@ def run(args, environment) -> int:
     started = time.time()
     model = build_model(size, attn, dtype, args.device)
     shape = shape_from_config(model.config, f"llava-{size}")
-    layers = tuple(args.layers) if args.layers else scaled_layers(shape.text.layers)
-    # noop: compression attached at the same layers, dropping nothing: the engine's overhead alone
-    configs = [("full", None), ("noop", CompressionConfig(layers=layers, drop_ratio=0.0))] + [(f"adsc@{b:g}", CompressionConfig(layers=layers, budget=b)) for b in args.budgets]
-    env = environment(args, size, layers, args.batch or [1], [attn])
-    env.update(mode=args.compile_mode, decode_steps=steps, clock="wall" if gpu else "process_cpu")
-    result = {"environment": env, "runs": []}
-    for batch in args.batch or ([1, 32] if gpu else [1]):
+    configs, skipped = configurations(model, args, shape.text.layers, ("adsc",))
+    batches = args.batch or ([1, 32] if gpu else [1])
+    env = environment(args, size, configs[1][1].layers, batches, [attn])
+    env.update(mode=args.compile_mode, decode_steps=steps, clock="wall" if gpu else "process_cpu",
+               order="interleaved rounds, rotating; paired per-round ratios")
+    result = {"environment": env, "runs": [], "skipped": skipped}
+    for batch in batches:
         inputs = build_inputs(batch, args.device, dtype)
-        rows = [_configuration(model, inputs, label, config, steps, args, gpu) for label, config in configs]
+        rows = _measure(model, inputs, configs, steps, args, gpu)
         _add_analytical(rows, shape, inputs, steps, batch, dtype)
-        _add_ratios(rows)
         result["runs"].append({"attn": attn, "batch": batch, "rows": rows})
     result["targets"] = _targets(result)
     env["wall_s"] = round(time.time() - started, 1)
@@ -72,36 +81,43 @@ def _clock(gpu: bool) -> float:
     return time.perf_counter() if gpu else time.process_time()
 
 
-def _generate(model, step_fn, inputs, cache, steps, gpu) -> dict:
-    """One eager prefill into ``cache`` (a StageCache, reset; None: a new DynamicCache), then
-    ``steps`` greedy decode steps through ``step_fn``."""
-    if cache is None:
-        from transformers import DynamicCache
+def _lockstep(arms, mode: str, inputs, steps: int, gpu: bool) -> list[dict]:
+    """One run of every arm in ``mode``, interleaved step by step: each arm prefills (eagerly, as
+    ``generate`` does; into its StageCache, reset, or a new DynamicCache), then greedy decode step
+    ``i`` runs for every arm before step ``i + 1`` does, so the runs a paired ratio compares are
+    milliseconds apart and load from other processes hits them alike."""
+    from transformers import DynamicCache
 
-        cache = DynamicCache(config=model.config)
-    else:
-        cache.reset()
     sync = torch.cuda.synchronize if gpu else (lambda: None)
+    runs = []
     with torch.no_grad():
-        sync()
-        t0 = _clock(gpu)
-        logits = model(**inputs, cache=cache, use_cache=True, logits_to_keep=1).logits
-        sync()
-        prefill = _clock(gpu) - t0
-        token = logits[:, -1:].argmax(-1)
-        tokens, step_s, host_s = [token], [], []
-        for _ in range(steps):
+        for arm in arms:
+            cache = DynamicCache(config=arm.model.config) if mode == "eager_dynamic" else arm.cache
+            if mode != "eager_dynamic":
+                cache.reset()
             sync()
             t0 = _clock(gpu)
-            # no attention_mask: the benchmark's prompts are unpadded, so the model builds its own
-            # from the cache's fixed sizes (inside the compiled graph)
-            out = step_fn(input_ids=token, cache=cache, use_cache=True)
-            host_s.append(_clock(gpu) - t0)  # before the sync: what the host spent issuing the step
-            token = out.logits[:, -1:].argmax(-1)
+            logits = arm.model(**inputs, cache=cache, use_cache=True, logits_to_keep=1).logits
             sync()
-            step_s.append(_clock(gpu) - t0)
-            tokens.append(token)
-    return {"prefill_s": prefill, "step_s": step_s, "host_s": host_s, "tokens": torch.cat(tokens, 1).cpu()}
+            token = logits[:, -1:].argmax(-1)
+            runs.append({"prefill_s": _clock(gpu) - t0, "step_s": [], "host_s": [], "tokens": [token], "cache": cache,
+                         "step_fn": arm.compiled if mode == "compiled" else arm.model.__call__})
+        for _ in range(steps):
+            for run in runs:
+                sync()
+                t0 = _clock(gpu)
+                # no attention_mask: the benchmark's prompts are unpadded, so the model builds its own
+                # from the cache's fixed sizes (inside the compiled graph)
+                out = run["step_fn"](input_ids=run["tokens"][-1], cache=run["cache"], use_cache=True)
+                run["host_s"].append(_clock(gpu) - t0)  # before the sync: what the host spent issuing the step
+                token = out.logits[:, -1:].argmax(-1)
+                sync()
+                run["step_s"].append(_clock(gpu) - t0)
+                run["tokens"].append(token)
+    for run in runs:
+        del run["cache"], run["step_fn"]
+        run["tokens"] = torch.cat(run["tokens"], 1).cpu()
+    return runs
 
 
 def _counting_compile(fn, mode: str):
@@ -117,43 +133,99 @@ def _counting_compile(fn, mode: str):
     return torch.compile(fn, backend=backend, fullgraph=True), graphs
 
 
-def _configuration(model, inputs, label, config, steps, args, gpu) -> dict:
-    handle = compress(model, config) if config is not None else None
-    try:
-        cache = StageCache(model.config, room=steps)
-        # eager through the DynamicCache (what generate uses by default) and through the StageCache
-        dynamic = [_generate(model, model.__call__, inputs, None, steps, gpu) for _ in range(args.warmup + args.trials)]
-        eager = [_generate(model, model.__call__, inputs, cache, steps, gpu) for _ in range(args.warmup + args.trials)]
-        vision = handle.last_trace.vision_tokens(0) if handle is not None else None
-        torch._dynamo.reset()
-        compiled_fn, graphs = _counting_compile(model.__call__, args.compile_mode)
-        t0 = time.perf_counter()
-        first = _generate(model, compiled_fn, inputs, cache, steps, gpu)  # compiles at its first decode step
-        compile_s = time.perf_counter() - t0
-        compiled = [_generate(model, compiled_fn, inputs, cache, steps, gpu) for _ in range(args.trials)]
-        compilations_after_first = len(graphs) - 1
-    finally:
-        if handle is not None:
-            handle.remove()
-        torch._dynamo.reset()
-    eager, dynamic, warm = eager[args.warmup:], dynamic[args.warmup:], eager[0]
-    row = {"config": label, "budget": None if config is None else config.budget, "vision_per_layer": vision,
-           "kv_capacities": cache.capacities(), "compile_s": compile_s, "compilations": len(graphs),
-           "recompilations_after_first": compilations_after_first,
-           "compiled_tokens_equal_eager": all(torch.equal(r["tokens"], warm["tokens"]) for r in [first] + compiled + dynamic)}
-    for mode, runs in (("eager_dynamic", dynamic), ("eager", eager), ("compiled", compiled)):
-        row[mode] = {
-            "prefill_s": statistics.median(r["prefill_s"] for r in runs),
-            # per run the median step (drops interference spikes), then the median over runs
-            "decode_step_s": statistics.median(statistics.median(r["step_s"]) for r in runs),
-            "host_step_s": statistics.median(statistics.median(r["host_s"]) for r in runs),
-            "decode_step_s_range": [min(statistics.median(r["step_s"]) for r in runs),
-                                    max(statistics.median(r["step_s"]) for r in runs)],
-        }
+@dataclass
+class _Arm:
+    """One configuration: its model (a twin of the first), handle, StageCache and compiled step."""
+
+    label: str
+    config: CompressionConfig | None
+    model: object
+    handle: object
+    cache: StageCache
+    compiled: object
+    graphs: list
+    runs: dict = field(default_factory=lambda: {mode: [] for mode in MODES})  # mode -> one run per round
+    first: dict | None = None  # the compiling run
+    compile_s: float = 0.0
+
+
+def _measure(model, inputs, configs, steps, args, gpu) -> list[dict]:
+    torch._dynamo.reset()
+    arms = []
+    # every arm's step is one entry in the same code objects' caches: room for all of them
+    with torch._dynamo.config.patch(recompile_limit=max(8, 2 * len(configs))):
+        try:
+            for i, (label, config) in enumerate(configs):
+                arm_model = model if i == 0 else twin(model)
+                handle = compress(arm_model, config) if config is not None else None
+                compiled, graphs = _counting_compile(arm_model.__call__, args.compile_mode)
+                arms.append(_Arm(label, config, arm_model, handle, StageCache(arm_model.config, room=steps), compiled, graphs))
+            for mode in MODES[:2]:
+                for _ in range(args.warmup):
+                    _lockstep(arms, mode, inputs, steps, gpu)
+            for arm in arms:  # the first compiled run compiles (at its first decode step)
+                t0 = time.perf_counter()
+                arm.first = _lockstep([arm], "compiled", inputs, steps, gpu)[0]
+                arm.compile_s = time.perf_counter() - t0
+            for _ in range(args.warmup):  # e.g. CUDA graphs record at the first runs after compiling
+                _lockstep(arms, "compiled", inputs, steps, gpu)
+            for trial in range(args.trials):
+                shift = trial % len(arms)  # rotate the order: no configuration always runs first or last
+                order = arms[shift:] + arms[:shift]
+                for mode in MODES:
+                    for arm, run in zip(order, _lockstep(order, mode, inputs, steps, gpu)):
+                        arm.runs[mode].append(run)
+            return [_row(arm, arms[0]) for arm in arms]
+        finally:
+            for arm in arms:
+                if arm.handle is not None:
+                    arm.handle.remove()
+            torch._dynamo.reset()
+
+
+def _paired(runs: list[dict], full: list[dict], key: str) -> list[float]:
+    """This configuration's times over the full model's, pair by pair: per round for the prefill,
+    per round and decode step for the steps (``key`` = step_s / host_s)."""
+    if key == "prefill_s":
+        return [r[key] / f[key] for r, f in zip(runs, full)]
+    return [a / b for r, f in zip(runs, full) for a, b in zip(r[key], f[key])]
+
+
+def _spread(ratios: list[float]) -> tuple[float, list[float]]:
+    """(median, [first quartile, third quartile]); the quartiles are the median's resolution here."""
+    if len(ratios) < 2:
+        return ratios[0], [ratios[0], ratios[0]]
+    q1, med, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return med, [q1, q3]
+
+
+def _row(arm: _Arm, full: _Arm) -> dict:
+    trace = arm.handle.last_trace if arm.handle is not None else None
+    reference = arm.runs["eager"][0]["tokens"]
+    every = [arm.first] + [r for mode in MODES for r in arm.runs[mode]]
+    row = {"config": arm.label, "budget": None if arm.config is None else arm.config.budget,
+           "vision_per_layer": trace.vision_tokens(0) if trace is not None else None,
+           "kv_capacities": arm.cache.capacities(), "compile_s": arm.compile_s, "compilations": len(arm.graphs),
+           "recompilations_after_first": len(arm.graphs) - 1,
+           "compiled_tokens_equal_eager": all(torch.equal(r["tokens"], reference) for r in every),
+           "ratio": {}, "ratio_quartiles": {}, "pairs": {}}
+    for mode in MODES:
+        runs = arm.runs[mode]
+        steps = [s for r in runs for s in r["step_s"]]
+        row[mode] = {"prefill_s": statistics.median(r["prefill_s"] for r in runs),
+                     "decode_step_s": statistics.median(steps),
+                     "host_step_s": statistics.median(s for r in runs for s in r["host_s"]),
+                     "decode_step_s_quartiles": statistics.quantiles(steps, n=4, method="inclusive")[::2] if len(steps) > 1 else [steps[0]] * 2,
+                     "per_round_prefill_s": [r["prefill_s"] for r in runs]}
+        for key, name in (("prefill_s", "prefill"), ("step_s", "decode_step"), ("host_s", "host_step")):
+            ratios = _paired(runs, full.runs[mode], key)
+            row["ratio"][f"{mode}_{name}"], row["ratio_quartiles"][f"{mode}_{name}"] = _spread(ratios)
+            row["pairs"][f"{mode}_{name}"] = len(ratios)
     return row
 
 
 def _add_analytical(rows, shape, inputs, steps, batch, dtype) -> None:
+    """Analytical prefill FLOPs, bytes moved per decode step and KV bytes, and their ratios to full."""
     text = text_tokens(inputs["input_ids"], IMAGE_TOKEN)
     size = torch.finfo(dtype).bits // 8
     conv = Conventions(lm_head="last", kv_dtype_bytes=size, weight_dtype_bytes=size, kv_read="capacity")
@@ -161,65 +233,82 @@ def _add_analytical(rows, shape, inputs, steps, batch, dtype) -> None:
         acc = account(shape, row["vision_per_layer"], text, steps + 1, batch, conv)
         row["flops_prefill"], row["decode_step_bytes"], row["kv_bytes_analytical"] = (
             acc.prefill_flops, acc.decode_step_bytes, acc.kv_bytes)
-
-
-def _add_ratios(rows) -> None:
-    full = rows[0]
-    for row in rows:
-        ratio = {"prefill_flops": row["flops_prefill"] / full["flops_prefill"],
-                 "decode_bytes": row["decode_step_bytes"] / full["decode_step_bytes"]}
-        for mode in ("eager_dynamic", "eager", "compiled"):
-            for key in ("prefill_s", "decode_step_s", "host_step_s"):
-                ratio[f"{mode}_{key[:-2]}"] = row[mode][key] / full[mode][key]
-        row["ratio"] = ratio
+        row["ratio"]["prefill_flops"] = row["flops_prefill"] / rows[0]["flops_prefill"]
+        row["ratio"]["decode_bytes"] = row["decode_step_bytes"] / rows[0]["decode_step_bytes"]
 
 
 def _targets(result) -> list[dict]:
     out = []
+
+    def add(target, value, met, row, key=None, scale=1.0):
+        item = {"target": target, "value": value, "met": met}
+        if key is not None:
+            lo, hi = (q / scale for q in row["ratio_quartiles"][key])
+            item["note"] = f"quartiles {lo:.3f}..{hi:.3f} over {row['pairs'][key]} pairs"
+        out.append(item)
+
     for run in result["runs"]:
         tag = f"batch {run['batch']}"
         for row in run["rows"][1:]:
             r, name = row["ratio"], row["config"]
-            out.append({"target": f"{name}: compiled tokens == eager tokens, no recompilation ({tag})",
-                        "value": row["recompilations_after_first"],
-                        "met": row["compiled_tokens_equal_eager"] and row["recompilations_after_first"] == 0})
-            for mode in ("eager_dynamic", "eager"):
-                out.append({"target": f"{name}: {mode} host time per decode step <= 1.03x full ({tag})",
-                            "value": r[f"{mode}_host_step"], "met": r[f"{mode}_host_step"] <= 1.03})
-            for mode in ("eager_dynamic", "eager", "compiled"):
-                gap = r[f"{mode}_decode_step"] / r["decode_bytes"]
-                out.append({"target": f"{name}: {mode} decode step time ratio <= 1.10x bytes ratio ({tag})",
-                            "value": gap, "met": gap <= 1.10})
+            add(f"{name}: compiled tokens == eager tokens, no recompilation ({tag})", row["recompilations_after_first"],
+                row["compiled_tokens_equal_eager"] and row["recompilations_after_first"] == 0, row)
+            for mode in MODES[:2]:
+                key = f"{mode}_host_step"
+                add(f"{name}: {mode} host time per decode step <= 1.03x full ({tag})", r[key], r[key] <= 1.03, row, key)
+            for mode in MODES:
+                key = f"{mode}_decode_step"
+                gap = r[key] / r["decode_bytes"]
+                add(f"{name}: {mode} decode step time ratio <= 1.10x bytes ratio ({tag})", gap, gap <= 1.10, row, key,
+                    r["decode_bytes"])
             gap = r["eager_prefill"] / r["prefill_flops"]
-            out.append({"target": f"{name}: prefill time ratio <= 1.15x FLOPs ratio ({tag})", "value": gap, "met": gap <= 1.15})
+            add(f"{name}: prefill time ratio <= 1.15x FLOPs ratio ({tag})", gap, gap <= 1.15, row, "eager_prefill",
+                r["prefill_flops"])
     return out
+
+
+def _ratio(row, key) -> str:
+    lo, hi = row["ratio_quartiles"][key]
+    return f"{row['ratio'][key]:.3f} ({lo:.2f}-{hi:.2f})"
 
 
 def render(result) -> str:
     env = result["environment"]
     lines = [f"# adsc bench --compile ({env['size']}, {env['date']})", "",
              f"`{env['command']}`; torch {env['torch']}, transformers {env['transformers']}, {env.get('gpu', env['machine'])}, "
-             f"{env['threads']} thread(s), load {env.get('load_average')}, {env['decode_steps']} decode steps, "
-             f"{env['trials']} trials, clock {env['clock']}, mode {env['mode']}, {env['wall_s']} s", ""]
+             f"{env['threads']} thread(s), load average at start {env.get('load_average')}, {env['decode_steps']} decode steps, "
+             f"{env['warmup']} warm-up + {env['trials']} interleaved rounds, clock {env['clock']}, mode {env['mode']}, "
+             f"{env['wall_s']} s", "",
+             "Times are medians (prefill: over rounds; steps: over every decode step of every round). Ratios are "
+             "paired: the configurations run in lockstep, step i of each before step i + 1 of any, so a decode step's "
+             "ratio is this configuration's step over the full model's same step (milliseconds apart), a prefill's over "
+             "the full model's prefill of the same round; the median of those, with their quartiles in brackets (the "
+             "resolution under this machine's load).", ""]
+    load, cores = (env.get("load_average") or [0])[0], env.get("cpu_count") or 1
+    if load > cores:
+        lines += [f"**Measured on a shared machine**: load average {load:.1f} on {cores} cores at the start (other "
+                  "processes); single timings swing by tens of percent there, the paired ratios much less: read those "
+                  "with their quartiles.", ""]
     for run in result["runs"]:
         lines += [f"## {run['attn']}, batch {run['batch']}", "",
-                  "| config | prefill ms | prefill / full | FLOPs / full | step ms: dynamic / stage / compiled | "
-                  "step / full: dynamic / stage / compiled | bytes / full | host ms: dynamic / stage / compiled | "
-                  "host / full: dynamic / stage / compiled | compile s | tokens equal | recompiles |",
-                  "|" + "---|" * 12]
+                  "| config | prefill ms | step ms: dynamic / stage / compiled | host ms: dynamic / stage / compiled | "
+                  "compile s | tokens equal | recompiles |", "|" + "---|" * 7]
         for row in run["rows"]:
+            steps = " / ".join(f"{row[m]['decode_step_s'] * 1e3:.2f}" for m in MODES)
+            host = " / ".join(f"{row[m]['host_step_s'] * 1e3:.2f}" for m in MODES)
+            lines.append(f"| {row['config']} | {row['eager']['prefill_s'] * 1e3:.1f} | {steps} | {host} | {row['compile_s']:.0f} "
+                         f"| {row['compiled_tokens_equal_eager']} | {row['recompilations_after_first']} |")
+        lines += ["", "| config | prefill / full | FLOPs / full | step / full: dynamic | stage | compiled | bytes / full "
+                  "| host / full: dynamic | stage | compiled |", "|" + "---|" * 10]
+        for row in run["rows"][1:]:
             r = row["ratio"]
-            modes = ("eager_dynamic", "eager", "compiled")
-            steps = " / ".join(f"{row[m]['decode_step_s'] * 1e3:.2f}" for m in modes)
-            step_ratio = " / ".join(f"{r[m + '_decode_step']:.3f}" for m in modes)
-            host = " / ".join(f"{row[m]['host_step_s'] * 1e3:.2f}" for m in modes)
-            host_ratio = " / ".join(f"{r[m + '_host_step']:.3f}" for m in modes)
-            lines.append(
-                f"| {row['config']} | {row['eager']['prefill_s'] * 1e3:.1f} | {r['eager_prefill']:.3f} | {r['prefill_flops']:.3f} "
-                f"| {steps} | {step_ratio} | {r['decode_bytes']:.3f} | {host} | {host_ratio} | {row['compile_s']:.0f} "
-                f"| {row['compiled_tokens_equal_eager']} | {row['recompilations_after_first']} |")
+            lines.append(f"| {row['config']} | {_ratio(row, 'eager_prefill')} | {r['prefill_flops']:.3f} | "
+                         + " | ".join(_ratio(row, f"{m}_decode_step") for m in MODES) + f" | {r['decode_bytes']:.3f} | "
+                         + " | ".join(_ratio(row, f"{m}_host_step") for m in MODES) + " |")
         lines.append("")
-    lines += ["## Targets", ""] + [f"- {'met' if t['met'] else 'MISSED'}: {t['target']}: {t['value']:.3f}"
-                                   if isinstance(t["value"], float) else f"- {'met' if t['met'] else 'MISSED'}: {t['target']}: {t['value']}"
-                                   for t in result["targets"]]
+    lines += ["## Targets", ""]
+    for t in result["targets"]:
+        value = f"{t['value']:.3f}" if isinstance(t["value"], float) else t["value"]
+        note = f" ({t['note']})" if "note" in t else ""
+        lines.append(f"- {'met' if t['met'] else 'MISSED'}: {t['target']}: {value}{note}")
     return "\n".join(lines) + "\n"

@@ -74,3 +74,20 @@ def build_inputs(batch: int = 1, device: str = "cpu", dtype=torch.float32) -> di
     out = {k: v.to(device) for k, v in inputs.items()}
     out["pixel_values"] = out["pixel_values"].to(dtype)
     return out
+
+
+def twin(model):
+    """Another model of ``model``'s class over the very same parameter and buffer tensors: its own
+    modules (so its own hooks, and its own compiled step) and no second copy of the weights, which
+    on a GPU would not fit beside the first at 7B. Built on the meta device, then every tensor is
+    the original's object (tied weights stay tied: each name gets the tensor the original has)."""
+    with torch.device("meta"):
+        copy = type(model)(model.config)
+    for kind, named in (("_parameters", model.named_parameters(remove_duplicate=False)),
+                        ("_buffers", model.named_buffers(remove_duplicate=False))):
+        for name, tensor in named:
+            owner, _, leaf = name.rpartition(".")
+            getattr(copy.get_submodule(owner), kind)[leaf] = tensor
+    copy.generation_config = model.generation_config
+    copy.set_attn_implementation(model.config.get_text_config()._attn_implementation)
+    return copy.eval()
