@@ -128,20 +128,17 @@ def _allow_pixtral_processor() -> None:
     transformers declares the class torchvision-only because its module imports one sizing helper
     from the torchvision image processor's module -- used only to count tokens ahead
     (``_get_num_multimodal_tokens``); the Pillow image processor's module defines the same
-    function. That module stands in for the torchvision one (which cannot import here anyway),
+    functions. That module stands in for the torchvision one (which cannot import here anyway),
     and the real class replaces the package's placeholder, so ``AutoProcessor`` finds it.
     """
     import sys
-    import types
 
     import transformers.models.pixtral as pixtral
     from transformers.models.pixtral import image_processing_pil_pixtral as pil
 
-    name = "transformers.models.pixtral.image_processing_pixtral"
-    if name not in sys.modules:
-        stand_in = types.ModuleType(name, "adsc: the Pillow module's sizing helper, torchvision being absent")
-        stand_in.get_resize_output_image_size = pil.get_resize_output_image_size
-        sys.modules[name] = stand_in
+    # the whole Pillow module stands in: other importers (vLLM's Pixtral / LLaVA modules) take its
+    # other helpers (``_num_image_tokens``) from the torchvision module too
+    sys.modules.setdefault("transformers.models.pixtral.image_processing_pixtral", pil)
     from transformers.models.pixtral.processing_pixtral import PixtralProcessor
 
     pixtral.PixtralProcessor = PixtralProcessor
