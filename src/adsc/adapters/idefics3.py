@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 
-from .base import Adapter, VisionSpan
-from .layouts import declared_mask_pattern, equal_grid_spans
+from .base import Adapter
+from .layouts import back_to_back, declared_mask_pattern, equal_grid_spans
 
 
 class Idefics3Adapter(Adapter):
@@ -113,8 +113,7 @@ class Idefics3Adapter(Adapter):
         else:
             rows, cols = self.split_of(model, image_size)
             count = rows * cols + 1
-        per_image = grid[0] * grid[1]
-        return [VisionSpan(k * per_image, grid) for k in range(count)]
+        return back_to_back(grid, count)
 
     def vision_spans(self, model, input_ids, inputs):
         return equal_grid_spans(input_ids, self.vision_token_ids(model), self.image_grid(model), "image",

@@ -17,8 +17,8 @@ for others) under ``model.language_model``; its layers form q and k the Llama wa
 
 from __future__ import annotations
 
-from .base import Adapter, VisionSpan
-from .layouts import declared_mask_pattern, equal_grid_spans
+from .base import Adapter
+from .layouts import back_to_back, declared_mask_pattern, equal_grid_spans
 
 
 class InternVLAdapter(Adapter):
@@ -81,8 +81,7 @@ class InternVLAdapter(Adapter):
             raise ValueError("InternVL needs an image size (height x width): its tile count follows the aspect ratio")
         else:
             count = self.tiles_of(model, image_size)
-        per_tile = grid[0] * grid[1]
-        return [VisionSpan(k * per_tile, grid) for k in range(count)]
+        return back_to_back(grid, count)
 
     def vision_spans(self, model, input_ids, inputs):
         return equal_grid_spans(input_ids, self.vision_token_ids(model), self.tile_grid(model), "InternVL image",

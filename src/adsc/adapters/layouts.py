@@ -22,6 +22,12 @@ def declared_mask_pattern(text_config, layer_index: int):
     return CAUSAL if window is None else AttentionPattern(window=int(window))
 
 
+def back_to_back(grid: tuple[int, int], count: int) -> list[VisionSpan]:
+    """``count`` spans of ``grid`` laid one after another from position 0 (a layout of tiles / sub-images)."""
+    per_grid = grid[0] * grid[1]
+    return [VisionSpan(k * per_grid, grid) for k in range(count)]
+
+
 def equal_grid_spans(input_ids: torch.Tensor, token_ids: tuple[int, ...], grid: tuple[int, int],
                      what: str, fix: str) -> list[list[VisionSpan]]:
     """Per sample, one span of ``grid`` per ``rows * cols`` tokens of each run of ``token_ids``: the

@@ -7,17 +7,16 @@ import sys
 
 from ...processors import allow_qwen2_vl_without_torchvision, torchvision_missing
 
-# vLLM 0.32 imports one helper from each of these torchvision-backed image-processor modules (Pixtral's
-# through its LLaVA module, Qwen2-VL's ``smart_resize``); transformers ships the same function in the
-# Pillow-backed module beside it.
+# vLLM 0.32 imports Qwen2-VL's ``smart_resize`` from the torchvision-backed image-processor module;
+# transformers ships the same function in the Pillow-backed module beside it. (Pixtral's module, which
+# vLLM's LLaVA imports too, is stood in for by adsc.processors, the one home of that shim.)
 PILLOW_TWINS = {
-    "transformers.models.pixtral.image_processing_pixtral": "transformers.models.pixtral.image_processing_pil_pixtral",
     "transformers.models.qwen2_vl.image_processing_qwen2_vl": "transformers.models.qwen2_vl.image_processing_pil_qwen2_vl",
 }
 
 
 def _image_modules_without_torchvision() -> None:
-    """Let vLLM's LLaVA and Qwen2-VL modules import where torchvision is absent (CPU installs: PyPI's is CUDA-linked)."""
+    """Let vLLM's Qwen2-VL module import where torchvision is absent (CPU installs: PyPI's is CUDA-linked)."""
     for name, twin in PILLOW_TWINS.items():
         if name not in sys.modules:
             sys.modules[name] = importlib.import_module(twin)
