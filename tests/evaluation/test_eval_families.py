@@ -6,12 +6,14 @@ import os
 
 import pytest
 from eval_fixtures import OPTIONS
-from tests.families_io import params, save_family
+from PIL import Image
+from tests.families_io import FAMILIES, params, save_family
 
 import adsc
-from adsc.evaluation.generation import load_model
+from adsc.evaluation.generation import Generator, load_model
 from adsc.evaluation.model_facts import reference_vision_tokens
 from adsc.evaluation.run import evaluate
+from adsc.tiny import tiny_chat_template
 
 CONFIG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 
@@ -33,3 +35,25 @@ def test_compressed_evaluation_runs_on_the_familys_own_inputs(saved, data_root, 
     assert 0 < results["measured_average"] < results["vision_tokens"]
     with open(os.path.join(out, "results.json")) as fh:
         assert json.load(fh)["compression"]["layers"] == [2, 4]
+
+
+@pytest.mark.parametrize("name", params())
+def test_default_prompt_without_a_chat_template_is_the_familys_own(name):
+    """Without a chat template the default LLaVA-style prompt carries the family's placeholder: its
+    processor accepts it and expands it into as many image tokens as the hub-style chat template's
+    prompt (tests.families_io's marker, or Gemma 3's own template) gives the same image."""
+    build_model, build_processor, marker = FAMILIES[name]
+    model, processor = build_model(layers=2), build_processor()
+    if marker is not None:
+        processor.chat_template = tiny_chat_template(marker)
+    image = Image.new("RGB", (40, 56), (90, 140, 200))
+    expected = image_tokens(Generator(model, processor), image)
+    processor.chat_template = None
+    generator = Generator(model, processor)
+    assert "USER: " in generator.prompt("what is it?", True)  # the default template, not a chat template
+    assert image_tokens(generator, image) == expected > 0
+
+
+def image_tokens(generator, image) -> int:
+    inputs = generator.encode([generator.prompt("what is it?", True)], [generator.load_image_obj(image)])
+    return int((inputs["input_ids"] == generator.image_token_id).sum())

@@ -5,7 +5,8 @@ positions are read), the decoder layers of the language model, and the image gri
 run of vision tokens. For the rest of the package it holds the family's facts that callers must
 not guess: the module paths training freezes or trains (:attr:`Adapter.training_parts`), the
 vision tokens of the reference image a budget refers to (:meth:`Adapter.reference_vision_tokens`),
-prompt defaults (:attr:`Adapter.train_template`, :attr:`Adapter.pad_to_square`), and how to form a
+prompt defaults (:attr:`Adapter.train_template`, :attr:`Adapter.pad_to_square`,
+:meth:`Adapter.image_placeholder`), and how to form a
 layer's queries and keys for the score-based methods (:meth:`Adapter.queries`, :meth:`Adapter.keys`).
 """
 
@@ -137,6 +138,13 @@ class Adapter:
     def attach(self, model: nn.Module):
         """Architecture-specific checks installed by compress(); returns the callable that undoes them."""
         return lambda: None
+
+    def image_placeholder(self, processor) -> str:
+        """The text that stands for one image in a prompt the family's processor expands (what a
+        prompt written without a chat template must contain): ``processor.image_token`` by default
+        (LLaVA's ``<image>``, InternVL's ``<IMG_CONTEXT>``, Idefics3's ``<image>``, Pixtral's ``[IMG]``);
+        LLaVA's ``<image>`` for a processor that names none."""
+        return getattr(processor, "image_token", None) or "<image>"
 
     def vision_token_ids(self, model: nn.Module) -> tuple[int, ...]:
         raise NotImplementedError

@@ -44,6 +44,11 @@ class Gemma3Adapter(Adapter):
     def vision_token_ids(self, model):
         return (model.config.image_token_id,)
 
+    def image_placeholder(self, processor):
+        """Gemma3Processor expands ``<start_of_image>`` (its ``boi_token``) into the image's soft tokens;
+        its ``image_token`` has been the soft token itself in some transformers releases."""
+        return processor.boi_token
+
     def _side(self, model) -> int:
         tokens = model.config.mm_tokens_per_image
         side = math.isqrt(tokens)

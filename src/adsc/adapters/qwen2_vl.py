@@ -31,6 +31,13 @@ class Qwen2VLAdapter(Adapter):
     def vision_token_ids(self, model):
         return (model.config.image_token_id, model.config.video_token_id)
 
+    def image_placeholder(self, processor):
+        """The processor expands ``<|image_pad|>`` alone; the prompt wraps it in the vision start / end
+        tokens itself, as Qwen's chat template writes an image (Qwen2-VL's processor names neither)."""
+        start = getattr(processor, "vision_start_token", "<|vision_start|>")
+        end = getattr(processor, "vision_end_token", "<|vision_end|>")
+        return f"{start}{processor.image_token}{end}"
+
     def attach(self, model):
         """Check token counts before ``get_rope_index``: generate computes M-RoPE positions before
         any forward (so before the core hook), and a mismatch there is a raw shape error."""

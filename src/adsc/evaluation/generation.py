@@ -8,12 +8,13 @@ import torch
 from PIL import Image
 
 from .. import loading
-from ..adapters import UnsupportedModelError, adapter_for
+from ..adapters import Adapter, UnsupportedModelError, adapter_for
 from ..images import pad_to_square
 from ..loading import ModelFileError
 from .benchmarks.base import DataError, EvaluationInputError
 
-DEFAULT_TEMPLATE = "USER: <image>\n{text} ASSISTANT:"  # llava-hf's LLaVA-1.5 chat format
+# llava-hf's LLaVA-1.5 chat format; for another family "<image>" becomes its own placeholder (Generator.image_marker)
+DEFAULT_TEMPLATE = "USER: <image>\n{text} ASSISTANT:"
 
 
 @contextlib.contextmanager
@@ -49,8 +50,10 @@ class Generator:
     """Greedy decoding over padded batches (left padding; the engine handles the masks).
 
     ``template``: "auto" uses the processor's chat template when it has one, else
-    ``DEFAULT_TEMPLATE``; any other string must contain ``{text}`` (and ``<image>`` where the
-    image goes). Text-only samples drop the ``<image>\\n`` part.
+    ``DEFAULT_TEMPLATE`` with the family's own image placeholder (:attr:`image_marker`, e.g.
+    Qwen2-VL's ``<|vision_start|><|image_pad|><|vision_end|>``) for its ``<image>``; any other
+    string must contain ``{text}`` (and, where the image goes, the text the processor expands:
+    ``<image>`` for LLaVA). Text-only samples drop the ``<image>\\n`` part.
     """
 
     def __init__(self, model, processor, template: str = "auto", pad_square: bool | None = None):
@@ -65,6 +68,7 @@ class Generator:
             pad_square = _family_pads_to_square(model)
         self.pad_square = pad_square
         self.images_per_prompt = _family_fact(model, "images_per_prompt")
+        self.image_marker = _image_placeholder(model, processor)
         self.mean = getattr(getattr(processor, "image_processor", None), "image_mean", None) or (0.5, 0.5, 0.5)
         self.image_token_id = getattr(model.config, "image_token_id", None) or getattr(model.config, "image_token_index", None)
         self.vision_tokens_per_image: int | None = None
@@ -82,6 +86,8 @@ class Generator:
         template = DEFAULT_TEMPLATE if self.template == "auto" else self.template
         if not has_image:
             template = template.replace("<image>\n", "").replace("<image>", "")
+        elif self.template == "auto":
+            template = template.replace("<image>", self.image_marker)
         return template.replace("{text}", text)
 
     def load_image(self, path: str):
@@ -109,7 +115,7 @@ class Generator:
     def encode(self, prompts: list[str], images: list):
         """Processor inputs on the model's device; images in the order of their <image> markers."""
         if images and self.images_per_prompt:  # e.g. Gemma 3's processor reads a flat list as one prompt's images
-            images = _per_prompt(prompts, images, self.processor.image_token)
+            images = _per_prompt(prompts, images, self.image_marker)
         inputs = self.processor(images=images or None, text=prompts, return_tensors="pt", padding=True)
         inputs = inputs.to(self.model.device)
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
@@ -140,6 +146,15 @@ def _family_fact(model, name: str) -> bool:
         return getattr(adapter_for(model), name)
     except UnsupportedModelError:
         return False
+
+
+def _image_placeholder(model, processor) -> str:
+    """The adapter's placeholder for one image; the processor's ``image_token`` for a model adsc has no
+    adapter for (the base adapter's rule)."""
+    try:
+        return adapter_for(model).image_placeholder(processor)
+    except UnsupportedModelError:
+        return Adapter().image_placeholder(processor)
 
 
 def _per_prompt(prompts: list[str], images: list, marker: str) -> list[list]:

@@ -155,8 +155,9 @@ def _make_class(lmms):
         def _prompt(self, context: str, n_images: int) -> str:
             text = context.replace("<image>", "").strip()
             prompt = self.generator.prompt(text, n_images > 0)
-            if n_images > 1:  # extra images go before the first one, one marker each
-                prompt = prompt.replace("<image>", "<image>\n" * (n_images - 1) + "<image>", 1)
+            if n_images > 1:  # extra images go before the first one, one family placeholder each
+                marker = self.generator.image_marker
+                prompt = prompt.replace(marker, f"{marker}\n" * (n_images - 1) + marker, 1)
             return prompt
 
         def generate_until(self, requests) -> list[str]:
