@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from itertools import groupby
 from types import SimpleNamespace
 
-from .adapters import ADAPTERS, VisionSpan
+from .adapters import ADAPTERS, ImageSizeNeeded, VisionSpan
 from .methods import get_method
 from .methods.common import image_count
 from .schedule import Schedule, schedule_from_counts
@@ -69,16 +69,24 @@ def layout(spec: str, frames: int | None = None) -> Layout:
     if size:
         height, sep, width = size.partition("x")
         if not (sep and height.isdigit() and width.isdigit() and int(height) > 0 and int(width) > 0):
-            raise ValueError(f"--layout {spec!r}: the size must be HEIGHTxWIDTH in pixels, e.g. {name}:672x672")
+            raise ValueError(f"--layout {spec!r}: the size must be HEIGHTxWIDTH in pixels, e.g. {_sized(name)}")
         image_size = (int(height), int(width))
     if frames is not None and frames < 1:
         raise ValueError(f"--video-frames must be at least 1, got {frames}")
     model = SimpleNamespace(config=make_config())
     try:
         spans = adapter.layout(model, image_size, frames)
+    except ImageSizeNeeded as err:
+        raise ValueError(f"--layout {spec!r}: {err}; give it as --layout {name}:HEIGHTxWIDTH in pixels, "
+                         f"e.g. --layout {_sized(name)}") from None
     except ValueError as err:
         raise ValueError(f"--layout {spec!r}: {err}") from None
     return Layout(name, image_size, frames, tuple(spans))
+
+
+def _sized(name: str) -> str:
+    """An example of the size syntax :func:`layout` parses, for a fix in an error message."""
+    return f"{name}:672x672"
 
 
 def layout_from_args(args) -> Layout | None:

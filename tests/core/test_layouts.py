@@ -77,3 +77,18 @@ def test_layout_errors_are_one_line_with_the_fix(args, message, capsys):
         assert main([command, *args]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("family, why", [
+    ("internvl", "its tile count follows the aspect ratio"), ("smolvlm", "its split follows the image"),
+    ("idefics3", "its split follows the image"), ("mistral3", "its grid follows the image"),
+    ("qwen2-vl", "its grid follows the size"), ("llava-next", "for its anyres layout"),
+])
+def test_a_missing_image_size_names_the_flag_that_gives_it(family, why, capsys):
+    for command in ("schedule", "profile"):
+        assert main([command, "--layout", family]) == 2
+        err = capsys.readouterr().err
+        assert why in err and f"give it as --layout {family}:HEIGHTxWIDTH in pixels" in err
+        example = err.split("e.g. --layout ")[1].split()[0]  # the fix as written parses and runs
+        assert main([command, "--layout", example, "--drop-ratio", "0.5"]) == 0
+        capsys.readouterr()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import CAUSAL, Adapter, UnsupportedModelError, VisionSpan
+from .base import CAUSAL, Adapter, ImageSizeNeeded, UnsupportedModelError, VisionSpan
 from .gemma3 import Gemma3Adapter
 from .idefics3 import Idefics3Adapter
 from .internvl import InternVLAdapter
@@ -51,5 +51,5 @@ def adapter_for_config(config) -> Adapter | None:
     return None
 
 
-__all__ = ["ADAPTERS", "CAUSAL", "Adapter", "LlavaAdapter", "LlavaNextAdapter", "Qwen2VLAdapter", "UnsupportedModelError",
-           "VisionSpan", "adapter_for", "adapter_for_config", "unwrap"]
+__all__ = ["ADAPTERS", "CAUSAL", "Adapter", "ImageSizeNeeded", "LlavaAdapter", "LlavaNextAdapter", "Qwen2VLAdapter",
+           "UnsupportedModelError", "VisionSpan", "adapter_for", "adapter_for_config", "unwrap"]

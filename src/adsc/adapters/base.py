@@ -22,6 +22,11 @@ class UnsupportedModelError(TypeError):
     pass
 
 
+class ImageSizeNeeded(ValueError):
+    """:meth:`Adapter.layout` was given no image size where the family's token count follows it; the
+    message says why (``adsc.layouts`` adds the CLI fix, ``--layout FAMILY:HEIGHTxWIDTH``)."""
+
+
 @dataclass(frozen=True)
 class AttentionPattern:
     """What a decoder layer's queries may see besides earlier tokens, in *original* positions.

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Adapter
+from .base import Adapter, ImageSizeNeeded
 from .layouts import back_to_back, declared_mask_pattern, equal_grid_spans
 
 
@@ -109,7 +109,7 @@ class Idefics3Adapter(Adapter):
                 raise ValueError("Idefics3 takes images only, no video (SmolVLM does): leave out --video-frames")
             count = frames
         elif image_size is None:
-            raise ValueError(f"{model.config.model_type} needs an image size (height x width): its split follows the image")
+            raise ImageSizeNeeded(f"{model.config.model_type} needs an image size (height x width): its split follows the image")
         else:
             rows, cols = self.split_of(model, image_size)
             count = rows * cols + 1

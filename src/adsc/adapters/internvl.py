@@ -17,7 +17,7 @@ for others) under ``model.language_model``; its layers form q and k the Llama wa
 
 from __future__ import annotations
 
-from .base import Adapter
+from .base import Adapter, ImageSizeNeeded
 from .layouts import back_to_back, declared_mask_pattern, equal_grid_spans
 
 
@@ -78,7 +78,7 @@ class InternVLAdapter(Adapter):
         if frames is not None:
             count = frames
         elif image_size is None:
-            raise ValueError("InternVL needs an image size (height x width): its tile count follows the aspect ratio")
+            raise ImageSizeNeeded("InternVL needs an image size (height x width): its tile count follows the aspect ratio")
         else:
             count = self.tiles_of(model, image_size)
         return back_to_back(grid, count)

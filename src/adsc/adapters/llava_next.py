@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Adapter, VisionSpan
+from .base import Adapter, ImageSizeNeeded, VisionSpan
 from .layouts import declared_mask_pattern, spans_in_batch_order
 
 
@@ -127,7 +127,7 @@ class LlavaNextAdapter(Adapter):
         if frames is not None:
             return self.video_layout(model, frames)
         if image_size is None:
-            raise ValueError(f"{self.name} needs an image size (height x width) for its anyres layout")
+            raise ImageSizeNeeded(f"{self.name} needs an image size (height x width) for its anyres layout")
         count, build = _layout(self._side(model), self.tile_grid(model, image_size))
         return build(list(range(count)))
 

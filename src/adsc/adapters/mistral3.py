@@ -17,7 +17,7 @@ rotary embeddings but no position ids, so compress() refuses their pruned layers
 
 from __future__ import annotations
 
-from .base import Adapter, VisionSpan
+from .base import Adapter, ImageSizeNeeded, VisionSpan
 from .layouts import declared_mask_pattern, spans_in_batch_order
 
 POSITION_SCALED = "position-scaled queries (ministral3's llama_4_scaling_beta, read from position_ids)"
@@ -66,7 +66,7 @@ class Mistral3Adapter(Adapter):
         if frames is not None:
             raise ValueError("Mistral 3 takes images only, no video: leave out --video-frames")
         if image_size is None:
-            raise ValueError("Mistral 3 needs an image size (height x width): its grid follows the image")
+            raise ImageSizeNeeded("Mistral 3 needs an image size (height x width): its grid follows the image")
         rows, cols = self.resized_grid(model, image_size)
         positions = [r * (cols + 1) + c for r in range(rows) for c in range(cols)]
         return [_image_span(positions, rows * (cols + 1))]

@@ -14,7 +14,7 @@ import functools
 
 import torch
 
-from .base import Adapter, VisionSpan, token_runs
+from .base import Adapter, ImageSizeNeeded, VisionSpan, token_runs
 
 
 class Qwen2VLAdapter(Adapter):
@@ -69,7 +69,7 @@ class Qwen2VLAdapter(Adapter):
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
         if image_size is None:
-            raise ValueError("Qwen2-VL needs an image (or frame) size, height x width: its grid follows the size")
+            raise ImageSizeNeeded("Qwen2-VL needs an image (or frame) size, height x width: its grid follows the size")
         vc = model.config.vision_config
         height, width = smart_resize(*image_size, factor=vc.patch_size * vc.spatial_merge_size)
         t = 1 if frames is None else -(-frames // vc.temporal_patch_size)
