@@ -107,6 +107,31 @@ def test_a_bad_recipe_is_refused_before_any_stage_runs(tmp_path):
     assert checked.stages == [Stage("qa", steps=5, copies={"read": 4})]
 
 
+def test_a_rerun_into_a_folder_of_another_recipe_is_refused_naming_what_differs(tmp_path, capsys, adsc_main):
+    from adsc_testbed.pretrain import check_same_recipe
+
+    run = tmp_path / "run"
+    run.mkdir()
+    recorded = Recipe([Stage("init", steps=1), Stage("qa", steps=1)], PretrainSettings(seed=0))
+    (run / "recipe.json").write_text(json.dumps(recorded.to_dict()))
+    other = Recipe([Stage("init", steps=1), Stage("qa", steps=2), Stage("qa2", steps=1)], PretrainSettings(seed=1))
+    with pytest.raises(ValueError) as refused:
+        pretrain(tmp_path / "data", run, other)
+    message = str(refused.value)
+    for part in (f"{run} holds a run of another recipe", "seed: 0 -> 1", "qa.steps: 1 -> 2", "stage qa2: new",
+                 "give another --out", f"delete {run}"):
+        assert part in message
+    assert "init" not in message.split("recorded -> now:")[1].split(")")[0]  # the same stage is not named
+    assert Recipe.read(run / "recipe.json") == recorded  # refused before anything is written
+    check_same_recipe(run, recorded)  # the same recipe again is a resume
+    check_same_recipe(run, Recipe(recorded.stages, PretrainSettings(seed=0, save_steps=7, num_workers=2)))
+    check_same_recipe(tmp_path / "new", other)  # a fresh folder holds no recipe
+    # the command line refuses before it writes the scenes of the new seed into the old run's folder
+    assert adsc_main(["experiment", "--pretrain", "--out", str(run), "--seed", "1"]) == 2
+    assert "seed: 0 -> 1" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["recipe.json"]
+
+
 def test_text_scenes_hold_up_to_the_given_number_of_strings_and_no_objects():
     from adsc_testbed.pretrain import TEXT_SCENES, text_scenes
 

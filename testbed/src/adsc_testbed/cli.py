@@ -15,7 +15,7 @@ from pathlib import Path
 from .dataset import BENCHMARKS, TestbedConfig, generate
 from .experiment import CHECKPOINT, PRESETS, Experiment, with_overrides
 from .facts import IMAGE_SIZE, PATCH
-from .pretrain import PretrainSettings, Recipe, Stage, check_recipe, drill_copies, pretrain, text_scenes
+from .pretrain import PretrainSettings, Recipe, Stage, check_recipe, check_same_recipe, drill_copies, pretrain, text_scenes
 from .probe import table
 from .world import GridSpec, SceneConfig
 
@@ -138,6 +138,7 @@ def _pretrain(args) -> int:
     if args.text_scenes_strings != 1 and not any(s.name == "text_scenes" for s in recipe.stages):
         text_scenes(args.text_scenes_strings)  # a bad count is refused even without the stage
     out = args.out or "runs/testbed_pretrain"
+    check_same_recipe(out, recipe)  # before a rerun into another recipe's folder touches its data
     data = f"{out}/data"
     args.seed = recipe.settings.seed  # the scenes follow the recipe's seed (a --recipe file's, not the flag's)
     args.image_size, args.patch_size = IMAGE_SIZE, PATCH

@@ -172,6 +172,42 @@ def check_recipe(recipe: Recipe) -> Recipe:
     return dataclasses.replace(recipe, stages=checked)
 
 
+# settings that change how a stage runs, not what it trains: a resume may change them
+RUN_ONLY = ("save_steps", "num_workers")
+
+
+def check_same_recipe(out: str | Path, recipe: Recipe) -> None:
+    """Refuse to run ``recipe`` into a folder that holds another recipe's run: its finished stages
+    would be skipped as done, so the result would mix two recipes' checkpoints. The same recipe
+    again is a resume (finished stages skipped)."""
+    recorded_file = Path(out) / "recipe.json"
+    if not recorded_file.exists():
+        return
+    fix = f"give another --out (another out folder), or delete {out} to start this recipe afresh"
+    try:
+        recorded = Recipe.from_dict(json.loads(recorded_file.read_text()), str(recorded_file)).to_dict()
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{out} holds a run whose recipe cannot be read ({err}); {fix}") from None
+    differences = recipe_differences(recorded, recipe.to_dict())
+    if differences:
+        raise ValueError(f"{out} holds a run of another recipe ({recorded_file}; recorded -> now: "
+                         f"{'; '.join(differences)}): its finished stages would mix with this recipe's; {fix}")
+
+
+def recipe_differences(recorded: dict, now: dict) -> list[str]:
+    """``field: old -> new`` for each setting and stage field (``qa.steps``) of two ``Recipe.to_dict``
+    records that differ, RUN_ONLY settings aside; a stage in one recipe alone is named as such."""
+    found = [f"{k}: {recorded[k]!r} -> {now[k]!r}" for k in now
+             if k not in ("stages", *RUN_ONLY) and recorded.get(k) != now[k]]
+    old, new = ({s["name"]: s for s in r["stages"]} for r in (recorded, now))
+    for name in [*old, *(n for n in new if n not in old)]:
+        if name not in new or name not in old:
+            found.append(f"stage {name}: {'recorded only' if name in old else 'new'}")
+        else:
+            found += [f"{name}.{k}: {old[name][k]!r} -> {v!r}" for k, v in new[name].items() if old[name][k] != v]
+    return found
+
+
 def pretrain(data_root: str | Path, out: str | Path, recipe: Recipe, heldout: str | Path | None = None) -> dict:
     """Run ``recipe`` into ``out``; ``recipe.json`` there is the recipe as run (stages and settings).
     ``heldout``: scenes for the image-dependence probe of the final model (``probe.json``)."""
@@ -182,6 +218,7 @@ def pretrain(data_root: str | Path, out: str | Path, recipe: Recipe, heldout: st
     run = recipe.settings
     seed, start_from, batch_size, lr = run.seed, run.start_from, run.batch_size, run.lr
     stages = {s.name: s for s in recipe.stages}
+    check_same_recipe(out, recipe)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "recipe.json", recipe.to_dict())
     init = out / "init"
