@@ -71,6 +71,32 @@ def test_gemma_3_4b_preset_kv_by_hand():
     assert unslid.kv_bytes == per_token * 34 * prompt
 
 
+# google/gemma-3-4b-it's config.json, the keys it names (read from public copies of it, see
+# adsc.profiling.shapes.gemma_3_4b); transformers' Gemma3TextConfig defaults fill the rest when it loads
+GEMMA_3_4B_IT = {
+    "boi_token_index": 255999, "eoi_token_index": 256000, "image_token_index": 262144, "mm_tokens_per_image": 256,
+    "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text", "num_hidden_layers": 34,
+                    "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+    "vision_config": {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304, "model_type": "siglip_vision_model",
+                      "num_attention_heads": 16, "num_hidden_layers": 27, "patch_size": 14, "vision_use_head": False},
+}
+
+
+def test_gemma_3_4b_preset_is_the_released_config_as_transformers_reads_it():
+    from transformers import Gemma3Config
+
+    config = Gemma3Config(**GEMMA_3_4B_IT)
+    shape, t, v = preset("gemma-3-4b"), config.text_config, config.vision_config
+    assert shape.text == TextShape(t.hidden_size, t.num_hidden_layers, t.num_attention_heads, t.num_key_value_heads,
+                                   t.head_dim, t.intermediate_size, t.vocab_size, windows=declared_windows(t))
+    grid = v.image_size // v.patch_size  # SigLIP: no class token; pooled into mm_tokens_per_image tokens
+    assert shape.vision == VisionShape(v.hidden_size, v.num_hidden_layers, v.num_attention_heads, v.intermediate_size,
+                                       patch_in=v.num_channels * v.patch_size**2, patches=grid * grid, extra_tokens=0,
+                                       out_tokens=config.mm_tokens_per_image,
+                                       projector=((v.hidden_size, t.hidden_size),),  # mm_input_projection_weight
+                                       projector_tokens=config.mm_tokens_per_image)
+
+
 def test_profile_says_how_it_counts_sliding_layers(capsys):
     assert main(["profile", "--model", "gemma-3-4b", "--layers", "2", "8", "--drop-ratio", "0.5", "--text-tokens", "1500"]) == 0
     out = capsys.readouterr().out

@@ -102,6 +102,11 @@ def gemma_3_4b() -> ModelShape:
     # google/gemma-3-4b-it: 34 layers, GQA 8/4 heads of 256, five local layers (window 1024) to one
     # global (layer_types: every 6th is full_attention); SigLIP 896 px, patch 14 (64 x 64 patches,
     # no CLS), average-pooled 4 x 4 into 256 tokens, one projection 1152 -> 2560.
+    # Checked against public copies of its config.json (found with the code search: a C# test that
+    # quotes the original file, Rust config tests that restate it): the file names hidden 2560,
+    # intermediate 10240, 34 layers, sliding_window 1024 and the vision tower; heads, KV heads, head
+    # dim, vocab 262208 and the 1-in-6 pattern are Gemma3TextConfig's defaults.
+    # tests/profiling/test_sliding_windows.py rebuilds this shape from those keys with transformers.
     layers = 34
     windows = tuple(None if (i + 1) % 6 == 0 else 1024 for i in range(layers))
     text = TextShape(hidden=2560, layers=layers, heads=8, kv_heads=4, head_dim=256, intermediate=10240, vocab=262208,
