@@ -10,8 +10,9 @@ import pytest
 
 from adsc import tiny, tiny_gemma3, tiny_idefics3, tiny_internvl, tiny_llava_video, tiny_mistral3, tiny_qwen3_vl
 
-# name -> (model builder, processor builder, the image marker of a chat template to give it; None: the processor's
-# own (Gemma 3) or none, where evaluation's default LLaVA prompt and training's --template vicuna_v1 write "<image>")
+# name -> (model builder, processor builder, the image marker of a chat template to give it, as the hub's writes an
+# image; None: the processor's own (Gemma 3)). Without a chat template evaluation's default prompt writes the
+# adapter's image_placeholder instead (test_eval_families.py checks both give the same image tokens).
 FAMILIES = {
     "llava_next": (tiny.tiny_llava_next, tiny.tiny_llava_next_processor, "<image>"),
     "qwen2_vl": (tiny.tiny_qwen2_vl, tiny.tiny_qwen2_vl_processor, tiny.QWEN_IMAGE),
