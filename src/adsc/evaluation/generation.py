@@ -113,7 +113,7 @@ class Generator:
         return texts, prompts, n_new
 
     def encode(self, prompts: list[str], images: list):
-        """Processor inputs on the model's device; images in the order of their <image> markers."""
+        """Processor inputs on the model's device; images in the order of their placeholders in ``prompts``."""
         if images and self.images_per_prompt:  # e.g. Gemma 3's processor reads a flat list as one prompt's images
             images = _per_prompt(prompts, images, self.image_marker)
         inputs = self.processor(images=images or None, text=prompts, return_tensors="pt", padding=True)
