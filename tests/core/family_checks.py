@@ -1,10 +1,21 @@
-"""Checks the family-specific tests share (test_<family>.py): q/k against the layer's own
-attention, and a compressed forward under any method."""
+"""Checks the family-specific tests share (test_<family>.py): their tiny model fixture, q/k against
+the layer's own attention, and a compressed forward under any method."""
 
+import pytest
 import torch
 
 import adsc
 from adsc.adapters import adapter_for
+
+
+def model_fixture(build):
+    """The module-scoped ``model`` fixture of a test_<family>.py: ``build``'s tiny model, 6 layers
+    (room for stages at 2 and 4), eager attention (its weights are what the q/k checks compare with)."""
+    @pytest.fixture(scope="module")
+    def model():
+        return build(layers=6, attn="eager")
+
+    return model
 
 
 def assert_queries_and_keys_reproduce_attention(model, layer, hidden, position_embeddings):

@@ -22,15 +22,14 @@ from .families.gemma3 import PER_IMAGE, gemma_ids, samples
 from .family_checks import (
     assert_every_span_keeps_its_uniform_grid,
     assert_queries_and_keys_reproduce_attention,
+    model_fixture,
 )
 from .test_families import run
 
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return tiny_gemma3(layers=6, attn="eager")
+model = model_fixture(tiny_gemma3)
 
 
 def test_each_image_is_one_square_grid_where_the_model_scatters_its_features(model):

@@ -12,6 +12,7 @@ from adsc.tiny import IMAGE_TOKEN
 from adsc.tiny_internvl import tiny_internvl
 
 from .families.internvl import internvl_ids, samples
+from .family_checks import model_fixture
 from .span_checks import (
     assert_tokens_are_raster_blocks,
     assert_uniform_grid_per_span,
@@ -23,9 +24,7 @@ from .span_checks import (
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return tiny_internvl(layers=6, attn="eager")
+model = model_fixture(tiny_internvl)
 
 
 def test_grid_cell_k_is_the_2x2_patch_block_the_pixel_shuffle_puts_at_token_k(model):

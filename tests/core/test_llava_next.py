@@ -8,6 +8,7 @@ from adsc.adapters import adapter_for, adapter_for_config
 from adsc.methods.adsc import UniformSelector
 from adsc.tiny import IMAGE_TOKEN, tiny_llava_next
 
+from .family_checks import model_fixture
 from .helpers import anyres_pixels, image_tokens, next_sample, pad_batch
 from .test_families import run
 
@@ -22,9 +23,7 @@ def batch(rows_sizes, side="left"):
 TWO_SAMPLES = [([1, 5, 6], [(96, 96), (60, 90)]), ([1, 9], [(90, 60)])]
 
 
-@pytest.fixture(scope="module")
-def model():
-    return tiny_llava_next(layers=6, attn="eager")
+model = model_fixture(tiny_llava_next)
 
 
 def test_adapter_layout_matches_the_models_packed_features(model):

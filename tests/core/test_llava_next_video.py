@@ -14,6 +14,7 @@ from adsc.tiny_llava_video import tiny_llava_next_video
 
 from .families import CASES
 from .families.llava_next_video import FRAMES, VIDEO, next_video_sample
+from .family_checks import model_fixture
 from .frames import kept_cells_per_frame
 from .span_checks import compressed_trace
 
@@ -21,9 +22,7 @@ CASE = next(c for c in CASES if c.name == "llava_next_video")
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return tiny_llava_next_video(layers=6, attn="eager")
+model = model_fixture(tiny_llava_next_video)
 
 
 def test_layout_matches_the_models_features_and_generate_sees_the_same(model):

@@ -12,6 +12,7 @@ from adsc.tiny_llava_video import tiny_llava_onevision
 
 from .families import CASES
 from .families.llava_onevision import FRAMES, onevision_sample
+from .family_checks import model_fixture
 from .frames import kept_cells_per_frame
 from .span_checks import compressed_trace
 
@@ -19,9 +20,7 @@ CASE = next(c for c in CASES if c.name == "llava_onevision")
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return tiny_llava_onevision(layers=6, attn="eager")
+model = model_fixture(tiny_llava_onevision)
 
 
 def embedded(model, inputs):

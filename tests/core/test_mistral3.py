@@ -12,14 +12,13 @@ from adsc.tiny import IMAGE_TOKEN
 from adsc.tiny_mistral3 import tiny_mistral3
 
 from .families.mistral3 import BREAK, END, mistral3_sample, samples
+from .family_checks import model_fixture
 from .span_checks import assert_uniform_grid_per_span, compressed_trace, language_model_embeds
 
 CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return tiny_mistral3(layers=6, attn="eager")
+model = model_fixture(tiny_mistral3)
 
 
 def test_grid_cell_k_is_the_2x2_patch_block_the_merger_folds_into_token_k(model):

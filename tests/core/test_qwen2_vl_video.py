@@ -1,7 +1,6 @@
 """Qwen2-VL / Qwen2.5-VL video: one span of t frames on the merged (h/2, w/2) grid, the same kept
 cells in every frame (adsc.methods.adsc), M-RoPE positions the model's own."""
 
-import pytest
 import torch
 
 import adsc
@@ -10,6 +9,7 @@ from adsc.methods.adsc import UniformSelector
 from adsc.tiny import VIDEO_TOKEN, tiny_qwen2_5_vl, tiny_qwen2_vl
 
 from .families.qwen2_vl_video import video_sample
+from .family_checks import model_fixture
 from .frames import kept_cells_per_frame
 from .span_checks import compressed_trace
 
@@ -22,9 +22,7 @@ def an_image_and_a_video():
     return video_sample([("image", IMAGE), ("video", VIDEO)])
 
 
-@pytest.fixture(scope="module")
-def model():
-    return tiny_qwen2_vl(layers=6, attn="eager")
+model = model_fixture(tiny_qwen2_vl)
 
 
 def test_a_video_is_one_span_of_frames_from_the_grids_and_from_mrope_positions(model):
