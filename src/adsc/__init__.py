@@ -9,12 +9,15 @@
 from .api import compress, get_handle
 from .config import CompressionConfig, ConfigError
 from .engine import CompressionHandle, Trace, cache_bytes, cache_lengths
+from .engine.regions import CompiledPrefill, compile_prefill
 from .schedule import BudgetError, Schedule, reachable_budgets, schedule_from_counts, schedule_from_ratio, solve_ratio
 
 __version__ = "0.1.0"
 
 __all__ = [
     "compress",
+    "compile_prefill",
+    "CompiledPrefill",
     "get_handle",
     "CompressionConfig",
     "ConfigError",

@@ -90,6 +90,7 @@ def test_bench_compile_interleaves_and_reports_paired_ratios(tmp_path):
     assert [r["config"] for r in rows] == ["full", "noop", "adsc@192"]
     for row in rows:
         assert row["compiled_tokens_equal_eager"] and row["recompilations_after_first"] == 0
+        assert row["prefill_compilations"] >= 1 and "compiled_prefill" in row["ratio"]  # adsc.compile_prefill ran
         lo, hi = row["ratio_quartiles"]["eager_host_step"]
         assert lo <= row["ratio"]["eager_host_step"] <= hi
     assert "paired" in (tmp_path / "results.md").read_text()

@@ -230,19 +230,18 @@ def expand_to_batch(pos, batch: int):
     return tuple(t.expand(batch, *t.shape[1:]) if t.shape[0] != batch else t for t in pos)
 
 
-def token_runs(row: torch.Tensor, token_ids: tuple[int, ...]) -> list[tuple[int, int, int]]:
-    """(start, length, token_id) of every maximal run of any of ``token_ids`` in a 1-D id row."""
-    hit = torch.isin(row, torch.tensor(token_ids, device=row.device))
-    if not hit.any():
-        return []
-    ids = row.tolist()  # one transfer; the scan below is plain Python on a few hundred ints
+def token_runs(row, token_ids: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """(start, length, token_id) of every maximal run of any of ``token_ids`` in a 1-D id row: a
+    list of ints (callers read the whole batch once, ``input_ids.tolist()``: one device read per
+    prefill instead of three per sample) or a tensor (read here)."""
+    ids = row.tolist() if torch.is_tensor(row) else row
+    wanted = set(token_ids)
     runs = []
-    start = end = None
-    for p in hit.nonzero().flatten().tolist() + [None]:
-        if start is not None and p == end + 1 and ids[p] == ids[start]:
-            end = p
+    start = None
+    for p, token in enumerate(ids + [None]):  # plain Python on a few hundred ints
+        if start is not None and token == ids[start]:
             continue
         if start is not None:
-            runs.append((start, end - start + 1, ids[start]))
-        start = end = p
+            runs.append((start, p - start, ids[start]))
+        start = p if token in wanted else None
     return runs

@@ -101,7 +101,7 @@ class Gemma3Adapter(Adapter):
         side = self._side(model)
         per_image = side * side
         spans = []
-        for b, row in enumerate(input_ids):
+        for b, row in enumerate(input_ids.tolist()):  # one device read for the batch
             sample = []
             for start, length, _ in token_runs(row, self.vision_token_ids(model)):
                 if length % per_image:

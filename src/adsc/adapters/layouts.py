@@ -35,7 +35,7 @@ def equal_grid_spans(input_ids: torch.Tensor, token_ids: tuple[int, ...], grid: 
     images share a run. A run that is not a whole number of grids is refused with ``fix``."""
     per_grid = grid[0] * grid[1]
     spans = []
-    for row in input_ids:
+    for row in input_ids.tolist():  # one device read for the batch
         sample = []
         for start, length, _ in token_runs(row, token_ids):
             if length % per_grid:

@@ -82,15 +82,16 @@ class Qwen2VLAdapter(Adapter):
         if inputs.get("image_grid_thw") is None and inputs.get("video_grid_thw") is None and positions is not None:
             # generate() hands over pre-encoded images and M-RoPE positions instead of the grids
             return _spans_from_mrope(input_ids, positions, self.vision_token_ids(model))
-        check_token_counts(model, input_ids, inputs.get("image_grid_thw"), inputs.get("video_grid_thw"))
         merge = model.config.vision_config.spatial_merge_size
-        grids = {
-            model.config.image_token_id: list(frame_grids(inputs.get("image_grid_thw"), merge)),
-            model.config.video_token_id: list(frame_grids(inputs.get("video_grid_thw"), merge)),
-        }
+        kinds = (("image", model.config.image_token_id), ("video", model.config.video_token_id))
+        grids = {token: list(frame_grids(inputs.get(f"{kind}_grid_thw"), merge)) for kind, token in kinds}
+        id_rows = input_ids.tolist()  # one device read for the batch (the grids: one each, above)
+        for kind, token in kinds:  # counts checked on the host, from what was read anyway
+            _check_counts(kind, sum(row.count(token) for row in id_rows), sum(t * h * w for t, h, w in grids[token]),
+                          inputs.get(f"{kind}_grid_thw"), merge)
         used = {k: 0 for k in grids}
         spans = []
-        for row in input_ids:
+        for row in id_rows:
             sample = []
             for start, length, tid in token_runs(row, self.vision_token_ids(model)):
                 offset = 0
@@ -116,16 +117,22 @@ def check_token_counts(model, input_ids, image_grid_thw, video_grid_thw) -> None
     if input_ids is None:
         return
     merge = model.config.vision_config.spatial_merge_size
-    for kind, token, grid_thw in (("image", model.config.image_token_id, image_grid_thw),
-                                  ("video", model.config.video_token_id, video_grid_thw)):
-        in_ids = int((input_ids == token).sum())
-        in_grids = 0 if grid_thw is None else int(grid_thw.prod(-1).sum()) // (merge * merge)
-        if in_ids != in_grids and (grid_thw is not None or in_ids):
-            raise ValueError(
-                f"input_ids hold {in_ids} {kind} tokens but {kind}_grid_thw describes {in_grids} "
-                f"({kind}_grid_thw={None if grid_thw is None else grid_thw.tolist()}, {merge}x{merge} merge): "
-                f"pass the input_ids and {kind}_grid_thw of one processor call (token-count mismatch)"
-            )
+    kinds = (("image", model.config.image_token_id, image_grid_thw), ("video", model.config.video_token_id, video_grid_thw))
+    in_ids = [(input_ids == token).sum() for _, token, _ in kinds]
+    in_grids = [g.prod(-1).sum().to(input_ids.device) // (merge * merge) for _, _, g in kinds if g is not None]
+    counts = torch.stack(in_ids + in_grids).tolist()  # one device read for all of them
+    grid_counts = iter(counts[len(kinds):])
+    for (kind, _, grid_thw), count in zip(kinds, counts):
+        _check_counts(kind, count, 0 if grid_thw is None else next(grid_counts), grid_thw, merge)
+
+
+def _check_counts(kind: str, in_ids: int, in_grids: int, grid_thw, merge: int) -> None:
+    if in_ids != in_grids and (grid_thw is not None or in_ids):
+        raise ValueError(
+            f"input_ids hold {in_ids} {kind} tokens but {kind}_grid_thw describes {in_grids} "
+            f"({kind}_grid_thw={None if grid_thw is None else grid_thw.tolist()}, {merge}x{merge} merge): "
+            f"pass the input_ids and {kind}_grid_thw of one processor call (token-count mismatch)"
+        )
 
 
 def frame_grids(grid_thw, merge: int):
@@ -142,7 +149,7 @@ def _spans_from_mrope(input_ids, position_ids, token_ids):
     the video's frame rate, so two frames may share one t position)."""
     thw = position_ids[-3:]  # (3, B, L); a leading text row (4, B, L) is skipped
     spans = []
-    for b, row in enumerate(input_ids):
+    for b, row in enumerate(input_ids.tolist()):
         sample = []
         for start, length, _ in token_runs(row, token_ids):
             t, h, w = (thw[i, b, start : start + length] for i in range(3))

@@ -88,6 +88,17 @@ class StageCache(Cache):
             )
         return cache_layer.max_cache_len
 
+    def mark_static(self, layer: int) -> None:
+        """Mark layer ``layer``'s buffers as fixed addresses (mutated in place by decode steps, which
+        CUDA graphs need). ``StaticLayer`` does so when it allocates them, except while compiling: a
+        compiled prefill (:func:`adsc.compile_prefill`) allocates them inside its graph and calls
+        this after it."""
+        import torch
+
+        cache_layer = self.layers[layer]
+        for tensor in (cache_layer.keys, cache_layer.values, cache_layer.cumulative_length):
+            torch._dynamo.mark_static_address(tensor)
+
     def capacities(self) -> list[int]:
         """Slots of every layer (0 before the prefill)."""
         return [layer.max_cache_len if layer.is_initialized else 0 for layer in self.layers]

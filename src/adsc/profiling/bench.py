@@ -59,7 +59,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default=None, help="results folder (default results/bench_cpu or results/bench_gpu)")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--compile", action="store_true",
-                   help="eager vs torch.compile'd decode through adsc.StageCache, full vs noop vs the configuration or sweep "
+                   help="eager vs torch.compile'd decode through adsc.StageCache (and prefill, adsc.compile_prefill), full vs noop vs the configuration or sweep "
                         "(sweep default: adsc at --budgets), interleaved rounds (bench_compile.py; default size tiny on CPU, "
                         "--new-tokens = decode steps, default 16)")
     p.add_argument("--compile-mode", default="default", choices=["default", "reduce-overhead"],

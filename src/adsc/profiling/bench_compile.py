@@ -1,14 +1,16 @@
 """``adsc bench --compile``: eager vs torch.compile'd decode steps, full vs compressed, one run.
 
 Every configuration decodes through an :class:`adsc.StageCache` (fixed per-layer capacities), the
-cache transformers' compiled generation needs. Per configuration and run: one prefill (eager, as
-``generate`` runs it), then ``--new-tokens`` decode steps, eagerly through a DynamicCache, eagerly
-through the StageCache, or through ``torch.compile(model.__call__, fullgraph=True)`` (a graph
-break would fail the run); the compiled tokens must equal the eager ones, and the compilations
-are counted (one is expected: the first decode step; none after). Reported: prefill time / FLOPs
-ratio, decode step time / bytes-moved ratio (weights + KV read per step, :mod:`.flops`), and host
-time per decode step (until the call returns, before any sync: on a GPU the launch work; on the
-CPU, where the host does everything, the step itself -- on the tiny shape almost all overhead).
+cache transformers' compiled generation needs. Per configuration and run: one prefill, then
+``--new-tokens`` decode steps, eagerly through a DynamicCache, eagerly through the StageCache, or
+compiled: the decode step through ``torch.compile(model.__call__, fullgraph=True)`` (a graph break
+would fail the run), the prefill's decoder layers through :func:`adsc.compile_prefill` (its graphs
+counted apart). The compiled tokens must equal the eager ones, and the compilations are counted
+(one decode graph is expected, at the first decode step, and none after). Reported: prefill time /
+FLOPs ratio, eager and compiled; decode step time / bytes-moved ratio (weights + KV read per step,
+:mod:`.flops`); host time per decode step (until the call returns, before any sync: on a GPU the
+launch work; on the CPU, where the host does everything, the step itself -- on the tiny shape
+almost all overhead).
 
 Interleaved, so that ratios hold under load: each configuration runs on its own model object
 over the first one's weight tensors (:func:`~.bench_models.twin`), with its own hooks and its own
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import CompressionConfig, compress
+from .. import CompressionConfig, compile_prefill, compress
 from ..engine.cache import StageCache
 from ..tiny import IMAGE_TOKEN
 from .bench_models import build_inputs, build_model, twin
@@ -95,6 +97,8 @@ def _lockstep(arms, mode: str, inputs, steps: int, gpu: bool) -> list[dict]:
             cache = DynamicCache(config=arm.model.config) if mode == "eager_dynamic" else arm.cache
             if mode != "eager_dynamic":
                 cache.reset()
+            if arm.prefill is not None:  # compiled mode: the prefill's decoder layers compiled too
+                arm.prefill.enabled = mode == "compiled"
             sync()
             t0 = _clock(gpu)
             logits = arm.model(**inputs, cache=cache, use_cache=True, logits_to_keep=1).logits
@@ -120,17 +124,31 @@ def _lockstep(arms, mode: str, inputs, steps: int, gpu: bool) -> list[dict]:
     return runs
 
 
-def _counting_compile(fn, mode: str):
-    """torch.compile(fn) through inductor, counting the graphs it compiles (recompilations included)."""
+def _counting_backend(cudagraphs: bool):
+    """An inductor backend that counts the graphs it compiles (recompilations included)."""
     from torch._inductor.compile_fx import compile_fx
 
     graphs = []
 
     def backend(graph, example_inputs):
         graphs.append(len(graph.graph.nodes))
-        return compile_fx(graph, example_inputs, config_patches={"triton.cudagraphs": mode == "reduce-overhead"})
+        return compile_fx(graph, example_inputs, config_patches={"triton.cudagraphs": cudagraphs})
 
+    return backend, graphs
+
+
+def _counting_compile(fn, mode: str):
+    """torch.compile(fn) through inductor, counting the graphs it compiles (recompilations included)."""
+    backend, graphs = _counting_backend(mode == "reduce-overhead")
     return torch.compile(fn, backend=backend, fullgraph=True), graphs
+
+
+def _counting_prefill(model):
+    """:func:`adsc.compile_prefill` through inductor, counting its graphs. No CUDA graphs: a prefill's
+    cache tensors are made inside its graphs, and a CUDA graph's outputs are overwritten by its
+    next replay."""
+    backend, graphs = _counting_backend(False)
+    return compile_prefill(model, backend=backend), graphs
 
 
 @dataclass
@@ -145,6 +163,9 @@ class _Arm:
     compiled: object
     graphs: list
     runs: dict = field(default_factory=lambda: {mode: [] for mode in MODES})  # mode -> one run per round
+    prefill: object = None  # its CompiledPrefill (adsc.compile_prefill), enabled in compiled mode only
+    prefill_graphs: list = field(default_factory=list)
+    prefill_graphs_first: int = 0  # prefill graphs after the compiling run (more later = recompiled)
     first: dict | None = None  # the compiling run
     compile_s: float = 0.0
 
@@ -160,6 +181,7 @@ def _measure(model, inputs, configs, steps, args, gpu) -> list[dict]:
                 handle = compress(arm_model, config) if config is not None else None
                 compiled, graphs = _counting_compile(arm_model.__call__, args.compile_mode)
                 arms.append(_Arm(label, config, arm_model, handle, StageCache(arm_model.config, room=steps), compiled, graphs))
+                arms[-1].prefill, arms[-1].prefill_graphs = _counting_prefill(arm_model)
             for mode in MODES[:2]:
                 for _ in range(args.warmup):
                     _lockstep(arms, mode, inputs, steps, gpu)
@@ -167,6 +189,7 @@ def _measure(model, inputs, configs, steps, args, gpu) -> list[dict]:
                 t0 = time.perf_counter()
                 arm.first = _lockstep([arm], "compiled", inputs, steps, gpu)[0]
                 arm.compile_s = time.perf_counter() - t0
+                arm.prefill_graphs_first = len(arm.prefill_graphs)
             for _ in range(args.warmup):  # e.g. CUDA graphs record at the first runs after compiling
                 _lockstep(arms, "compiled", inputs, steps, gpu)
             for trial in range(args.trials):
@@ -180,6 +203,8 @@ def _measure(model, inputs, configs, steps, args, gpu) -> list[dict]:
             for arm in arms:
                 if arm.handle is not None:
                     arm.handle.remove()
+                if arm.prefill is not None:
+                    arm.prefill.remove()
             torch._dynamo.reset()
 
 
@@ -207,6 +232,8 @@ def _row(arm: _Arm, full: _Arm) -> dict:
            "vision_per_layer": trace.vision_tokens(0) if trace is not None else None,
            "kv_capacities": arm.cache.capacities(), "compile_s": arm.compile_s, "compilations": len(arm.graphs),
            "recompilations_after_first": len(arm.graphs) - 1,
+           "prefill_compilations": arm.prefill_graphs_first,
+           "prefill_recompilations_after_first": len(arm.prefill_graphs) - arm.prefill_graphs_first,
            "compiled_tokens_equal_eager": all(torch.equal(r["tokens"], reference) for r in every),
            "ratio": {}, "ratio_quartiles": {}, "pairs": {}}
     for mode in MODES:
@@ -264,12 +291,29 @@ def _targets(result) -> list[dict]:
             gap = r["eager_prefill"] / r["prefill_flops"]
             add(f"{name}: prefill time ratio <= 1.15x FLOPs ratio ({tag})", gap, gap <= 1.15, row, "eager_prefill",
                 r["prefill_flops"])
+            gap = r["compiled_prefill"] / r["prefill_flops"]
+            add(f"{name}: compiled prefill time ratio <= 1.15x FLOPs ratio, no prefill recompilation ({tag})", gap,
+                gap <= 1.15 and row["prefill_recompilations_after_first"] == 0, row, "compiled_prefill", r["prefill_flops"])
     return out
 
 
 def _ratio(row, key) -> str:
     lo, hi = row["ratio_quartiles"][key]
     return f"{row['ratio'][key]:.3f} ({lo:.2f}-{hi:.2f})"
+
+
+def _prefill_table(rows) -> list[str]:
+    """Eager (StageCache) vs compiled prefill (:func:`adsc.compile_prefill`), each paired with the
+    full model's prefill of the same mode and round, and over the FLOPs ratio."""
+    lines = ["| config | prefill ms: eager / compiled | prefill / full: eager | compiled | FLOPs / full | "
+             "time / FLOPs: eager | compiled | prefill graphs | recompiles |", "|" + "---|" * 9]
+    for row in rows:
+        r, flops = row["ratio"], row["ratio"]["prefill_flops"]
+        paired = (f"{_ratio(row, 'eager_prefill')} | {_ratio(row, 'compiled_prefill')} | {flops:.3f} | "
+                  f"{r['eager_prefill'] / flops:.2f} | {r['compiled_prefill'] / flops:.2f}")
+        lines.append(f"| {row['config']} | {row['eager']['prefill_s'] * 1e3:.1f} / {row['compiled']['prefill_s'] * 1e3:.1f} "
+                     f"| {paired} | {row['prefill_compilations']} | {row['prefill_recompilations_after_first']} |")
+    return lines
 
 
 def render(result) -> str:
@@ -305,7 +349,7 @@ def render(result) -> str:
             lines.append(f"| {row['config']} | {_ratio(row, 'eager_prefill')} | {r['prefill_flops']:.3f} | "
                          + " | ".join(_ratio(row, f"{m}_decode_step") for m in MODES) + f" | {r['decode_bytes']:.3f} | "
                          + " | ".join(_ratio(row, f"{m}_host_step") for m in MODES) + " |")
-        lines.append("")
+        lines += [""] + _prefill_table(run["rows"]) + [""]
     lines += ["## Targets", ""]
     for t in result["targets"]:
         value = f"{t['value']:.3f}" if isinstance(t["value"], float) else t["value"]
