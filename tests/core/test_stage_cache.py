@@ -225,3 +225,72 @@ def test_sdpa_causal_path_masks_the_unwritten_slots_of_a_prefill():
     flash = stage_mask(kv_valid, q_len, "flash_attention_2", torch.float32, all_valid=True, fills_head=True)
     assert torch.equal(flash, kv_valid.to(torch.int32))
     assert stage_mask(kv_valid, 1, "sdpa", torch.float32, all_valid=True, fills_head=True) is not None  # one query: not causal
+
+
+def test_one_token_dynamic_cache_steps_reuse_no_mask_until_padding_arrives(monkeypatch):
+    """With a DynamicCache, a stage whose keys are all real tokens needs no mask in a one-token step
+    (SDPA's own path): decided at the first step and kept, not rebuilt per step; a padding token
+    arriving makes every stage build its mask again, each step. Logits equal a StageCache's, which
+    reads the same validity from its fixed buffer."""
+    from transformers import DynamicCache
+
+    from adsc.engine import hooks
+
+    model, inputs = llava_case(padded=False)
+    handle = adsc.compress(model, CFG)
+    built, per_step = [], []
+    monkeypatch.setattr(hooks, "stage_mask", lambda *a, **k: built.append(1) or stage_mask(*a, **k))
+    real = [1, 1, 1, 0, 1]  # the fourth new token is padding
+
+    def run(cache, count):
+        mask, out = inputs["attention_mask"], []
+        with torch.no_grad():
+            out.append(model(**inputs, cache=cache, use_cache=True).logits[:, -1])
+            for i, flag in enumerate(real):
+                built.clear()
+                mask = torch.cat([mask, torch.tensor([[flag]])], 1)
+                step = model(input_ids=torch.tensor([[7 + i]]), attention_mask=mask, cache=cache, use_cache=True)
+                out.append(step.logits[:, -1])
+                if count:
+                    per_step.append(len(built))
+        return out
+
+    try:
+        dynamic = run(DynamicCache(config=model.config), True)
+        fixed = run(adsc.StageCache(model.config, room=len(real)), False)
+    finally:
+        handle.remove()
+    stages = len(CFG.layers)
+    assert per_step == [stages, 0, 0, stages, stages], per_step
+    for i, (a, b) in enumerate(zip(fixed, dynamic)):
+        if i != 4:  # a padding query's own output is never read
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["adsc", "pyramiddrop"])
+def test_decode_steps_keep_the_models_rotary_unless_the_selector_shifts_it(method):
+    """A decode step's new token sits at the same original position in every stage, so the stage layers
+    get the model's own (cos, sin), untouched (no per-stage call); PyramidDrop's renumbered positions
+    (LLaVA's default) shift the new token per stage, so there the stages get their own."""
+    model, inputs = llava_case(padded=False)
+    handle = adsc.compress(model, adsc.CompressionConfig(method=method, layers=(2, 4), drop_ratio=0.5))
+    layers = model.model.language_model.layers
+    given = {}
+
+    def record(idx):
+        def probe(module, args, kwargs):
+            given[idx] = kwargs["position_embeddings"]
+        return probe
+
+    probes = [layers[i].register_forward_pre_hook(record(i), with_kwargs=True) for i in (0, 4)]  # after adsc's hooks
+    try:
+        with torch.no_grad():
+            cache = adsc.StageCache(model.config, room=2)
+            token = model(**inputs, cache=cache, use_cache=True).logits[:, -1:].argmax(-1)
+            model(input_ids=token, cache=cache, use_cache=True)
+    finally:
+        for probe in probes:
+            probe.remove()
+        handle.remove()
+    assert (given[4] is given[0]) == (method == "adsc")
+    assert handle.selector.shifts_decode_positions(cache._adsc_state) == (method == "pyramiddrop")

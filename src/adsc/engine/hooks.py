@@ -117,21 +117,19 @@ def _validity(mask, first, q_len: int) -> torch.Tensor | None:
 class _Forward:
     """What one forward pass needs beyond the sequence state; built masks are reused per stage.
 
-    ``impl`` is the attention implementation, read once per forward (reading it goes through
-    the model's config, which costs more than a decode step's whole mask work)."""
+    ``positions_shared``: every stage layer keeps the model's rotary (cos, sin), as in a decode
+    step, whose new tokens sit at the same original positions in every stage, unless the
+    selector shifts them (:meth:`Selector.shifts_decode_positions`)."""
 
-    def __init__(self, seq: SequenceState, prefill: bool, q_len: int, impl: str):
-        self.seq, self.prefill, self.q_len, self.impl = seq, prefill, q_len, impl
-        # (stage, AttentionPattern) -> mask; a StageCache's one-token steps start from the masks
-        # that follow its fixed buffers (SequenceState.step_masks), built at the first such step
-        self.masks: dict[tuple[int, object], object] = dict(seq.step_masks) if self.steps_in_place else {}
+    def __init__(self, seq: SequenceState, prefill: bool, q_len: int, positions_shared: bool = False):
+        self.seq, self.prefill, self.q_len, self.impl = seq, prefill, q_len, seq.attn_impl
+        self.one_token_step = not prefill and q_len == 1
+        # (stage, pattern id) -> mask; a one-token step starts from the masks the steps before it
+        # kept (SequenceState.step_masks: built at the first such step, reused by every later one)
+        self.masks: dict[tuple[int, int], object] = dict(seq.step_masks) if self.one_token_step else {}
+        self.positions_shared = positions_shared
         self.positions: dict[tuple[int, str], tuple] = {}  # (stage, rotary kind) -> (cos, sin) of its slots
         self.before: dict[int, tuple] = {}  # stage -> (hidden, layer, kwargs) of the layer before it
-
-    @property
-    def steps_in_place(self) -> bool:
-        """A one-token decode step into a StageCache: every key buffer is written in place."""
-        return not self.prefill and self.q_len == 1 and self.seq.decoded is not None
 
 
 class CompressionHandle:
@@ -152,6 +150,13 @@ class CompressionHandle:
         self._pattern_of_layer = [as_pattern(adapter.mask_pattern(self._base, i)) for i in range(self.num_layers)]
         self._rotary_of_layer = [adapter.rotary_kind(self._base, i) for i in range(self.num_layers)]
         self._pattern_by_layer = dict(zip(self.layers, self._pattern_of_layer))  # for the score-based selectors
+        # a small int per distinct pattern: the stage masks are looked up by (stage, pattern id) on every
+        # layer of every step, and hashing an int is cheaper than hashing a dataclass (found by
+        # equality: a layer before the first stage may have any pattern, hashable or not)
+        distinct = []
+        for pattern in self._pattern_of_layer:
+            distinct += [] if pattern in distinct else [pattern]
+        self._pattern_id_of_layer = [distinct.index(p) for p in self._pattern_of_layer]
         # local layers whose window the stage masks apply: a sliding-window cache is then made full-length
         self._windowed = any(getattr(p, "window", None) is not None for p in self._pattern_of_layer)
         self.set_plan(config, schedule, selector)
@@ -194,12 +199,13 @@ class CompressionHandle:
         self.config, self.schedule = config, schedule
         self.stage_layers = schedule.stage_layers
         self.selector = selector
-        self._stage_of_layer = {}
+        self._stage_of_layer, self._mask_key_of_layer = {}, {}
         stage = -1
         for idx in range(self.num_layers):
             while stage + 1 < len(self.stage_layers) and self.stage_layers[stage + 1] <= idx:
                 stage += 1
             self._stage_of_layer[idx] = stage
+            self._mask_key_of_layer[idx] = (stage, self._pattern_id_of_layer[idx])
 
     @property
     def selector(self) -> Selector:
@@ -235,7 +241,8 @@ class CompressionHandle:
         return self.adapter.text_config(self._base)._attn_implementation or "eager"
 
     def _open(self, seq: SequenceState, prefill: bool, q_len: int) -> None:
-        self._forward = _Forward(seq, prefill, q_len, self._attn_impl())
+        shared = not prefill and not self.selector.shifts_decode_positions(seq)
+        self._forward = _Forward(seq, prefill, q_len, shared)
 
     def _on_core_start(self, module, args, kwargs):
         self._forward, self._running = None, True
@@ -279,7 +286,7 @@ class CompressionHandle:
                 vision[b, span.token_positions(vision.device)] = True
         valid = _validity(mask, 0, input_ids.shape[1])
         seq = SequenceState(torch.ones_like(vision) if valid is None else valid, vision, spans, self.stage_layers,
-                            blocks=self.adapter.attention_blocks(self._base, input_ids, kwargs))
+                            blocks=self.adapter.attention_blocks(self._base, input_ids, kwargs), attn_impl=self._attn_impl())
         if fixed:
             seq.start_fixed(input_ids.device, cache.engine_buffers)
         self._open(seq, True, input_ids.shape[1])
@@ -310,12 +317,11 @@ class CompressionHandle:
                 raise ValueError("new images after the prefill cannot join a compressed cache; start a new cache")
         if batch != seq.batch:
             raise ValueError(f"the cache holds {seq.batch} sequences but {batch} arrived")
-        device = seq.input_valid.device
         if seq.decoded is not None:  # a StageCache: fixed shapes, no device read, nothing on the host changes
-            valid = _validity(mask, cache.layers[0].cumulative_length, q_len)
-            seq.append_fixed(torch.ones(batch, q_len, dtype=torch.bool, device=device) if valid is None else valid)
+            seq.append_fixed(_validity(mask, cache.layers[0].cumulative_length, q_len), q_len)
             self._open(seq, False, q_len)
             return
+        device = seq.input_valid.device
         if mask is None:
             new_valid, all_new_valid = torch.ones(batch, q_len, dtype=torch.bool, device=device), True
         else:
@@ -344,22 +350,24 @@ class CompressionHandle:
         pattern, kind = self._pattern_of_layer[layer_idx], self._rotary_of_layer[layer_idx]
 
         def hook(module, args, kwargs):
+            # runs on every layer of every decode step: kept to dictionary lookups there
             fwd = self._forward
             if fwd is None:
                 return None
-            stage = self._stage_of_layer[layer_idx]
+            stage, key = self._stage_of_layer[layer_idx], self._mask_key_of_layer[layer_idx]
             hidden = args[0] if args else kwargs["hidden_states"]
             if fwd.prefill and layer_idx == self.stage_layers[stage]:
                 hidden = self._enter_stage(fwd, stage, hidden, module, kwargs)
-            mask = fwd.masks.get((stage, pattern), _UNBUILT)
+            mask = fwd.masks.get(key, _UNBUILT)
             if mask is _UNBUILT:
-                mask = fwd.masks[stage, pattern] = self._stage_mask(fwd, stage, pattern, hidden)
-            positions = fwd.positions.get((stage, kind))
-            if positions is None:
-                positions = fwd.positions[stage, kind] = self.selector.stage_positions(
-                    fwd.seq, stage, kwargs.get("position_embeddings"), fwd.prefill, kind)
+                mask = fwd.masks[key] = self._stage_mask(fwd, stage, pattern, hidden, key)
             kwargs["attention_mask"] = mask
-            kwargs["position_embeddings"] = positions
+            if not fwd.positions_shared:
+                positions = fwd.positions.get((stage, kind))
+                if positions is None:
+                    positions = fwd.positions[stage, kind] = self.selector.stage_positions(
+                        fwd.seq, stage, kwargs.get("position_embeddings"), fwd.prefill, kind)
+                kwargs["position_embeddings"] = positions
             kwargs["position_ids"] = None  # gapped positions would look like packed sequences to FA2
             if args:
                 return (hidden, *args[1:]), kwargs
@@ -368,9 +376,9 @@ class CompressionHandle:
 
         return hook
 
-    def _stage_mask(self, fwd: _Forward, stage: int, pattern, hidden):
-        """Stage ``stage``'s mask for layers of ``pattern``, on the device of the stage's first layer
-        (model-parallel splits move hidden states)."""
+    def _stage_mask(self, fwd: _Forward, stage: int, pattern, hidden, key):
+        """Stage ``stage``'s mask for layers of ``pattern`` (``key``: their ``fwd.masks`` key), on the
+        device of the stage's first layer (model-parallel splits move hidden states)."""
         seq = fwd.seq
         table = seq.stages[stage]
         bias = table.key_bias()
@@ -382,11 +390,14 @@ class CompressionHandle:
         mask = stage_mask(kv_valid, hidden.shape[1], fwd.impl, hidden.dtype, bias,
                           all_valid=table.prompt_valid if head else table.all_valid, pattern=pattern,
                           end=None if end is None else end.to(hidden.device), layout=layout, fills_head=head)
-        # A one-token mask that is a view of the fixed key-validity buffer follows the decode steps'
-        # in-place writes, so later steps reuse it. Not while compiling: the graph builds its own,
-        # and a traced tensor must not outlive the trace.
-        if fwd.steps_in_place and not torch.compiler.is_compiling() and shares_memory(mask, table.kv_valid):
-            seq.step_masks[stage, pattern] = mask
+        # Later one-token steps reuse a one-token mask that stays right: with a StageCache one that
+        # is a view of the fixed key-validity buffer (it follows the steps' in-place writes); with a
+        # DynamicCache no mask at all, which depends only on the host's all_valid (append() forgets
+        # it when a padding token arrives). Not while compiling: the graph builds its own, and a
+        # traced tensor must not outlive the trace.
+        if fwd.one_token_step and not torch.compiler.is_compiling():
+            if mask is None if seq.decoded is None else shares_memory(mask, table.kv_valid):
+                seq.step_masks[key] = mask
         return mask
 
     def _install_probes(self) -> None:

@@ -57,3 +57,10 @@ class Selector:
         get the same (cos, sin) from the model, e.g. Gemma 3's local and global RoPE bases differ);
         a selector that keeps per-stage rotary state keys it by kind too."""
         return gather_positions(position_embeddings, seq.stages[stage].orig) if prefill else position_embeddings
+
+    def shifts_decode_positions(self, seq: SequenceState) -> bool:
+        """Whether :meth:`stage_positions` may give a decode step's new tokens other (cos, sin) than the
+        model's: only then is it asked per stage in decode (the engine's default keeps original
+        positions, so the model's (cos, sin) serve every stage). A selector that overrides
+        ``stage_positions`` is asked unless it overrides this too."""
+        return type(self).stage_positions is not Selector.stage_positions

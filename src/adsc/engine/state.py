@@ -89,14 +89,21 @@ class SequenceState:
     extra: dict = field(default_factory=dict)  # selectors' per-sequence scratch (merge plans, ...)
     # (B, T) image block of every prompt token (-1: none) for layers whose pattern has image_blocks
     blocks: torch.Tensor | None = None
-    # StageCache: (stage, pattern) -> the one-token decode mask, a view of the stage's fixed
-    # key-validity buffer, which every later step reuses (built once, not once per step)
+    # (stage, pattern id) -> a one-token decode mask every later step reuses (built once, not once
+    # per step): with a StageCache a view of the stage's fixed key-validity buffer, which the steps
+    # write in place; with a DynamicCache None (no mask needed) while every key is a real token
     step_masks: dict = field(default_factory=dict)
     # StageCache, after the prefill (pack_fixed): every stage's kv_valid as a slice of one buffer
-    # (B, sum of capacities), and each stage's first decode slot in it
+    # (B, sum of capacities), each stage's first decode slot in it, and the slot the next decoded
+    # token goes to (write_slots + decoded, advanced in place: no index arithmetic per step)
     all_kv_valid: torch.Tensor | None = None
     write_slots: torch.Tensor | None = None
+    write_index: torch.Tensor | None = None
     buffers: dict | None = None  # StageCache: its engine buffers (fixed addresses kept across prefills)
+    # the attention implementation the prefill's masks were built for, which the decode steps of
+    # this cache keep (reading it through the model's config costs more than a decode step's
+    # whole mask work)
+    attn_impl: str = "eager"
 
     @property
     def batch(self) -> int:
@@ -114,6 +121,8 @@ class SequenceState:
             table.all_valid = table.all_valid and all_new_valid
             if table.kv_bias is not None:  # decoded tokens are single tokens: bias 0
                 table.kv_bias = torch.cat([table.kv_bias, table.kv_bias.new_zeros(new_valid.shape)], dim=1)
+        if not all_new_valid:  # a stage may hold padding now: its mask-free steps need a mask again
+            self.step_masks.clear()
         self.generated += new_valid.shape[1]
 
     def start_fixed(self, device, buffers: dict) -> None:
@@ -135,20 +144,26 @@ class SequenceState:
             first += capacity
         self.all_kv_valid = flat
         self.write_slots = fixed_buffer(self.buffers, "write_slots", torch.tensor(slots, device=flat.device))
+        self.write_index = fixed_buffer(self.buffers, "write_index", self.write_slots.clone())
+        # what a one-token step of real tokens writes into every stage (most steps: no mask given)
+        fixed_buffer(self.buffers, "real_step", torch.ones(self.batch, len(slots), dtype=torch.bool, device=flat.device))
 
-    def append_fixed(self, new_valid: torch.Tensor) -> None:
-        """Record decode-step tokens in the stages' fixed key slots: pure tensor work, no device read
-        (3 tensor ops for a one-token step, whatever the number of stages)."""
+    def append_fixed(self, new_valid: torch.Tensor | None, q_len: int = 1) -> None:
+        """Record ``q_len`` decode-step tokens in the stages' fixed key slots (``new_valid`` (B, q_len),
+        None: all real): pure tensor work, no device read; a one-token step is 3 tensor ops whatever
+        the number of stages (write, advance the write slots, advance the step counter)."""
         if self.write_slots is None:
             raise ValueError("the prefill into this StageCache did not finish (it raised): reset() the cache and prefill again")
-        flat, slots = self.all_kv_valid, self.write_slots
-        q_len = new_valid.shape[1]
+        flat, index = self.all_kv_valid, self.write_index
         if q_len == 1:
-            index, source = slots + self.decoded, new_valid.to(flat.device).expand(-1, slots.shape[0])
+            source = self.buffers["real_step"] if new_valid is None else new_valid.to(flat.device).expand(-1, index.shape[0])
         else:  # stage-major, like the source below
-            index = (slots[:, None] + torch.arange(q_len, device=flat.device) + self.decoded).flatten()
-            source = new_valid.to(flat.device).repeat(1, slots.shape[0])
+            if new_valid is None:
+                new_valid = torch.ones(self.batch, q_len, dtype=torch.bool, device=flat.device)
+            source = new_valid.to(flat.device).repeat(1, index.shape[0])
+            index = (index[:, None] + torch.arange(q_len, device=flat.device)).flatten()
         flat.index_copy_(1, index, source)
+        self.write_index.add_(q_len)
         self.decoded.add_(q_len)
 
     def end(self, table: StageTable):

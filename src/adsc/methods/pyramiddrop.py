@@ -76,6 +76,9 @@ class PyramidDropSelector(Selector):
         dtype = position_embeddings[0].dtype
         return ((cos * cos_d + sin * sin_d).to(dtype), (sin * cos_d - cos * sin_d).to(dtype))
 
+    def shifts_decode_positions(self, seq: SequenceState) -> bool:
+        return bool(seq.extra.get("renumber"))  # "keep": the base class's positions
+
     def _renumbered(self, seq: SequenceState, stage: int, position_embeddings, kind: str):
         table = seq.stages[stage]
         # original indices of the real tokens, in order, first (stable sort puts padding last)

@@ -19,12 +19,13 @@ switching compressions would recompile). Each round runs every mode with every c
 lockstep (all prefill, then decode step i of each before step i + 1 of any; the order rotates by
 round); a ratio is the median of paired ratios -- a configuration's decode step over the full
 model's same step, milliseconds apart, or its prefill over the full model's of the same round --
-reported with the quartiles of those pairs.
+reported with the 95 % confidence interval of that median (and the quartiles of the pairs).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -217,11 +218,20 @@ def _paired(runs: list[dict], full: list[dict], key: str) -> list[float]:
 
 
 def _spread(ratios: list[float]) -> tuple[float, list[float]]:
-    """(median, [first quartile, third quartile]); the quartiles are the median's resolution here."""
+    """(median, [first quartile, third quartile]): how single pairs spread under this machine's load."""
     if len(ratios) < 2:
         return ratios[0], [ratios[0], ratios[0]]
     q1, med, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
     return med, [q1, q3]
+
+
+def _median_interval(ratios: list[float]) -> list[float]:
+    """95 % confidence interval of the median ratio, distribution-free: the order statistics
+    n/2 -+ 1.96 sqrt(n)/2 of the n pairs (the quartiles say how single pairs spread, this how well
+    their median is known: ~4x narrower at 256 pairs; it treats pairs as independent)."""
+    xs, n = sorted(ratios), len(ratios)
+    half = 0.98 * math.sqrt(n)
+    return [xs[max(0, math.floor(n / 2 - half))], xs[min(n - 1, math.ceil(n / 2 + half) - 1)]]
 
 
 def _row(arm: _Arm, full: _Arm) -> dict:
@@ -235,7 +245,7 @@ def _row(arm: _Arm, full: _Arm) -> dict:
            "prefill_compilations": arm.prefill_graphs_first,
            "prefill_recompilations_after_first": len(arm.prefill_graphs) - arm.prefill_graphs_first,
            "compiled_tokens_equal_eager": all(torch.equal(r["tokens"], reference) for r in every),
-           "ratio": {}, "ratio_quartiles": {}, "pairs": {}}
+           "ratio": {}, "ratio_quartiles": {}, "ratio_ci": {}, "pairs": {}}
     for mode in MODES:
         runs = arm.runs[mode]
         steps = [s for r in runs for s in r["step_s"]]
@@ -248,6 +258,7 @@ def _row(arm: _Arm, full: _Arm) -> dict:
             ratios = _paired(runs, full.runs[mode], key)
             row["ratio"][f"{mode}_{name}"], row["ratio_quartiles"][f"{mode}_{name}"] = _spread(ratios)
             row["pairs"][f"{mode}_{name}"] = len(ratios)
+            row["ratio_ci"][f"{mode}_{name}"] = _median_interval(ratios)
     return row
 
 
@@ -271,7 +282,8 @@ def _targets(result) -> list[dict]:
         item = {"target": target, "value": value, "met": met}
         if key is not None:
             lo, hi = (q / scale for q in row["ratio_quartiles"][key])
-            item["note"] = f"quartiles {lo:.3f}..{hi:.3f} over {row['pairs'][key]} pairs"
+            c_lo, c_hi = (q / scale for q in row["ratio_ci"][key])
+            item["note"] = f"95 % CI of the median {c_lo:.3f}..{c_hi:.3f}, quartiles {lo:.3f}..{hi:.3f} over {row['pairs'][key]} pairs"
         out.append(item)
 
     for run in result["runs"]:
@@ -298,8 +310,8 @@ def _targets(result) -> list[dict]:
 
 
 def _ratio(row, key) -> str:
-    lo, hi = row["ratio_quartiles"][key]
-    return f"{row['ratio'][key]:.3f} ({lo:.2f}-{hi:.2f})"
+    lo, hi = row["ratio_ci"][key]
+    return f"{row['ratio'][key]:.3f} ({lo:.3f}-{hi:.3f})"
 
 
 def _prefill_table(rows) -> list[str]:
@@ -326,13 +338,13 @@ def render(result) -> str:
              "Times are medians (prefill: over rounds; steps: over every decode step of every round). Ratios are "
              "paired: the configurations run in lockstep, step i of each before step i + 1 of any, so a decode step's "
              "ratio is this configuration's step over the full model's same step (milliseconds apart), a prefill's over "
-             "the full model's prefill of the same round; the median of those, with their quartiles in brackets (the "
-             "resolution under this machine's load).", ""]
+             "the full model's prefill of the same round; the median of those, with its 95 % confidence interval in "
+             "brackets (order statistics of the pairs; the targets also give the pairs' quartiles).", ""]
     load, cores = (env.get("load_average") or [0])[0], env.get("cpu_count") or 1
     if load > cores:
         lines += [f"**Measured on a shared machine**: load average {load:.1f} on {cores} cores at the start (other "
                   "processes); single timings swing by tens of percent there, the paired ratios much less: read those "
-                  "with their quartiles.", ""]
+                  "with their intervals.", ""]
     for run in result["runs"]:
         lines += [f"## {run['attn']}, batch {run['batch']}", "",
                   "| config | prefill ms | step ms: dynamic / stage / compiled | host ms: dynamic / stage / compiled | "
