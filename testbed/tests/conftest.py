@@ -24,3 +24,24 @@ def adsc_main(monkeypatch):
     monkeypatch.setattr(adsc.cli, "entry_points", lambda group: [
         EntryPoint(name, module, group) for name, module in declared.items()] if group == adsc.cli.ENTRY_POINT_GROUP else [])
     return adsc.cli.main
+
+
+@pytest.fixture(scope="session")
+def smoke_experiment(tmp_path_factory):
+    """The smoke preset run once for the session (minutes on a shared CPU): its folder, and the
+    ``Results`` its report was written from."""
+    import adsc_testbed.experiment as experiment
+
+    out, seen = tmp_path_factory.mktemp("smoke") / "exp", {}
+
+    def keep(out_, preset, results, **kw):
+        seen["results"] = results
+        return write_report(out_, preset, results, **kw)
+
+    write_report = experiment.write_report
+    experiment.write_report = keep
+    try:
+        experiment.Experiment(out, experiment.PRESETS["smoke"], progress=False).run()
+    finally:
+        experiment.write_report = write_report
+    return out, seen["results"]

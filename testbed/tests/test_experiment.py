@@ -14,9 +14,8 @@ def test_committed_checkpoint_is_small_and_loadable():
     assert sum(files.values()) <= 20 * 2**20
 
 
-def test_smoke_experiment_writes_every_table_and_resumes(tmp_path):
-    out = tmp_path / "exp"
-    Experiment(out, PRESETS["smoke"], progress=False).run()
+def test_smoke_experiment_writes_every_table_and_resumes(smoke_experiment):
+    out, _ = smoke_experiment
     report = (out / "report.md").read_text()
     for heading in ("Table I analogue", "Tuning on the validation split", "Recovery against the twin control",
                     "Table IV analogue", "Findings"):
@@ -46,9 +45,28 @@ def test_smoke_experiment_writes_every_table_and_resumes(tmp_path):
         assert data["findings"][0].startswith("Checks not met: ") and missed[0]["check"] in data["findings"][0]
     else:
         assert not data["findings"][0].startswith("Checks not met")
-    # every step is skipped when rerun: same numbers, nothing retrained
+
+
+def test_rerunning_a_finished_folder_only_renders_the_report_again(smoke_experiment, monkeypatch):
+    """How a finished run gets the intervals: rerun on its folder; nothing is evaluated or trained
+    (no file under runs/ is written), the report is remade from the files already there."""
+    import adsc_testbed.experiment as experiment
+
+    out, _ = smoke_experiment
+    def written():  # every file but the trainer's lock, which a finished run's train() still takes
+        return {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("*") if p.is_file() and p.name != ".adsc_train.lock"}
+
+    before = written()
+    data = json.loads((out / "report.json").read_text())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was evaluated again")
+
+    monkeypatch.setattr(experiment, "evaluate", refuse)
     again = Experiment(out, PRESETS["smoke"], progress=False).run()
+    assert written() == before
     assert again["table1_rows"] == data["table1_rows"]
+    assert again["tables"]["recovery"] == data["tables"]["recovery"]
 
 
 def test_overrides_are_said_in_the_notes():

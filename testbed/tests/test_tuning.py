@@ -8,6 +8,7 @@ from adsc_testbed.experiment import PRESETS, split_configs
 from adsc_testbed.report import compare, spread
 from adsc_testbed.runs import VALIDATION, Run, Tuning
 from adsc_testbed.tuning import Setting, candidates, default_setting, fastv_grid, same_compression
+from adsc_testbed.verdicts import gap_verdict
 
 
 def test_validation_split_shares_no_question_image_or_scene_with_the_test_split(tmp_path):
@@ -47,12 +48,26 @@ def test_the_chosen_setting_is_the_best_on_validation_and_a_tie_keeps_the_first(
     assert Run("fastv", budget=48.0, setting="L3_score-mean", split=VALIDATION).label == "val-fastv[L3_score-mean]@48"
 
 
-def test_rows_are_told_apart_only_when_their_seed_intervals_are_disjoint():
+def test_rows_are_told_apart_only_when_both_the_question_and_the_seed_intervals_separate_them():
     lora, full = spread([70.1, 68.0, 72.3]), spread([76.3, 75.0, 77.9])
-    assert compare("LoRA", lora, "full", full) == ("LoRA 70.1 (68.0..72.3) vs full 76.4 (75.0..77.9): "
-                                                   "told apart (intervals disjoint), full higher")
-    assert "not told apart (intervals overlap)" in compare("a", spread([70.0, 74.0]), "b", spread([73.0, 75.0]))
-    assert "one seed, no interval" in compare("a", spread([70.0]), "b", spread([80.0]))
+    apart = {"low": -9.0, "high": -3.5}
+    assert compare("LoRA", lora, "full", full, apart) == (
+        "LoRA 70.1 (68.0..72.3) vs full 76.4 (75.0..77.9): -6.3 points, 95 % interval over questions -9.0..-3.5, "
+        "seeds 68.0..72.3 vs 75.0..77.9: told apart, full higher")
+    # either interval alone can keep two rows together
+    assert compare("LoRA", lora, "full", full, {"low": -12.0, "high": 0.4}).endswith(
+        "not told apart (the question interval includes 0)")
+    assert compare("a", spread([70.0, 74.0]), "b", spread([73.0, 75.0]), apart).endswith(
+        "not told apart (the seed intervals overlap)")
+    # one seed: the question interval decides alone; no prediction files: the seed spread does
+    assert compare("a", spread([70.0]), "b", spread([80.0]), apart).endswith("one seed: told apart, b higher")
+    assert compare("a", spread([70.0, 74.0]), "b", spread([73.0, 75.0])).endswith(
+        "no question interval, seeds 70.0..74.0 vs 73.0..75.0: not told apart (the seed intervals overlap)")
+    assert "no interval, so not compared" in compare("a", spread([70.0]), "b", spread([80.0]))
+    gap = gap_verdict(spread([12.0, 19.1, 20.0]), {"low": 9.1, "high": 24.3})
+    assert gap == {"told_apart": True, "said": "+17.0 points, 95 % interval over questions +9.1..+24.3, "
+                                               "seeds +12.0..+20.0: told apart"}
+    assert gap_verdict(spread([-1.0, 3.0]), {"low": 1.0, "high": 3.0})["told_apart"] is False
     with pytest.raises(ValueError):
         spread([])
 
@@ -96,11 +111,15 @@ def test_full_preset_report_states_settings_spreads_and_verdicts_in_numbers(tmp_
     rec = summary["tables"]["recovery"]["48"]
     assert rec["adsc_layers"] == "L1-2-4-8" and rec["best_baseline"] == "fastv" and rec["best_baseline_rel"] == 90.0
     assert rec["seeds"]["recovery"]["values"] == pytest.approx([10.0, 11.0, 12.0])
-    assert "| 48 | L1-2-4-8 | 72.0 (70.0..74.0) | 61.0 (60.0..62.0) | +11.0 (+10.0..+12.0) |" in report
-    assert summary["findings"][0].startswith("budget 48: trained ADSC 72.0 (70.0..74.0) % does NOT beat the best tuned")
+    # made-up results have no prediction files: the seed columns stand, the question intervals say "–"
+    assert "| 48 | L1-2-4-8 | 72.0 (70.0..74.0) | – | 61.0 (60.0..62.0) | – | +11.0 (+10.0..+12.0) | – |" in report
+    assert summary["findings"][0].startswith("budget 48: trained ADSC 72.0 (70.0..74.0) % (95 % over questions –) "
+                                             "does NOT beat the best tuned baseline (fastv, 90.0 %): -18.0 points, no "
+                                             "question interval, seeds -20.0..-16.0: told apart; recovery over its twin: "
+                                             "+11.0 points")
     verdicts = summary["verdicts"]
-    assert verdicts[0] == ("LoRA 72.0 (70.0..74.0) vs full fine-tuning 81.0 (80.0..82.0): told apart (intervals "
-                           "disjoint), full fine-tuning higher")
-    assert "not told apart (intervals overlap)" in verdicts[1]  # reverse 70..74 against direct 71..73
+    assert verdicts[0] == ("LoRA 72.0 (70.0..74.0) vs full fine-tuning 81.0 (80.0..82.0): -9.0 points, no question "
+                           "interval, seeds 70.0..74.0 vs 80.0..82.0: told apart, full fine-tuning higher")
+    assert "not told apart (the seed intervals overlap)" in verdicts[1]  # reverse 70..74 against direct 71..73
     assert {r["method"] for r in summary["table1_rows"]} >= {"fastv untuned (L1)", "fastv tuned (L3_score-last)",
                                                              "**ADSC trained (LoRA, reverse) L1-2-4-8 (mean of 3 seeds)**"}

@@ -13,9 +13,13 @@ from adsc.evaluation.report import plot, relative, table
 from adsc.profiling.flops import Conventions, account
 from adsc.profiling.shapes import shape_from_config
 
+from .bootstrap import LEVEL, QuestionBootstrap, describe, interval
 from .facts import ADSC_LAYERS, CHECKPOINT, GRID, VISION_TOKENS
 from .runs import TWIN, Results, Run
 from .tuning import Setting, default_setting
+from .verdicts import beats, compare, gap_verdict, said, said_ci, said_gap, spread
+
+__all__ = ["compare", "spread", "write_report"]  # compare and spread live in verdicts.py, asked for here too
 
 BENCHES = [b for b in ORDER]
 
@@ -108,45 +112,6 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
 
 
-def spread(values: list[float]) -> dict:
-    """Mean and min..max of one number over fine-tuning seeds (one value: no spread)."""
-    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "values": list(values)}
-
-
-def said(sp: dict) -> str:
-    """'70.1 (68.0..72.3)', or '70.1 (one seed)'."""
-    if len(sp["values"]) < 2:
-        return f"{sp['mean']:.1f} (one seed)"
-    return f"{sp['mean']:.1f} ({sp['min']:.1f}..{sp['max']:.1f})"
-
-
-def said_gap(gap: dict) -> str:
-    """A recovery spread in signed points: '+16.3 (+12.0..+19.1)'."""
-    one = len(gap["values"]) < 2
-    return f"{gap['mean']:+.1f}" + (" (one seed)" if one else f" ({gap['min']:+.1f}..{gap['max']:+.1f})")
-
-
-def compare(name_a: str, a: dict, name_b: str, b: dict) -> str:
-    """The verdict on two rows' Avg. rel. % over seeds: told apart only when the min..max intervals
-    are disjoint, and said in numbers either way."""
-    both = f"{name_a} {said(a)} vs {name_b} {said(b)}"
-    if min(len(a["values"]), len(b["values"])) < 2:
-        return f"{both}: one seed, no interval, so not compared"
-    if a["min"] > b["max"] or b["min"] > a["max"]:
-        higher = name_a if a["mean"] > b["mean"] else name_b
-        return f"{both}: told apart (intervals disjoint), {higher} higher"
-    return f"{both}: not told apart (intervals overlap)"
-
-
-def against(sp: dict, value: float) -> str:
-    """A seed spread against one number: 'beats' / 'does NOT beat' only when the whole interval is on one side."""
-    if sp["min"] > value:
-        return "beats"
-    if sp["max"] < value:
-        return "does NOT beat"
-    return "is not told apart from" if len(sp["values"]) > 1 else "ties"
-
-
 def seed_runs(results: Results, weights: str, budget: float | None, setting: str, method: str = "adsc") -> list[dict]:
     """One fine-tuned row's evaluations over every seed the experiment ran."""
     out, seed = [], 0
@@ -187,60 +152,103 @@ def tuning_table(results: Results, base: dict, preset) -> tuple[list[str], list[
     return lines, rows
 
 
+def with_column(markdown: str, title: str, cells: list[str]) -> str:
+    """A markdown table with one more column: ``cells`` one per body row, in order."""
+    head, rule, *body = markdown.split("\n")
+    return "\n".join([f"{head} {title} |", f"{rule}---|"] + [f"{line} {cell} |" for line, cell in zip(body, cells)])
+
+
+class Rows:
+    """Table rows (method, tokens, mean scores) with the runs each row averages, so each row's
+    Avg. rel. % gets its interval over questions (seeds or phases averaged inside each resample)."""
+
+    def __init__(self, boot: QuestionBootstrap, full: dict, base: dict):
+        self.boot, self.full, self.base = boot, full, base
+        self.rows: list[tuple[str, float, dict]] = []
+        self.runs: list[list[dict]] = []
+
+    def add(self, name: str, tokens: float, runs: list[dict]) -> None:
+        self.rows.append((name, tokens, _mean_scores(runs)))
+        self.runs.append(runs)
+
+    def draws(self, runs: list[dict]):
+        return self.boot.rel(runs, self.full, list(self.base))
+
+    def ci(self, runs: list[dict]) -> dict | None:
+        return interval(self.draws(runs))
+
+    def diff_ci(self, a: list[dict], b: list[dict]) -> dict | None:
+        da, db = self.draws(a), self.draws(b)
+        return None if da is None or db is None else interval(da - db)
+
+    def table(self, benches: list[str]) -> str:
+        cells = [said_ci(self.ci(r)) for r in self.runs]
+        return with_column(table(self.rows, self.base, benches), "95 % (questions)", cells)
+
+
 def write_report(out: Path, preset, results: Results, seconds: float, seed: int, checkpoint: Path) -> dict:
-    shown = headlines(results[Run("full")])
+    full = results[Run("full")]
+    shown = headlines(full)
     base, left_out = rel_base(shown)  # every relative score below divides by these only
-    rows = [("full", VISION_TOKENS, shown)]
-    summary = {"preset": asdict(preset), "seed": seed, "seconds": round(seconds, 1), "tables": {}, "findings": []}
+    boot = QuestionBootstrap(Path(out) / "data", Path(out) / "runs")
+    t1 = Rows(boot, full, base)
+    t1.add("full", VISION_TOKENS, [full])
+    summary = {"preset": asdict(preset), "seed": seed, "seconds": round(seconds, 1), "tables": {}, "findings": [],
+               "bootstrap": {"resamples": boot.resamples, "seed": boot.seed, "level": LEVEL,
+                             "unit": "image (MME: within its subtask)"}}
     fig_rows = [("full", VISION_TOKENS, shown)]
     recovery = {}
     twins_full = seed_runs(results, TWIN, None, "", method="full")
     n_seeds = len(twins_full)
     of_seeds = f" (mean of {n_seeds} seeds)" if n_seeds > 1 else ""
-    twin_full = _mean_scores(twins_full)
 
     def rels(runs: list[dict]) -> dict:
         return spread([relative_score(headlines(r), base) for r in runs])
 
     for b in preset.budgets:
         tag = Run("adsc", budget=b).tag
-        untuned = {m: headlines(results[Run(m, budget=b)]) for m in preset.baselines if Run(m, budget=b) in results}
-        tuned = {m: (tuned_setting(results, m, b), headlines(results[Run(m, budget=b, setting=tuned_setting(results, m, b))]))
+        untuned = {m: results[Run(m, budget=b)] for m in preset.baselines if Run(m, budget=b) in results}
+        tuned = {m: (tuned_setting(results, m, b), results[Run(m, budget=b, setting=tuned_setting(results, m, b))])
                  for m in preset.baselines if (m, b) in results.tuned}
-        for method, scores in untuned.items():
-            rows.append((f"{method} untuned ({default_setting(method).name})", b, scores))
-            fig_rows.append((f"{method} untuned", b, scores))
-        for method, (setting, scores) in tuned.items():
-            rows.append((f"{method} tuned ({setting})", b, scores))
-            fig_rows.append((f"{method} tuned", b, scores))
+        for method, run in untuned.items():
+            t1.add(f"{method} untuned ({default_setting(method).name})", b, [run])
+            fig_rows.append((f"{method} untuned", b, headlines(run)))
+        for method, (setting, run) in tuned.items():
+            t1.add(f"{method} tuned ({setting})", b, [run])
+            fig_rows.append((f"{method} tuned", b, headlines(run)))
         phase_runs = [results[Run("adsc", budget=b, phase=ph)] for ph in preset.phases]
         phase_rel = [relative_score(headlines(r), base) for r in phase_runs]
-        untrained = _mean_scores(phase_runs)
         setting = adsc_setting(results, b)
         layers_name = tuned_setting(results, "adsc", b) or Setting(ADSC_LAYERS).name
         trained_runs = seed_runs(results, "lora-reverse", b, setting)
         twin_runs = seed_runs(results, TWIN, b, setting)
-        trained_scores, twin_scores = _mean_scores(trained_runs), _mean_scores(twin_runs)
-        rows.append((f"ADSC untrained {Setting(ADSC_LAYERS).name} (mean of {len(phase_runs)} phases)", b, untrained))
+        t1.add(f"ADSC untrained {Setting(ADSC_LAYERS).name} (mean of {len(phase_runs)} phases)", b, phase_runs)
         if ("adsc", b) in results.tuned:
-            chosen = headlines(results[Run("adsc", budget=b, setting=layers_name)])
-            rows.append((f"ADSC untrained tuned ({layers_name})", b, chosen))
-        rows.append((f"twin (fine-tuned, no drop) + ADSC {layers_name}{of_seeds}", b, twin_scores))
-        rows.append((f"**ADSC trained (LoRA, reverse) {layers_name}{of_seeds}**", b, trained_scores))
-        fig_rows += [("ADSC untrained", b, untrained), ("ADSC trained", b, trained_scores)]
+            t1.add(f"ADSC untrained tuned ({layers_name})", b, [results[Run("adsc", budget=b, setting=layers_name)]])
+        t1.add(f"twin (fine-tuned, no drop) + ADSC {layers_name}{of_seeds}", b, twin_runs)
+        t1.add(f"**ADSC trained (LoRA, reverse) {layers_name}{of_seeds}**", b, trained_runs)
+        fig_rows += [("ADSC untrained", b, _mean_scores(phase_runs)), ("ADSC trained", b, _mean_scores(trained_runs))]
         # the best baseline is each method at its validation-chosen setting (untuned where not tuned)
         best_of = {m: tuned[m][1] if m in tuned else untuned[m] for m in {*untuned, *tuned}}
-        best_baseline = max(sorted(best_of), key=lambda m: relative_score(best_of[m], base))
+        best_baseline = max(sorted(best_of), key=lambda m: relative_score(headlines(best_of[m]), base))
+        best_rel = relative_score(headlines(best_of[best_baseline]), base)
         trained, twin = rels(trained_runs), rels(twin_runs)
         gaps = spread([t - w for t, w in zip(trained["values"], twin["values"])])
+        over_best = spread([t - best_rel for t in trained["values"]])
+        questions = {"trained": t1.ci(trained_runs), "twin": t1.ci(twin_runs),
+                     "recovery": t1.diff_ci(trained_runs, twin_runs),
+                     "over_best_baseline": t1.diff_ci(trained_runs, [best_of[best_baseline]])}
         recovery[tag] = {
             "adsc_layers": layers_name, "adsc_trained_rel": trained["mean"], "twin_adsc_rel": twin["mean"],
-            "recovery_points": gaps["mean"], "seeds": {"trained": trained, "twin": twin, "recovery": gaps},
-            "twin_full_rel": relative_score(twin_full, base),
+            "recovery_points": gaps["mean"], "seeds": {"trained": trained, "twin": twin, "recovery": gaps,
+                                                       "over_best_baseline": over_best},
+            "questions": questions, "recovery_verdict": gap_verdict(gaps, questions["recovery"]),
+            "over_best_baseline_verdict": gap_verdict(over_best, questions["over_best_baseline"]),
+            "twin_full_rel": relative_score(_mean_scores(twins_full), base),
             "untrained_phase_rel": {"mean": statistics.fmean(phase_rel), "min": min(phase_rel), "max": max(phase_rel)},
-            "best_baseline": best_baseline, "best_baseline_rel": relative_score(best_of[best_baseline], base),
+            "best_baseline": best_baseline, "best_baseline_rel": best_rel,
         }
-    rows.append((f"twin at full tokens (control){of_seeds}", VISION_TOKENS, twin_full))
+    t1.add(f"twin at full tokens (control){of_seeds}", VISION_TOKENS, twins_full)
     benches = [b for b in BENCHES if b in shown]
     layers = json.loads((Path(checkpoint) / "config.json").read_text())["text_config"]["num_hidden_layers"]
     lines = [f"# Synthetic testbed: preset `{preset.name}`, seed {seed}", ""]
@@ -251,8 +259,10 @@ def write_report(out: Path, preset, results: Results, seconds: float, seed: int,
               "Untuned rows run each baseline at its published default scaled to this depth; tuned rows at the "
               f"setting chosen on the validation split ({preset.val_questions} questions per benchmark, another "
               f"generation seed, no id shared with the test split); fine-tuned rows are the mean of {n_seeds} "
-              "fine-tuning seed(s) (same checkpoint, same data).", "",
-              "## Table I analogue", "", table(rows, base, benches), ""]
+              "fine-tuning seed(s) (same checkpoint, same data).", "", describe() + " Two rows are told apart only "
+              "when the interval over questions of their difference excludes 0 and, with two or more seeds, their "
+              "seed min..max intervals are disjoint (docs/testbed.md).", "",
+              "## Table I analogue", "", t1.table(benches), ""]
     if left_out:
         lines += [f"Avg. rel. % leaves out {', '.join(left_out)}: the full model scores "
                   f"{', '.join(f'{shown[b]:.1f}' for b in left_out)} there (below the floor of "
@@ -265,14 +275,17 @@ def write_report(out: Path, preset, results: Results, seconds: float, seed: int,
               "that cannot reach the budget is not tried.", ""] + t_lines + [""]
     summary["tables"]["tuning"] = t_rows
     lines += ["## Recovery against the twin control", "",
-              f"Mean over {n_seeds} fine-tuning seed(s), min..max in brackets; recovery is trained minus twin, seed by seed.", "",
-              "| budget | ADSC layers | ADSC trained rel % | twin + ADSC rel % | recovery (pts) "
-              "| untrained ADSC rel % (min..max over phases) | best baseline (tuned) |",
-              "|---|---|---|---|---|---|---|"]
+              f"Mean over {n_seeds} fine-tuning seed(s), min..max in brackets; recovery is trained minus twin, seed by "
+              "seed; \"95 % (q)\": the interval over questions, paired with the full model's score on the same draw.", "",
+              "| budget | ADSC layers | ADSC trained rel % | 95 % (q) | twin + ADSC rel % | 95 % (q) | recovery (pts) "
+              "| 95 % (q) | untrained ADSC rel % (min..max over phases) | best baseline (tuned) | trained minus best "
+              "baseline (pts) | 95 % (q) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for tag, r in recovery.items():
-        u, sd = r["untrained_phase_rel"], r["seeds"]
-        lines.append(f"| {tag} | {r['adsc_layers']} | {said(sd['trained'])} | {said(sd['twin'])} | {said_gap(sd['recovery'])} | "
-                     f"{u['mean']:.1f} ({u['min']:.1f}..{u['max']:.1f}) | {r['best_baseline']} {r['best_baseline_rel']:.1f} |")
+        u, sd, q = r["untrained_phase_rel"], r["seeds"], r["questions"]
+        lines.append(f"| {tag} | {r['adsc_layers']} | {said(sd['trained'])} | {said_ci(q['trained'])} | {said(sd['twin'])} | "
+                     f"{said_ci(q['twin'])} | {said_gap(sd['recovery'])} | {said_ci(q['recovery'], signed=True)} | "
+                     f"{u['mean']:.1f} ({u['min']:.1f}..{u['max']:.1f}) | {r['best_baseline']} {r['best_baseline_rel']:.1f} | "
+                     f"{said_gap(sd['over_best_baseline'])} | {said_ci(q['over_best_baseline'], signed=True)} |")
     summary["tables"]["recovery"] = recovery
     verdicts = []
     if preset.ablations:
@@ -282,19 +295,22 @@ def write_report(out: Path, preset, results: Results, seconds: float, seed: int,
         names = {"lora-reverse": "reverse 0.8-0.9-1.0", "full-reverse": "full fine-tuning",
                  "lora-direct": "direct", "lora-standard": "standard 1.2-1.1-1.0"}
         sp = {w: rels(r) for w, r in runs.items()}
-        t2 = [(f"{name}{of_seeds}", b, _mean_scores(runs[w]))
-              for name, w in (("LoRA", "lora-reverse"), ("full fine-tuning", "full-reverse"))]
-        t3 = [(f"{names[w]}{of_seeds}", b, _mean_scores(runs[w])) for w in ("lora-direct", "lora-standard", "lora-reverse")]
-        verdicts = [compare("LoRA", sp["lora-reverse"], "full fine-tuning", sp["full-reverse"])]
-        verdicts += [compare(names[x], sp[x], names[y], sp[y]) for x, y in
+        t2, t3 = Rows(boot, full, base), Rows(boot, full, base)
+        for name, w in (("LoRA", "lora-reverse"), ("full fine-tuning", "full-reverse")):
+            t2.add(f"{name}{of_seeds}", b, runs[w])
+        for w in ("lora-direct", "lora-standard", "lora-reverse"):
+            t3.add(f"{names[w]}{of_seeds}", b, runs[w])
+        verdicts = [compare("LoRA", sp["lora-reverse"], "full fine-tuning", sp["full-reverse"],
+                            t1.diff_ci(runs["lora-reverse"], runs["full-reverse"]))]
+        verdicts += [compare(names[x], sp[x], names[y], sp[y], t1.diff_ci(runs[x], runs[y])) for x, y in
                      (("lora-reverse", "lora-direct"), ("lora-reverse", "lora-standard"), ("lora-direct", "lora-standard"))]
-        spread_lines = ["| row | Avg. rel. % mean (min..max over seeds) | per seed |", "|---|---|---|"]
+        spread_lines = ["| row | Avg. rel. % mean (min..max over seeds) | per seed | 95 % (questions) |", "|---|---|---|---|"]
         spread_lines += [f"| {names[w] if w != 'lora-reverse' else 'LoRA, reverse'} | {said(sp[w])} | "
-                         f"{', '.join(f'{v:.1f}' for v in sp[w]['values'])} |" for w in sp]
-        lines += ["", "## Table II analogue (training regime)", "", table(t2, base, benches),
-                  "", "## Table III analogue (curriculum)", "", table(t3, base, benches),
+                         f"{', '.join(f'{v:.1f}' for v in sp[w]['values'])} | {said_ci(t1.ci(runs[w]))} |" for w in sp]
+        lines += ["", "## Table II analogue (training regime)", "", t2.table(benches),
+                  "", "## Table III analogue (curriculum)", "", t3.table(benches),
                   "", "### Seed spreads of Tables II and III", "", *spread_lines, "", *[f"- {v}" for v in verdicts]]
-        summary["tables"]["ablation_seeds"] = {w: sp[w] for w in sp}
+        summary["tables"]["ablation_seeds"] = {w: {**sp[w], "questions": t1.ci(runs[w])} for w in sp}
     summary["verdicts"] = verdicts
     skipped = {run.label: reason for run, reason in results.skipped.items()}
     if skipped:
@@ -303,7 +319,7 @@ def write_report(out: Path, preset, results: Results, seconds: float, seed: int,
     summary["skipped"] = skipped
     t4, t4rows = table4(checkpoint, preset.budgets)
     lines += ["", "## Table IV analogue (analytical, this model)", "", t4, "", "## Figure 2", "", "![figure 2](figure2.png)", ""]
-    checks = issue_checks(results[Run("full")], recovery, preset)
+    checks = issue_checks(full, recovery, preset)
     summary["checks"] = checks
     lines += ["## Checks the testbed must pass (issue 7)", "", "| check | measured | target | |", "|---|---|---|---|"]
     lines += [f"| {c['check']} | {c['measured']:.1f} | {c['target']} | {'met' if c['met'] else '**not met**'} |" for c in checks]
@@ -316,11 +332,12 @@ def write_report(out: Path, preset, results: Results, seconds: float, seed: int,
                         "full model does not read the image for a family, dropping vision tokens changes that family "
                         "only through its language prior, and differences there are noise and fine-tuning drift.")
     for tag, r in recovery.items():
-        sd = r["seeds"]
-        findings.append(f"budget {tag}: trained ADSC {said(sd['trained'])} % {against(sd['trained'], r['best_baseline_rel'])} "
-                        f"the best tuned baseline ({r['best_baseline']}, {r['best_baseline_rel']:.1f} %); recovery over "
-                        f"its twin {said_gap(sd['recovery'])} points; untrained uniform dropping costs "
-                        f"{100 - r['untrained_phase_rel']['mean']:.1f} points.")
+        sd, q = r["seeds"], r["questions"]
+        apart, over = r["over_best_baseline_verdict"]["told_apart"], r["over_best_baseline_verdict"]["said"]
+        findings.append(f"budget {tag}: trained ADSC {said(sd['trained'])} % (95 % over questions {said_ci(q['trained'])}) "
+                        f"{beats(apart, sd['over_best_baseline']['mean'])} the best tuned baseline ({r['best_baseline']}, "
+                        f"{r['best_baseline_rel']:.1f} %): {over}; recovery over its twin: {r['recovery_verdict']['said']}; "
+                        f"untrained uniform dropping costs {100 - r['untrained_phase_rel']['mean']:.1f} points.")
     findings += verdicts
     summary["findings"] = findings
     lines += ["## Findings (as measured, not as hoped)", ""] + [f"- {f}" for f in findings]
@@ -328,7 +345,8 @@ def write_report(out: Path, preset, results: Results, seconds: float, seed: int,
     out.mkdir(parents=True, exist_ok=True)
     plot(fig_rows, VISION_TOKENS, shown, benches, str(out / "figure2.png"))
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    summary["table1_rows"] = [{"method": m, "tokens": t, "scores": s, "rel": relative_score(s, base)} for m, t, s in rows]
+    summary["table1_rows"] = [{"method": m, "tokens": t, "scores": s, "rel": relative_score(s, base),
+                               "rel_questions": t1.ci(runs)} for (m, t, s), runs in zip(t1.rows, t1.runs)]
     summary["table4"] = t4rows
     summary["runs"] = results.records()  # every evaluation as a record: method, weights, budget, phase, setting, seed, split
     (out / "report.json").write_text(json.dumps(summary, indent=2))
