@@ -19,6 +19,7 @@ new static addresses).
 
 from __future__ import annotations
 
+import torch
 from transformers import Cache, StaticLayer
 
 
@@ -93,8 +94,6 @@ class StageCache(Cache):
         CUDA graphs need). ``StaticLayer`` does so when it allocates them, except while compiling: a
         compiled prefill (:func:`adsc.compile_prefill`) allocates them inside its graph and calls
         this after it."""
-        import torch
-
         cache_layer = self.layers[layer]
         for tensor in (cache_layer.keys, cache_layer.values, cache_layer.cumulative_length):
             torch._dynamo.mark_static_address(tensor)

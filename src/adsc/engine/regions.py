@@ -75,7 +75,8 @@ def compile_prefill(model: nn.Module, backend="inductor", mode: str | None = Non
                     options: dict | None = None) -> CompiledPrefill:
     """Compile every decoder layer of ``model`` for prefills (multi-token forwards, inference only),
     compressed or not, before or after :func:`adsc.compress`. ``backend`` / ``mode`` / ``options``
-    go to ``torch.compile`` (``mode="reduce-overhead"``: CUDA graphs per layer and shape, on a GPU);
+    go to ``torch.compile`` (``mode="reduce-overhead"`` is untested and likely unsafe here: the cache
+    tensors a prefill writes would be outputs of a CUDA graph, overwritten at its next replay);
     ``fullgraph=True`` makes a graph break inside a layer an error instead of a silent slowdown."""
     layers = adapter_for(model).decoder_layers(unwrap(model))
     if any(getattr(layer.__dict__.get("forward"), "adsc_compiled_prefill", False) for layer in layers):
