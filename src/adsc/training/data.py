@@ -19,6 +19,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..adapters import adapter_for
+from ..adapters.base import Adapter
 from ..images import pad_to_square
 from .prompts import render_chat_template, render_vicuna_v1, supervised_mask
 from .records import IMAGE_TAG, Record
@@ -29,23 +31,41 @@ META = "adsc_meta"
 
 
 class Encoder:
-    """Record -> {"input_ids", "labels", image inputs}, or a skip reason."""
+    """Record -> {"input_ids", "labels", image inputs}, or a skip reason.
 
-    def __init__(self, processor, template: str, max_length: int, image_folder: str | None, pad_to_square: bool):
+    ``image_placeholder``: the text that stands for the image in a vicuna_v1 prompt, the model's
+    adapter's ``image_placeholder(processor)`` (what evaluation's default prompt writes: Qwen2/3-VL
+    wrap ``<|image_pad|>`` in the vision start / end tokens, Gemma 3 writes its boi token). None: the
+    base adapter's rule (``processor.image_token``), right for LLaVA but not for every family, so
+    ``adsc train`` always passes the adapter's. The chat-template path needs none: the template
+    writes the image the family's way.
+    """
+
+    def __init__(self, processor, template: str, max_length: int, image_folder: str | None, pad_to_square: bool,
+                 image_placeholder: str | None = None):
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.template = template
         self.max_length = max_length
         self.image_folder = image_folder
         self.pad_to_square = pad_to_square
-        self.image_token = getattr(processor, "image_token", IMAGE_TAG)
-        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
+        self.image_placeholder = image_placeholder or Adapter().image_placeholder(processor)
+
+    @classmethod
+    def for_model(cls, model, processor, template: str, max_length: int, image_folder: str | None,
+                  pad_to_square: bool | None = None) -> Encoder:
+        """The encoder ``adsc train`` uses: the prompt format of template "auto" (vicuna_v1 for LLaVA-1.5, the
+        chat template otherwise), the image padding (None: the family's own) and the image placeholder, all
+        from the model's adapter, the one home of such facts."""
+        adapter = adapter_for(model)
+        return cls(processor, adapter.train_template if template == "auto" else template, max_length, image_folder,
+                   adapter.pad_to_square if pad_to_square is None else pad_to_square, adapter.image_placeholder(processor))
 
     # ------------------------------------------------------------------ text
     def render(self, rounds, has_image: bool):
         if self.template == "vicuna_v1":
-            if self.image_token != IMAGE_TAG:
-                rounds = [(q.replace(IMAGE_TAG, self.image_token), a) for q, a in rounds]
+            if self.image_placeholder != IMAGE_TAG:
+                rounds = [(q.replace(IMAGE_TAG, self.image_placeholder), a) for q, a in rounds]
             return render_vicuna_v1(rounds)
         return render_chat_template(self.processor, rounds, IMAGE_TAG, has_image)
 

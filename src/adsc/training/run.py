@@ -97,12 +97,9 @@ def _train_locked(cfg: TrainConfig, records: list, malformed: list, callbacks: l
     set_seed(cfg.training.seed)  # LoRA initialisation: the same on every rerun, so a fresh start is reproducible too
     model = load_model(a.model, cfg.training.bf16, a.attn_implementation)
     processor = loading.load_processor(a.model)
-    adapter = adapter_for(model)
-    template = a.template if a.template != "auto" else adapter.train_template
-    if template == "chat_template" and not getattr(processor, "chat_template", None):
+    encoder = Encoder.for_model(model, processor, a.template, a.max_length, a.image_folder, a.pad_to_square)
+    if encoder.template == "chat_template" and not getattr(processor, "chat_template", None):
         raise ValueError(f"{a.model} has no chat template; pass --template vicuna_v1")
-    pad_square = adapter.pad_to_square if a.pad_to_square is None else a.pad_to_square
-    encoder = Encoder(processor, template, a.max_length, a.image_folder, pad_square)
     dataset = InstructDataset(records, encoder)
     pad_id = processor.tokenizer.pad_token_id
     collator = Collator(pad_id if pad_id is not None else 0)
@@ -118,7 +115,8 @@ def _train_locked(cfg: TrainConfig, records: list, malformed: list, callbacks: l
     curriculum = CurriculumCallback(handle, comp, cfg.phase_budgets(), a.phase_fractions, a.phase_steps)
     curriculum.check(handle.num_layers)
     trainable, total = count_parameters(model)
-    logger.info("model %s (%s): %d of %d parameters train; template %s", a.model, a.mode, trainable, total, template)
+    logger.info("model %s (%s): %d of %d parameters train; template %s", a.model, a.mode, trainable, total,
+                encoder.template)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     own_state = uses_own_state_files(cfg.training)
