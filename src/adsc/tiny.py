@@ -17,22 +17,19 @@ VISION_END = 28
 PAD = 0
 
 
+def decoder_fields(layers: int, hidden: int, heads: int, kv_heads: int, vocab: int = 512) -> dict:
+    """The text-config fields every tiny decoder here shares (sizes, 4096 positions, PAD / BOS 1 / EOS 2), so that a
+    family's builder states only what its decoder has besides (M-RoPE sections, ...)."""
+    return dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=4096,
+                pad_token_id=PAD, bos_token_id=1, eos_token_id=2)
+
+
 def _llama_and_clip(layers, hidden, heads, kv_heads, image_size, patch, vocab):
     """(text, vision) configs of the LLaVA-style tiny models: a Llama decoder, a CLIP tower with a square patch grid."""
     from transformers import CLIPVisionConfig, LlamaConfig
 
-    text = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=hidden * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=4096,
-        pad_token_id=PAD,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
+    text = LlamaConfig(**decoder_fields(layers, hidden, heads, kv_heads, vocab))
     vision = CLIPVisionConfig(
         hidden_size=32,
         intermediate_size=64,
@@ -110,17 +107,8 @@ def tiny_qwen2_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads: i
     head_dim = hidden // heads
     config = Qwen2VLConfig(
         text_config=dict(
-            vocab_size=512,
-            hidden_size=hidden,
-            intermediate_size=hidden * 2,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            num_key_value_heads=kv_heads,
-            max_position_embeddings=4096,
+            **decoder_fields(layers, hidden, heads, kv_heads),
             rope_parameters={"rope_type": "default", "mrope_section": _mrope_sections(head_dim), "rope_theta": 10000.0},
-            pad_token_id=PAD,
-            bos_token_id=1,
-            eos_token_id=2,
         ),
         vision_config=dict(depth=2, embed_dim=32, hidden_size=hidden, num_heads=2, patch_size=14, spatial_merge_size=2,
                            temporal_patch_size=2, in_chans=3),
@@ -242,10 +230,8 @@ def tiny_qwen2_5_vl(layers: int = 6, hidden: int = 64, heads: int = 4, kv_heads:
 
     config = Qwen2_5_VLConfig(
         text_config=dict(
-            vocab_size=512, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-            num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=4096,
+            **decoder_fields(layers, hidden, heads, kv_heads),
             rope_parameters={"rope_type": "default", "mrope_section": _mrope_sections(hidden // heads), "rope_theta": 10000.0},
-            pad_token_id=PAD, bos_token_id=1, eos_token_id=2,
         ),
         vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden, patch_size=14,
                            spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1]),

@@ -7,6 +7,9 @@ import torch
 import adsc
 from adsc.adapters import adapter_for
 
+# Halves the vision tokens at layers 2 and 4, the stages the 6-layer fixture model has room for.
+CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
+
 
 def model_fixture(build):
     """The module-scoped ``model`` fixture of a test_<family>.py: ``build``'s tiny model, 6 layers

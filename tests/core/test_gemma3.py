@@ -20,14 +20,12 @@ from adsc.tiny_gemma3 import END_OF_IMAGE, START_OF_IMAGE, tiny_gemma3
 from ..baselines.helpers import Replay, kept_sets
 from .families.gemma3 import PER_IMAGE, gemma_ids, samples
 from .family_checks import (
+    CFG,
     assert_every_span_keeps_its_uniform_grid,
     assert_queries_and_keys_reproduce_attention,
     model_fixture,
 )
 from .test_families import run
-
-CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
-
 
 model = model_fixture(tiny_gemma3)
 

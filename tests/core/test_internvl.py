@@ -12,7 +12,7 @@ from adsc.tiny import IMAGE_TOKEN
 from adsc.tiny_internvl import tiny_internvl
 
 from .families.internvl import internvl_ids, samples
-from .family_checks import model_fixture
+from .family_checks import CFG, model_fixture
 from .span_checks import (
     assert_tokens_are_raster_blocks,
     assert_uniform_grid_per_span,
@@ -20,9 +20,6 @@ from .span_checks import (
     language_model_embeds,
     patch_coordinates,
 )
-
-CFG = adsc.CompressionConfig(layers=(2, 4), drop_ratio=0.5)
-
 
 model = model_fixture(tiny_internvl)
 
