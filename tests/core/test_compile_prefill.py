@@ -134,6 +134,39 @@ def test_compile_prefill_switches_off_and_is_removed():
     adsc.compile_prefill(model).remove()  # again after remove()
 
 
+@pytest.mark.parametrize("order", ["compress_first", "compile_first"])
+@pytest.mark.parametrize("removed_first", ["handle", "prefill"])
+def test_compile_prefill_and_compress_compose_in_either_order(order, removed_first, fresh_dynamo):
+    """Both attach through one ForwardCall per layer (the engine's step, then the compiled layer):
+    either order gives the compressed logits, either removal leaves the other working, and after
+    both every layer's own forward and dynamo's recompile limits are back."""
+    model, inputs = llava_case(padded=True)
+    layers = model.model.language_model.layers
+    with torch.no_grad():
+        plain = logits(model, inputs, DynamicCache(config=model.config))
+        handle = adsc.compress(model, CFG)
+        compressed = logits(model, inputs, DynamicCache(config=model.config))
+        handle.remove()
+    limits = (torch._dynamo.config.recompile_limit, torch._dynamo.config.accumulated_recompile_limit)
+    backend, graphs = counting_backend("eager")
+    if order == "compress_first":
+        handle = adsc.compress(model, CFG)
+        prefill = adsc.compile_prefill(model, backend=backend)
+    else:
+        prefill = adsc.compile_prefill(model, backend=backend)
+        handle = adsc.compress(model, CFG)
+    torch.testing.assert_close(logits(model, inputs, DynamicCache(config=model.config)), compressed)
+    assert len(graphs) == len(layers)  # the layers ran compiled, the engine's steps outside the graphs
+    first, second = (handle, prefill) if removed_first == "handle" else (prefill, handle)
+    first.remove()
+    left = plain if first is handle else compressed
+    torch.testing.assert_close(logits(model, inputs, DynamicCache(config=model.config)), left)
+    second.remove()
+    assert all("forward" not in layer.__dict__ for layer in layers)
+    assert (torch._dynamo.config.recompile_limit, torch._dynamo.config.accumulated_recompile_limit) == limits
+    torch.testing.assert_close(logits(model, inputs, DynamicCache(config=model.config)), plain, atol=0, rtol=0)
+
+
 @pytest.mark.compile
 def test_inductor_compiled_prefill_gives_eager_logits(fresh_dynamo):
     model, inputs = llava_case(padded=True)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import adsc
+from adsc.engine.forward_calls import ForwardCall
 from adsc.engine.state import stage_mask
 from adsc.profiling.flops import Conventions, account
 from adsc.profiling.measure import text_tokens
@@ -165,26 +166,35 @@ def test_one_token_stage_cache_steps_reuse_the_masks_of_the_first(attn, monkeypa
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_layer_before_a_stage_is_hooked_only_for_selectors_that_read_it():
-    """FastV reads the attention of the layer before each stage: only then is a probe hooked there,
-    so the other methods' decode steps call no hook on those layers; a selector assigned later
-    gets (or loses) the probes, and remove() takes them off."""
+def _step_before(layer):
+    call = ForwardCall.find(layer)
+    return None if call is None else call.before
+
+
+def test_layer_before_a_stage_gets_a_probe_only_for_selectors_that_read_it():
+    """FastV reads the attention of the layer before each stage: only then does that layer get a
+    step (a probe), so the other methods' decode steps do nothing there; a selector assigned later
+    gets (or loses) the probes, and remove() takes them off. No decoder layer gets a hook (a
+    hooked module takes nn.Module's slow call path on every decode step)."""
     model = tiny_llava(layers=6)
-    before = model.model.language_model.layers[1]  # CFG's first stage starts at layer 2
+    layers = model.model.language_model.layers
+    before = layers[1]  # CFG's first stage starts at layer 2
     handle = adsc.compress(model, CFG)
     plain = handle.selector
     try:
-        assert not before._forward_pre_hooks
+        assert _step_before(before) is None and "forward" not in before.__dict__
+        assert all(_step_before(layer) is not None for layer in layers[2:])
         handle.selector = type("ReadsBefore", (adsc.engine.Selector,), {"reads_layer_before": True})()
-        assert len(before._forward_pre_hooks) == 1
+        assert _step_before(before) is not None
         handle.selector = plain
-        assert not before._forward_pre_hooks
+        assert _step_before(before) is None and "forward" not in before.__dict__
     finally:
         handle.remove()
     fastv = adsc.compress(model, adsc.CompressionConfig(method="fastv", layers=(2,), drop_ratio=0.5))
-    assert len(before._forward_pre_hooks) == 1
+    assert _step_before(before) is not None
+    assert not any(layer._forward_pre_hooks or layer._forward_hooks for layer in layers)
     fastv.remove()
-    assert not before._forward_pre_hooks
+    assert not any("forward" in layer.__dict__ for layer in layers)
 
 
 @pytest.mark.parametrize("padded", [False, True], ids=["batch1", "padded"])
@@ -282,7 +292,8 @@ def test_decode_steps_keep_the_models_rotary_unless_the_selector_shifts_it(metho
             given[idx] = kwargs["position_embeddings"]
         return probe
 
-    probes = [layers[i].register_forward_pre_hook(record(i), with_kwargs=True) for i in (0, 4)]  # after adsc's hooks
+    # on the attention modules: inside the layers, after adsc's step before each layer
+    probes = [layers[i].self_attn.register_forward_pre_hook(record(i), with_kwargs=True) for i in (0, 4)]
     try:
         with torch.no_grad():
             cache = adsc.StageCache(model.config, room=2)

@@ -1,23 +1,24 @@
 """The hook engine: attaches to a loaded model without touching its code or parameter names.
 
-Hooks installed by :class:`CompressionHandle`:
+What :class:`CompressionHandle` installs:
 
-1. a forward pre-hook on the multimodal core (e.g. ``LlavaModel``): reads ``input_ids``,
+1. forward hooks on the multimodal core (e.g. ``LlavaModel``): a pre-hook reads ``input_ids``,
    finds the vision tokens, and opens a :class:`SequenceState` (prefill) or resumes the one
    stored on the KV cache (decode);
-2. a forward pre-hook on every decoder layer from the first pruning layer on: at a stage's
-   first layer it gathers the kept tokens out of the hidden states; on every such layer it
-   swaps in the stage's attention mask and the rotary (cos, sin) of the kept tokens'
-   *original* positions;
-3. a forward hook on the last decoder layer: scatters the survivors back to their original
-   positions so logits and labels keep their usual (B, T) shape.
+2. on every decoder layer from the first pruning layer on, a step before the layer's forward (a
+   :class:`~.forward_calls.ForwardCall`, not a hook: a hook puts the layer on ``nn.Module``'s slow call
+   path, which a decode step pays on every layer): at a stage's first layer it gathers the kept
+   tokens out of the hidden states; on every such layer it swaps in the stage's attention mask
+   and the rotary (cos, sin) of the kept tokens' *original* positions;
+3. after the last decoder layer: scatters the survivors back to their original positions so
+   logits and labels keep their usual (B, T) shape.
 
 The handle runs a finished :class:`~adsc.schedule.Schedule` and :class:`Selector`; it never asks
 which method they came from (:func:`adsc.methods.resolve` makes them from a config).
 
-Layers before the first pruning layer run exactly as unpatched. Decoder layers of
-transformers checkpoint ``forward`` (not ``__call__``), so these hooks stay outside gradient
-checkpointing and run once per step.
+Layers before the first pruning layer run exactly as unpatched. transformers checkpoints a
+decoder layer's class ``forward`` (not ``__call__`` nor an instance ``forward``), so the layer
+steps stay outside gradient checkpointing and run once per step.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import nn
 from ..adapters import CAUSAL, Adapter, unwrap
 from ..config import CompressionConfig
 from ..schedule import Schedule
+from .forward_calls import ForwardCall
 from .selectors import Selector, StageInput
 from .state import (
     SequenceState,
@@ -166,18 +168,11 @@ class CompressionHandle:
         self.last_trace: Trace | None = None
         # first, so that an adapter refusing the model leaves nothing installed
         self._undo_adapter = adapter.attach(self._base)
-        self._hooks, self._probe_hooks = [], []
-        core = adapter.core(self._base)
-        self._hooks.append(core.register_forward_pre_hook(self._on_core_start, with_kwargs=True))
-        # on success only; then one that always runs (after it), to clear state left by a forward that raised
-        self._hooks.append(core.register_forward_hook(self._on_core_end))
-        self._hooks.append(core.register_forward_hook(self._on_core_exit, always_call=True))
-        self._running = False
-        for idx in range(self.stage_layers[0] if self.stage_layers else self.num_layers, self.num_layers):
-            hook = self._make_layer_hook(idx)
-            self._hooks.append(self.layers[idx].register_forward_pre_hook(hook, with_kwargs=True))
-        self._install_probes()
-        self._hooks.append(self.layers[-1].register_forward_hook(self._on_last_layer))
+        self._attached, self._calls = True, {}
+        self._core = adapter.core(self._base)
+        core_call = ForwardCall.of(self._core)
+        core_call.before, core_call.after, core_call.failed = self._on_core_start, self._on_core_end, self._on_core_failed
+        self._install_layer_steps()
         setattr(self._base, "_adsc_handle", self)
 
     # ------------------------------------------------------------------ configuration
@@ -214,14 +209,17 @@ class CompressionHandle:
     @selector.setter
     def selector(self, selector: Selector) -> None:
         self._selector = selector
-        if getattr(self, "_hooks", None):  # attached (not removed): the new selector may read other layers
-            self._install_probes()
+        if getattr(self, "_attached", False):  # attached (not removed): the new selector may read other layers
+            self._install_layer_steps()
 
     def remove(self) -> None:
-        for hook in self._hooks + self._probe_hooks:
-            hook.remove()
-        self._hooks.clear()
-        self._probe_hooks.clear()
+        if self._attached:
+            core_call = ForwardCall.find(self._core)
+            if core_call is not None:
+                core_call.before = core_call.after = core_call.failed = None
+                core_call.release()
+            self._clear_layer_steps()
+            self._attached = False
         if self._undo_adapter is not None:
             self._undo_adapter()
             self._undo_adapter = None
@@ -236,16 +234,16 @@ class CompressionHandle:
         fwd = self._forward
         return fwd.seq.stages[-1] if fwd is not None and fwd.prefill and fwd.seq.stages else None
 
-    # ------------------------------------------------------------------ core hooks
+    # ------------------------------------------------------------------ the core's steps
     def _attn_impl(self) -> str:
         return self.adapter.text_config(self._base)._attn_implementation or "eager"
 
     def _open(self, seq: SequenceState, prefill: bool, q_len: int) -> None:
-        shared = not prefill and not self.selector.shifts_decode_positions(seq)
+        shared = not prefill and seq.decode_positions_shared  # decided at the end of the prefill
         self._forward = _Forward(seq, prefill, q_len, shared)
 
-    def _on_core_start(self, module, args, kwargs):
-        self._forward, self._running = None, True
+    def _on_core_start(self, args, kwargs):
+        self._forward = None
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         mask = kwargs.get("attention_mask")
         cache = cache_kwarg(kwargs)
@@ -254,10 +252,10 @@ class CompressionHandle:
                 _check_mask(mask, is_stage_cache(cache))
                 self._resume(cache, input_ids, kwargs.get("inputs_embeds"), mask)
         else:
-            self._start(module, input_ids, mask, kwargs)
-        return None
+            self._start(input_ids, mask, kwargs)
+        return args, kwargs
 
-    def _start(self, module, input_ids, mask, kwargs):
+    def _start(self, input_ids, mask, kwargs):
         self._check_length(input_ids if input_ids is not None else kwargs.get("inputs_embeds"))
         if not self.stage_layers:
             return
@@ -321,45 +319,82 @@ class CompressionHandle:
             seq.append_fixed(_validity(mask, cache.layers[0].cumulative_length, q_len), q_len)
             self._open(seq, False, q_len)
             return
-        device = seq.input_valid.device
         if mask is None:
-            new_valid, all_new_valid = torch.ones(batch, q_len, dtype=torch.bool, device=device), True
+            new_valid, all_new_valid = None, True
         else:
-            new_valid = mask[:, -q_len:].bool().to(device)
+            new_valid = mask[:, -q_len:].bool().to(seq.input_valid.device)
             # one device read per step, before the first layer, and none once a stage holds padding
             all_new_valid = any(t.all_valid for t in seq.stages) and bool(new_valid.all())
-        seq.append(new_valid, all_new_valid)
+        seq.append(new_valid, all_new_valid, q_len)
         self._open(seq, False, q_len)
 
-    def _on_core_end(self, module, args, output):
-        fwd, self._forward, self._running = self._forward, None, False
+    def _on_core_end(self, output):
+        fwd, self._forward = self._forward, None
         if fwd is not None and fwd.prefill:
+            # asked once, when the prefill has said all it will (a compiled decode step must not
+            # see it change: that would recompile it)
+            fwd.seq.decode_positions_shared = not self.selector.shifts_decode_positions(fwd.seq)
             if fwd.seq.decoded is not None and fwd.seq.stages:
                 fwd.seq.pack_fixed()
             self.last_trace = Trace(fwd.seq, self.num_layers)
-        return None
+        return output
 
-    def _on_core_exit(self, module, args, output):
-        """Runs even when the forward raised: then no trace describes it, so ``last_trace`` is None."""
-        if self._running:
-            self._forward, self._running, self.last_trace = None, False, None
-        return None
+    def _on_core_failed(self) -> None:
+        """The forward raised (the engine's checks included): no trace describes it."""
+        self._forward, self.last_trace = None, None
 
-    # ------------------------------------------------------------------ layer hooks
-    def _make_layer_hook(self, layer_idx: int):
+    # ------------------------------------------------------------------ layer steps
+    def _install_layer_steps(self) -> None:
+        """The step before every layer from the first pruning layer on, the probe before the layer
+        before each stage for selectors that read it (FastV's attention: only for those, so that
+        other methods' decode steps do nothing there), and the scatter after the last layer."""
+        self._clear_layer_steps()
+        first = self.stage_layers[0] if self.stage_layers else self.num_layers
+        probed = {s - 1 for s in self.stage_layers if s >= 1} if self.selector.reads_layer_before else set()
+        for idx in sorted(set(range(first, self.num_layers)) | probed | {self.num_layers - 1}):
+            step = self._make_layer_step(idx) if idx >= first else None
+            probe = self._make_probe(idx) if idx in probed else None
+            call = self._calls[idx] = ForwardCall.of(self.layers[idx])
+            call.before = step if probe is None else self._chain(step, probe)
+            call.after = self._on_last_layer if idx == self.num_layers - 1 else None
+
+    def _clear_layer_steps(self) -> None:
+        for call in self._calls.values():
+            call.before = call.after = None
+            call.release()
+        self._calls = {}
+
+    @staticmethod
+    def _chain(step, probe):
+        """A stage layer that is also the layer before a later stage: the probe sees what the step
+        made (that stage's kept tokens and mask)."""
+        def before(args, kwargs):
+            if step is not None:
+                args, kwargs = step(args, kwargs)
+            probe(args, kwargs)
+            return args, kwargs
+
+        return before
+
+    def _make_layer_step(self, layer_idx: int):
         pattern, kind = self._pattern_of_layer[layer_idx], self._rotary_of_layer[layer_idx]
+        stage, key, module = self._stage_of_layer[layer_idx], self._mask_key_of_layer[layer_idx], self.layers[layer_idx]
+        enters = stage >= 0 and layer_idx == self.stage_layers[stage]
 
-        def hook(module, args, kwargs):
-            # runs on every layer of every decode step: kept to dictionary lookups there
+        def step(args, kwargs):
+            # runs on every layer of every decode step: there, two dictionary lookups and two writes
             fwd = self._forward
             if fwd is None:
-                return None
-            stage, key = self._stage_of_layer[layer_idx], self._mask_key_of_layer[layer_idx]
-            hidden = args[0] if args else kwargs["hidden_states"]
-            if fwd.prefill and layer_idx == self.stage_layers[stage]:
-                hidden = self._enter_stage(fwd, stage, hidden, module, kwargs)
+                return args, kwargs
+            if enters and fwd.prefill:
+                hidden = self._enter_stage(fwd, stage, args[0] if args else kwargs["hidden_states"], module, kwargs)
+                if args:
+                    args = (hidden, *args[1:])
+                else:
+                    kwargs["hidden_states"] = hidden
             mask = fwd.masks.get(key, _UNBUILT)
             if mask is _UNBUILT:
+                hidden = args[0] if args else kwargs["hidden_states"]
                 mask = fwd.masks[key] = self._stage_mask(fwd, stage, pattern, hidden, key)
             kwargs["attention_mask"] = mask
             if not fwd.positions_shared:
@@ -369,12 +404,9 @@ class CompressionHandle:
                         fwd.seq, stage, kwargs.get("position_embeddings"), fwd.prefill, kind)
                 kwargs["position_embeddings"] = positions
             kwargs["position_ids"] = None  # gapped positions would look like packed sequences to FA2
-            if args:
-                return (hidden, *args[1:]), kwargs
-            kwargs["hidden_states"] = hidden
             return args, kwargs
 
-        return hook
+        return step
 
     def _stage_mask(self, fwd: _Forward, stage: int, pattern, hidden, key):
         """Stage ``stage``'s mask for layers of ``pattern`` (``key``: their ``fwd.masks`` key), on the
@@ -400,28 +432,17 @@ class CompressionHandle:
                 seq.step_masks[key] = mask
         return mask
 
-    def _install_probes(self) -> None:
-        """Forward pre-hooks on the layer before each stage, for selectors that read it (FastV's
-        attention): only for those, so that other methods' decode steps call no hook there.
-        Installed after the layer hooks, so a probe on a stage layer sees that stage's inputs."""
-        for hook in self._probe_hooks:
-            hook.remove()
-        self._probe_hooks = []
-        if self.selector.reads_layer_before:
-            for idx in sorted({s - 1 for s in self.stage_layers if s >= 1}):
-                self._probe_hooks.append(self.layers[idx].register_forward_pre_hook(self._make_probe(idx), with_kwargs=True))
-
     def _make_probe(self, layer_idx: int):
         stages = [s for s, first in enumerate(self.stage_layers) if first - 1 == layer_idx]
+        module = self.layers[layer_idx]
 
-        def probe(module, args, kwargs):
+        def probe(args, kwargs):
             fwd = self._forward
-            if fwd is None or not fwd.prefill or not self.selector.reads_layer_before:
-                return None
+            if fwd is None or not fwd.prefill:
+                return
             hidden = args[0] if args else kwargs["hidden_states"]
             for stage in stages:
                 fwd.before[stage] = (hidden, module, dict(kwargs))
-            return None
 
         return probe
 
@@ -444,10 +465,10 @@ class CompressionHandle:
                 setattr(cache, STATE_ATTR, seq)
         return self.selector.stage_hidden(seq, stage, hidden, gather_slots(hidden, seq.stages[stage].src_slot))
 
-    def _on_last_layer(self, module, args, output):
+    def _on_last_layer(self, output):
         fwd = self._forward
         if fwd is None or not fwd.prefill or not fwd.seq.stages:
-            return None
+            return output
         hidden = output[0] if isinstance(output, tuple) else output
         full = scatter_back(hidden, fwd.seq.stages[-1], fwd.seq.length)
         return (full, *output[1:]) if isinstance(output, tuple) else full

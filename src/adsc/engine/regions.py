@@ -1,6 +1,7 @@
 """A compiled prefill by regional compilation: every decoder layer's ``forward`` is compiled, with
 static shapes; the engine's work between layers (selection, gathers, masks, the final scatter)
-stays eager, in the layer hooks, which run outside ``forward``.
+stays eager, in its layer steps, which the layer's :class:`~.forward_calls.ForwardCall` runs
+before the compiled ``forward``.
 
 Why regions and not the whole prefill: the engine plans each stage on the host (a stage's width,
 the widest sample's kept tokens, is a Python int that sizes every tensor after it), and the
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from ..adapters import adapter_for, unwrap
+from .forward_calls import ForwardCall
 from .hooks import cache_kwarg, is_stage_cache
 
 _GRAPHS_PER_LAYER = 16  # prompt shapes x cache states each layer may hold compiled graphs for
@@ -34,20 +36,25 @@ _GRAPHS_PER_LAYER = 16  # prompt shapes x cache states each layer may hold compi
 
 class CompiledPrefill:
     """Returned by :func:`adsc.compile_prefill`. ``enabled = False`` runs the layers eagerly again
-    (the compiled graphs are kept); ``remove()`` restores every layer's own ``forward``."""
+    (the compiled graphs are kept); ``remove()`` restores every layer's own ``forward`` and
+    dynamo's recompile limits as they were."""
 
     def __init__(self, layers: nn.ModuleList, compile_kwargs: dict):
         self.layers = layers
         self.enabled = True
-        self._installed = []
+        self._calls = []
         for index, layer in enumerate(layers):
-            original = layer.forward  # bound to the layer: guards see that layer's weights as inputs
+            call = ForwardCall.of(layer)  # shared with the engine's layer steps, which run before it
+            original = call.own  # bound to the layer: guards see that layer's weights as inputs
             compiled = torch.compile(original, dynamic=False, **compile_kwargs)
-            layer.forward = self._dispatch(index, original, compiled)
-            self._installed.append(layer)
+            call.prefill = self._dispatch(index, original, compiled)
+            self._calls.append(call)
         limit = _GRAPHS_PER_LAYER * len(layers)
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, limit)
-        torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit, limit)
+        config = torch._dynamo.config
+        self._limits_before = (config.recompile_limit, config.accumulated_recompile_limit)
+        config.recompile_limit = max(config.recompile_limit, limit)
+        config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, limit)
+        self._limits_set = (config.recompile_limit, config.accumulated_recompile_limit)
 
     def _dispatch(self, index: int, original, compiled):
         def forward(*args, **kwargs):
@@ -62,13 +69,17 @@ class CompiledPrefill:
                 cache.mark_static(index)
             return out
 
-        forward.adsc_compiled_prefill = True
         return forward
 
     def remove(self) -> None:
-        for layer in self._installed:
-            layer.__dict__.pop("forward", None)  # the instance attribute: the class's forward is back
-        self._installed.clear()
+        for call in self._calls:
+            call.prefill = None
+            call.release()
+        config = torch._dynamo.config
+        # put back unless someone (another compiled prefill) set them since
+        if self._calls and (config.recompile_limit, config.accumulated_recompile_limit) == self._limits_set:
+            config.recompile_limit, config.accumulated_recompile_limit = self._limits_before
+        self._calls.clear()
 
 
 def compile_prefill(model: nn.Module, backend="inductor", mode: str | None = None, fullgraph: bool = True,
@@ -79,7 +90,7 @@ def compile_prefill(model: nn.Module, backend="inductor", mode: str | None = Non
     tensors a prefill writes would be outputs of a CUDA graph, overwritten at its next replay);
     ``fullgraph=True`` makes a graph break inside a layer an error instead of a silent slowdown."""
     layers = adapter_for(model).decoder_layers(unwrap(model))
-    if any(getattr(layer.__dict__.get("forward"), "adsc_compiled_prefill", False) for layer in layers):
+    if any(getattr(ForwardCall.find(layer), "prefill", None) is not None for layer in layers):
         raise RuntimeError("this model's prefill is compiled already: call .remove() on the CompiledPrefill first")
     given = dict(mode=mode, options=options)  # torch.compile refuses both at once, even as None
     return CompiledPrefill(layers, dict(backend=backend, fullgraph=fullgraph, **{k: v for k, v in given.items() if v}))

@@ -25,7 +25,8 @@ class StageTable:
     valid: torch.Tensor  # (B, T_s) real token in this slot
     src_slot: torch.Tensor  # (B, T_s) slot of the same token in the previous stage's sequence
     slot_of: torch.Tensor  # (B, T) slot of each original index in this stage (0 when absent)
-    kv_valid: torch.Tensor  # (B, C) validity of every cached key of this stage; grows in decode
+    # (B, C) validity of the cached keys of this stage written so far (kv_valid: all of them)
+    written_valid: torch.Tensor
     # (B, C) additive attention-logit bias per cached key (ToMe's log(size)); None = no bias
     kv_bias: torch.Tensor | None = None
     # kv_valid.all(), kept on the host: reading it from the device inside the decoder would stall
@@ -33,6 +34,22 @@ class StageTable:
     all_valid: bool = False
     # every prefill slot holds a real token (what all_valid said before reserve() added room)
     prompt_valid: bool = False
+    # real decode tokens recorded but not yet in written_valid (a DynamicCache's steps: most
+    # steps build no mask, so the concatenation waits until one is read)
+    pending_valid: int = 0
+
+    @property
+    def kv_valid(self) -> torch.Tensor:
+        """(B, C) validity of every cached key of this stage; grows in decode."""
+        if self.pending_valid:
+            valid = self.written_valid
+            self.written_valid = torch.cat([valid, valid.new_ones(valid.shape[0], self.pending_valid)], dim=1)
+            self.pending_valid = 0
+        return self.written_valid
+
+    @kv_valid.setter
+    def kv_valid(self, value: torch.Tensor) -> None:
+        self.written_valid, self.pending_valid = value, 0
 
     @property
     def width(self) -> int:
@@ -104,6 +121,9 @@ class SequenceState:
     # this cache keep (reading it through the model's config costs more than a decode step's
     # whole mask work)
     attn_impl: str = "eager"
+    # decode steps keep the model's rotary (cos, sin) in every stage (Selector.shifts_decode_positions,
+    # asked once, at the end of the prefill; False until then: each stage asks for its own)
+    decode_positions_shared: bool = False
 
     @property
     def batch(self) -> int:
@@ -113,17 +133,20 @@ class SequenceState:
     def length(self) -> int:
         return self.input_valid.shape[1]
 
-    def append(self, new_valid: torch.Tensor, all_new_valid: bool) -> None:
-        """Record decode-step tokens: they are kept by every stage. ``all_new_valid`` is
-        ``new_valid.all()``, known on the host (the caller reads it at most once per step)."""
+    def append(self, new_valid: torch.Tensor | None, all_new_valid: bool, q_len: int) -> None:
+        """Record ``q_len`` decode-step tokens: they are kept by every stage. ``all_new_valid`` is
+        ``new_valid.all()``, known on the host (the caller reads it at most once per step);
+        ``new_valid`` may be None then. Real tokens are only counted (kv_valid appends them when
+        read); a decoded token's bias is 0, which key_bias() pads."""
         for table in self.stages:
-            table.kv_valid = torch.cat([table.kv_valid, new_valid.to(table.kv_valid.device)], dim=1)
-            table.all_valid = table.all_valid and all_new_valid
-            if table.kv_bias is not None:  # decoded tokens are single tokens: bias 0
-                table.kv_bias = torch.cat([table.kv_bias, table.kv_bias.new_zeros(new_valid.shape)], dim=1)
+            if all_new_valid:
+                table.pending_valid += q_len
+            else:
+                table.kv_valid = torch.cat([table.kv_valid, new_valid.to(table.written_valid.device)], dim=1)
+                table.all_valid = False
         if not all_new_valid:  # a stage may hold padding now: its mask-free steps need a mask again
             self.step_masks.clear()
-        self.generated += new_valid.shape[1]
+        self.generated += q_len
 
     def start_fixed(self, device, buffers: dict) -> None:
         """Fixed shapes from here on (a StageCache): stages reserve room, decode steps write in place;

@@ -13,8 +13,8 @@ launch work; on the CPU, where the host does everything, the step itself -- on t
 almost all overhead).
 
 Interleaved, so that ratios hold under load: each configuration runs on its own model object
-over the first one's weight tensors (:func:`~.bench_models.twin`), with its own hooks and its own
-compiled step, all kept alive for the whole run (a compiled step guards on the hooks, so one model
+over the first one's weight tensors (:func:`~.bench_models.twin`), with its own engine steps and its own
+compiled step, all kept alive for the whole run (a compiled step guards on the engine's steps, so one model
 switching compressions would recompile). Each round runs every mode with every configuration in
 lockstep (all prefill, then decode step i of each before step i + 1 of any; the order rotates by
 round); a ratio is the median of paired ratios -- a configuration's decode step over the full

@@ -78,7 +78,7 @@ def build_inputs(batch: int = 1, device: str = "cpu", dtype=torch.float32) -> di
 
 def twin(model):
     """Another model of ``model``'s class over the very same parameter and buffer tensors: its own
-    modules (so its own hooks, and its own compiled step) and no second copy of the weights, which
+    modules (so its own engine steps, and its own compiled step) and no second copy of the weights, which
     on a GPU would not fit beside the first at 7B. Built on the meta device, then every tensor is
     the original's object (tied weights stay tied: each name gets the tensor the original has)."""
     with torch.device("meta"):
