@@ -107,22 +107,65 @@ def test_without_token_type_ids_the_model_and_adsc_are_causal_alike(model):
     assert (run(model, **sample) - run(model, **samples()[0])).abs().max() > 1e-3  # the blocks do matter
 
 
-def test_generate_turns_sliding_cache_layers_full_and_caches_what_the_schedule_says():
-    model = tiny_gemma3(layers=6, attn="sdpa")
+@pytest.mark.parametrize("method", ["adsc", "tome"])
+def test_sliding_cache_layers_keep_window_minus_one_slots_and_equal_full_length_ones(method):
+    """generate's cache for Gemma 3 has transformers' sliding layers, which keep the last window - 1
+    *slots*: in a compressed stage those reach further back than as many positions, so they hold
+    every key the window lets a query see, and the stage mask's window (original positions) masks
+    the rest. Logits equal a full-length cache's (every slot kept) and uncached recomputation; each
+    sliding layer holds min(its stage's keys, window - 1), so no compressed layer holds more than
+    the uncompressed model's. Window 6 on 44-token prompts, 8 decode steps: the window bites in the
+    prefill of every stage and again as the steps move it."""
+    model, new, window = tiny_gemma3(layers=6, attn="sdpa", sliding_window=6), 8, 6
     sample = samples()[0]
-    cache = DynamicCache(config=model.config)
-    assert any(cache.is_sliding)  # what generate makes for Gemma 3
-    handle = adsc.compress(model, CFG)
-    try:
-        with torch.no_grad():
-            model.generate(**sample, past_key_values=cache, max_new_tokens=4, do_sample=False)
-        trace = handle.last_trace
-    finally:
-        handle.remove()
-    assert not any(cache.is_sliding)
-    assert cache_lengths(cache) == trace.kv_lengths(0)
+    config = adsc.CompressionConfig(method=method, layers=(2, 4), drop_ratio=0.5)
+    greedy = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, output_logits=True, return_dict_in_generate=True)
+    with torch.no_grad():
+        plain_cache = DynamicCache(config=model.config)
+        model.generate(**sample, past_key_values=plain_cache, **greedy)
+        handle = adsc.compress(model, config)
+        try:
+            sliding = DynamicCache(config=model.config)
+            assert sliding.is_sliding == [True, True, False, True, True, False]  # what generate makes for Gemma 3
+            out = model.generate(**sample, past_key_values=sliding, **greedy)
+            trace = handle.last_trace
+            full_length = DynamicCache()  # layers made on the fly: every one full length
+            reference = model.generate(**sample, past_key_values=full_length, **greedy)
+            assert not any(full_length.is_sliding)
+            prompt = sample["input_ids"].shape[1]
+            for i in range(new):
+                torch.testing.assert_close(out.logits[i], reference.logits[i], atol=1e-5, rtol=1e-5)
+                ids = out.sequences[:, : prompt + i]
+                logits = model(input_ids=ids, pixel_values=sample["pixel_values"],
+                               token_type_ids=(ids == IMAGE_TOKEN).long(), use_cache=False).logits[:, -1]
+                torch.testing.assert_close(logits, out.logits[i], atol=1e-4, rtol=1e-4)
+        finally:
+            handle.remove()
+    assert sliding.is_sliding == [True, True, False, True, True, False]
+    held = cache_lengths(sliding)
+    keys = trace.kv_lengths(0)
+    assert cache_lengths(full_length) == keys
+    assert held == [min(k, window - 1) if s else k for k, s in zip(keys, sliding.is_sliding)]
+    assert any(k > window - 1 for k, s in zip(keys[2:], sliding.is_sliding[2:]) if s)  # a stage's window did bite
+    assert all(h <= p for h, p in zip(held, cache_lengths(plain_cache)))
     with pytest.raises(ValueError, match="StageCache holds full-attention layers only"):
         adsc.StageCache(model.config, max_new_tokens=4)
+
+
+def test_a_sliding_cache_narrower_than_the_models_window_is_refused():
+    """A sliding cache layer keeping fewer slots than the layer's window would drop keys the window
+    still lets a query see."""
+    from transformers.cache_utils import DynamicSlidingWindowLayer
+
+    model, sample = tiny_gemma3(layers=6, attn="sdpa"), samples()[0]
+    cache = DynamicCache(config=model.config)
+    cache.layers[3] = DynamicSlidingWindowLayer(sliding_window=model.config.text_config.sliding_window - 1)
+    handle = adsc.compress(model, CFG)
+    try:
+        with torch.no_grad(), pytest.raises(ValueError, match="DynamicSlidingWindowLayer on the model's windowed layers"):
+            model(**sample, past_key_values=cache, use_cache=True)
+    finally:
+        handle.remove()
 
 
 def test_queries_and_keys_reproduce_a_local_layers_own_attention(model):

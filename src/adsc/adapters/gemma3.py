@@ -19,10 +19,10 @@ dropped token does not pull older keys into the window) and the kept tokens of o
 see each other both ways. The two kinds of layer also rotate with different RoPE bases, which
 :meth:`Gemma3Adapter.rotary_kind` tells the engine.
 
-Caches: a sliding-window cache layer keeps the last ``sliding_window`` *slots*, which in a
-compressed stage are not the last positions; so adsc turns the sliding layers of an empty
-``DynamicCache`` (what ``generate`` makes for Gemma 3) into full ones before the prefill, and the
-stage mask applies the window. ``StageCache`` refuses models with sliding layers.
+Caches: a sliding-window cache layer (what ``generate`` makes for Gemma 3) keeps the last
+``sliding_window - 1`` *slots*; in a compressed stage those span more original positions than
+that, so they hold every key the window lets a query see, and the stage mask over them applies
+the window (``engine.hooks.sliding_tail``). ``StageCache`` refuses models with sliding layers.
 """
 
 from __future__ import annotations

@@ -60,29 +60,41 @@ def is_stage_cache(cache) -> bool:
     return getattr(type(cache), "fixed_layer_capacities", False)
 
 
-def _holds_per_layer_lengths(cache) -> bool:
-    """True for caches whose layers may hold different numbers of tokens: DynamicCache (and
-    subclasses) without sliding layers, which concatenate per layer, and adsc's StageCache."""
+def _holds_per_layer_lengths(cache, windows: list) -> bool:
+    """True for caches whose layers may hold different numbers of tokens: adsc's StageCache, and a
+    DynamicCache (or subclass), which concatenates per layer, if its sliding layers are
+    transformers' ``DynamicSlidingWindowLayer`` on layers whose attention the engine windows by at
+    most the layer's ``sliding_window`` (``windows``: each layer's window, None for none)."""
     from transformers import DynamicCache
+    from transformers.cache_utils import DynamicSlidingWindowLayer
 
     if is_stage_cache(cache):
         return True
-    return isinstance(cache, DynamicCache) and not any(getattr(layer, "is_sliding", False) for layer in cache.layers)
+    if not isinstance(cache, DynamicCache):
+        return False
+    for idx, layer in enumerate(cache.layers):
+        if getattr(layer, "is_sliding", False):
+            window = windows[idx] if idx < len(windows) else None
+            if not isinstance(layer, DynamicSlidingWindowLayer) or window is None or layer.sliding_window < window:
+                return False
+    return True
 
 
-def _unslide(cache) -> None:
-    """Make the sliding-window layers of an empty DynamicCache full-length (``generate`` makes such a
-    cache for models with local layers, e.g. Gemma 3). A sliding cache layer keeps the last
-    ``sliding_window`` *slots*; in a compressed stage those are not the last positions, and the
-    window is in original positions. A full layer plus the stage mask's window (and, before the
-    first pruning layer, the model's own windowed mask) attends to exactly the same keys."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    if isinstance(cache, DynamicCache) and not is_stage_cache(cache):
-        for idx, layer in enumerate(cache.layers):
-            if getattr(layer, "is_sliding", False):
-                cache.layers[idx] = DynamicLayer()
+def sliding_tail(cache, layer_idx: int, q_len: int) -> int | None:
+    """How many of a stage's last key slots the cache layer ``layer_idx`` gives a forward's
+    attention, for a transformers ``DynamicSlidingWindowLayer`` (None: every slot). Such a layer
+    keeps the last ``sliding_window - 1`` *slots* and returns them with the ``q_len`` new ones. In a
+    compressed stage those slots reach further back than as many positions, so they hold every kept
+    key the window lets a query see (slots are in original order), and the stage mask's window, in
+    original positions, masks the older ones: the same keys as a full-length layer, at most
+    ``sliding_window - 1`` cached (tests/core/test_gemma3.py). Read on the host, before the layer's
+    update: the cached slots' count is a shape."""
+    layers = getattr(cache, "layers", None)
+    layer = layers[layer_idx] if layers is not None and layer_idx < len(layers) else None
+    if layer is None or not getattr(layer, "is_sliding", False) or is_stage_cache(cache):
+        return None
+    cached = layer.keys.shape[-2] if layer.is_initialized else 0
+    return min(cached, layer.sliding_window - 1) + q_len
 
 
 def _holds_tokens(cache) -> bool:
@@ -123,8 +135,8 @@ class _Forward:
     step, whose new tokens sit at the same original positions in every stage, unless the
     selector shifts them (:meth:`Selector.shifts_decode_positions`)."""
 
-    def __init__(self, seq: SequenceState, prefill: bool, q_len: int, positions_shared: bool = False):
-        self.seq, self.prefill, self.q_len, self.impl = seq, prefill, q_len, seq.attn_impl
+    def __init__(self, seq: SequenceState, prefill: bool, q_len: int, positions_shared: bool = False, cache=None):
+        self.seq, self.prefill, self.q_len, self.impl, self.cache = seq, prefill, q_len, seq.attn_impl, cache
         self.one_token_step = not prefill and q_len == 1
         # (stage, pattern id) -> mask; a one-token step starts from the masks the steps before it
         # kept (SequenceState.step_masks: built at the first such step, reused by every later one)
@@ -159,8 +171,8 @@ class CompressionHandle:
         for pattern in self._pattern_of_layer:
             distinct += [] if pattern in distinct else [pattern]
         self._pattern_id_of_layer = [distinct.index(p) for p in self._pattern_of_layer]
-        # local layers whose window the stage masks apply: a sliding-window cache is then made full-length
-        self._windowed = any(getattr(p, "window", None) is not None for p in self._pattern_of_layer)
+        # each layer's window, which its stage mask applies: transformers' sliding cache layers serve those
+        self._windows = [getattr(p, "window", None) for p in self._pattern_of_layer]
         self.set_plan(config, schedule, selector)
         for idx in range(self.stage_layers[0] if self.stage_layers else self.num_layers, self.num_layers):
             check_pattern(self._pattern_of_layer[idx], idx)  # at compress(), not at the first forward
@@ -238,9 +250,9 @@ class CompressionHandle:
     def _attn_impl(self) -> str:
         return self.adapter.text_config(self._base)._attn_implementation or "eager"
 
-    def _open(self, seq: SequenceState, prefill: bool, q_len: int) -> None:
+    def _open(self, seq: SequenceState, prefill: bool, q_len: int, cache) -> None:
         shared = not prefill and seq.decode_positions_shared  # decided at the end of the prefill
-        self._forward = _Forward(seq, prefill, q_len, shared)
+        self._forward = _Forward(seq, prefill, q_len, shared, cache)
 
     def _on_core_start(self, args, kwargs):
         self._forward = None
@@ -260,13 +272,13 @@ class CompressionHandle:
         if not self.stage_layers:
             return
         cache = cache_kwarg(kwargs)
-        if cache is not None and self._windowed:
-            _unslide(cache)
-        if cache is not None and not _holds_per_layer_lengths(cache):  # checked once per prefill, not per decode step
+        if cache is not None and not _holds_per_layer_lengths(cache, self._windows):  # once per prefill, not per step
             raise ValueError(
                 f"adsc needs a DynamicCache or an adsc.StageCache: compressed layers cache fewer tokens than layer 0, "
-                f"which a {type(cache).__name__} cannot hold; drop cache_implementation and pass DynamicCache(), or "
-                "past_key_values=adsc.StageCache(model.config, max_new_tokens=N) for fixed shapes (torch.compile)"
+                f"which a {type(cache).__name__} cannot hold (nor sliding cache layers other than transformers' "
+                "DynamicSlidingWindowLayer on the model's windowed layers); drop cache_implementation and pass "
+                "DynamicCache(config=model.config), or past_key_values=adsc.StageCache(model.config, max_new_tokens=N) "
+                "for fixed shapes (torch.compile)"
             )
         fixed = is_stage_cache(cache)
         if fixed:
@@ -287,7 +299,7 @@ class CompressionHandle:
                             blocks=self.adapter.attention_blocks(self._base, input_ids, kwargs), attn_impl=self._attn_impl())
         if fixed:
             seq.start_fixed(input_ids.device, cache.engine_buffers)
-        self._open(seq, True, input_ids.shape[1])
+        self._open(seq, True, input_ids.shape[1], cache)
 
     def _check_length(self, tokens) -> None:
         """Refuse a prompt longer than the model's positions (refused, not warned: its output is unreliable
@@ -317,7 +329,7 @@ class CompressionHandle:
             raise ValueError(f"the cache holds {seq.batch} sequences but {batch} arrived")
         if seq.decoded is not None:  # a StageCache: fixed shapes, no device read, nothing on the host changes
             seq.append_fixed(_validity(mask, cache.layers[0].cumulative_length, q_len), q_len)
-            self._open(seq, False, q_len)
+            self._open(seq, False, q_len, cache)
             return
         if mask is None:
             new_valid, all_new_valid = None, True
@@ -326,7 +338,7 @@ class CompressionHandle:
             # one device read per step, before the first layer, and none once a stage holds padding
             all_new_valid = any(t.all_valid for t in seq.stages) and bool(new_valid.all())
         seq.append(new_valid, all_new_valid, q_len)
-        self._open(seq, False, q_len)
+        self._open(seq, False, q_len, cache)
 
     def _on_core_end(self, output):
         fwd, self._forward = self._forward, None
@@ -395,7 +407,7 @@ class CompressionHandle:
             mask = fwd.masks.get(key, _UNBUILT)
             if mask is _UNBUILT:
                 hidden = args[0] if args else kwargs["hidden_states"]
-                mask = fwd.masks[key] = self._stage_mask(fwd, stage, pattern, hidden, key)
+                mask = fwd.masks[key] = self._stage_mask(fwd, stage, pattern, hidden, key, layer_idx)
             kwargs["attention_mask"] = mask
             if not fwd.positions_shared:
                 positions = fwd.positions.get((stage, kind))
@@ -408,9 +420,10 @@ class CompressionHandle:
 
         return step
 
-    def _stage_mask(self, fwd: _Forward, stage: int, pattern, hidden, key):
+    def _stage_mask(self, fwd: _Forward, stage: int, pattern, hidden, key, layer_idx: int):
         """Stage ``stage``'s mask for layers of ``pattern`` (``key``: their ``fwd.masks`` key), on the
-        device of the stage's first layer (model-parallel splits move hidden states)."""
+        device of the stage's first layer of that pattern, ``layer_idx`` (model-parallel splits move
+        hidden states); over the key slots its cache layer gives attention (a sliding layer: the last)."""
         seq = fwd.seq
         table = seq.stages[stage]
         bias = table.key_bias()
@@ -418,6 +431,10 @@ class CompressionHandle:
         end = seq.end(table)
         kv_valid = table.kv_valid.to(hidden.device)
         layout = None if pattern == CAUSAL else key_layout(seq, table, kv_valid.shape[1])
+        tail = sliding_tail(fwd.cache, layer_idx, hidden.shape[1])
+        if tail is not None and tail < kv_valid.shape[1]:
+            kv_valid, bias = kv_valid[:, -tail:], None if bias is None else bias[:, -tail:]
+            layout = None if layout is None else tuple(None if t is None else t[:, -tail:] for t in layout)
         head = fwd.prefill and seq.decoded is not None  # a prefill into a StageCache's empty buffers
         mask = stage_mask(kv_valid, hidden.shape[1], fwd.impl, hidden.dtype, bias,
                           all_valid=table.prompt_valid if head else table.all_valid, pattern=pattern,

@@ -76,9 +76,8 @@ def run(args) -> int:
         schedule = config.schedule(shape.text.layers)
         if found is not None:  # what the method keeps on the layout's own spans
             schedule = on_layout(config, schedule, found.spans)
-        # adsc makes a compressed model's sliding cache layers full length (their slots are not the last positions)
-        results["adsc"] = account(shape, schedule.tokens_per_layer(), text_tokens, args.new_tokens, args.batch,
-                                  replace(conv, sliding_cache="full"))
+        # a compressed model's sliding cache layers keep window - 1 slots too (engine.hooks.sliding_tail)
+        results["adsc"] = account(shape, schedule.tokens_per_layer(), text_tokens, args.new_tokens, args.batch, conv)
     if args.json:
         data = {k: v.to_dict() for k, v in results.items()}
         if schedule is not None:
@@ -107,12 +106,11 @@ def sliding_note(shape) -> str:
     sizes = ", ".join(str(w) for w in sorted(set(windows)))
     return (f"sliding-window layers: {len(windows)} of {shape.text.layers} (window {sizes}). Attention of a windowed layer "
             "is bounded by its window (--attention causal: min(i + 1, window) keys per query; rect: the whole prefill "
-            "rectangle, which a masked kernel still computes). KV: the full model's sliding layers cache window - 1 "
-            "tokens (transformers' sliding cache layers), so a decode step reads at most window keys there; compressed "
-            "(adsc), they cache every kept token, because adsc makes them full length (a stage's slots are not the last "
-            "positions) and applies the window in the stage mask -- the compressed cache of a sliding layer can exceed "
-            "the full model's. A compressed stage's window counts original positions, so min(i + 1, window) kept keys "
-            "per query is an upper bound there.")
+            "rectangle, which a masked kernel still computes). KV: sliding layers cache window - 1 tokens "
+            "(transformers' sliding cache layers), so a decode step reads at most window keys there; compressed (adsc) "
+            "too: a sliding layer keeps its stage's last window - 1 slots, which hold every kept key the window (in "
+            "original positions) lets a query see, so it never caches more than the full model's. A compressed "
+            "stage's window counts original positions, so min(i + 1, window) kept keys per query is an upper bound there.")
 
 
 def _report(results: dict[str, Account], schedule, per_layer: bool) -> str:

@@ -39,9 +39,9 @@ class Conventions:
     weight_dtype_bytes: int = 2
     kv_read: str = "used"
     # what a sliding-window layer caches: "window" (transformers' DynamicSlidingWindowLayer: the
-    # last window - 1 tokens, so a decode step attends over at most window keys) or "full" (every
-    # token: what adsc makes of a compressed model's sliding cache layers, whose slots are not the
-    # last positions; the stage mask applies the window)
+    # last window - 1 tokens, so a decode step attends over at most window keys; a compressed
+    # stage's sliding layer too, its last window - 1 slots) or "full" (every token: a cache made
+    # without the model's config, whose layers are all full length)
     sliding_cache: str = "window"
 
     def describe(self) -> str:
