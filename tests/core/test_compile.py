@@ -11,6 +11,7 @@ import torch
 
 import adsc
 
+from .families.gemma3 import CASE as GEMMA3
 from .test_stage_cache import CFG, NEW, llava_case, qwen_case
 
 pytestmark = pytest.mark.compile
@@ -45,11 +46,24 @@ def compiled_generate(model, inputs, kind):
     return out, compiled
 
 
+def gemma3_case(padded: bool):
+    """Gemma 3 with a 6-token window on 23- and 44-token prompts: local and global layers, image
+    blocks, and a window that bites inside every stage (a StageCache keeps its sliding layers full
+    length; the stage masks apply the window)."""
+    from adsc.tiny_gemma3 import tiny_gemma3
+
+    samples = GEMMA3.samples()
+    model = tiny_gemma3(layers=6, attn="sdpa", sliding_window=6)
+    inputs = GEMMA3.batch(samples[:2]) if padded else samples[0]
+    return model, {k: v for k, v in inputs.items() if k != "position_ids"}
+
+
 @pytest.mark.parametrize("kind, case, padded", [
     ("eager", llava_case, False), ("eager", llava_case, True), ("eager", qwen_case, False), ("eager", qwen_case, True),
+    ("eager", gemma3_case, False), ("eager", gemma3_case, True),
     ("inductor", llava_case, True), ("inductor", qwen_case, False),
 ], ids=["capture-llava-batch1", "capture-llava-padded", "capture-qwen2_vl-batch1", "capture-qwen2_vl-padded",
-        "inductor-llava-padded", "inductor-qwen2_vl-batch1"])
+        "capture-gemma3-batch1", "capture-gemma3-padded", "inductor-llava-padded", "inductor-qwen2_vl-batch1"])
 def test_compiled_compressed_decode_gives_eager_tokens_with_one_graph(kind, case, padded):
     model, inputs = case(padded)
     handle = adsc.compress(model, CFG)

@@ -7,6 +7,12 @@ stage's kept prompt tokens, padding slots included) plus room for the decode ste
 every tensor has a fixed shape and address, which is what ``torch.compile`` and CUDA graphs need:
 a decode step writes one slot per layer in place and reads the whole buffer under a mask.
 
+Sliding-window layers (Gemma 3's local layers, a windowed Mistral) are full-length layers here
+too: the stage masks apply the window in original positions, as transformers' masks do for a
+full-length cache. So a StageCache's local layers hold every kept prompt token plus the room,
+where a DynamicCache's keep ``window - 1`` (``engine.hooks.sliding_tail``): with prompts far past
+the window it holds more than transformers' own StaticCache (ring buffers of the window) would.
+
 ``room`` is the number of decode steps' tokens it holds; ``StageCache(config, max_new_tokens=N)``
 leaves ``N - 1``: what ``generate(max_new_tokens=N)`` feeds back (the last token never is), the
 same rule transformers uses to size its StaticCache.
@@ -62,12 +68,6 @@ class StageCache(Cache):
                 raise ValueError("StageCache: give the model's config or num_layers")
             text = config.get_text_config(decoder=True)
             num_layers = text.num_hidden_layers
-            sliding = [t for t in (getattr(text, "layer_types", None) or []) if t != "full_attention"]
-            if sliding or getattr(text, "use_sliding_window", False) and getattr(text, "sliding_window", None):
-                raise ValueError(
-                    f"StageCache holds full-attention layers only; this model has {sorted(set(sliding)) or 'sliding-window'} "
-                    "layers: use a DynamicCache"
-                )
         self.room = room
         self.awaiting_prefill = True  # on the host: the engine tells prefill from decode without a device read
         self.engine_buffers: dict = {}  # the engine's fixed-address buffers, reused after reset()
