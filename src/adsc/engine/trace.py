@@ -42,7 +42,9 @@ class Trace:
         return [int((self._kept(layer) & self.seq.vision)[sample].sum()) for layer in range(self.num_layers)]
 
     def kv_lengths(self, sample: int) -> list[int]:
-        """Keys/values each layer holds for ``sample``: its prompt tokens plus decoded tokens."""
+        """Keys/values each layer holds for ``sample``: its prompt tokens plus decoded tokens (a
+        sliding-window DynamicCache layer keeps the last ``window - 1`` of them: :func:`cache_lengths`
+        reads what a cache physically holds)."""
         return [int(self._kept(layer)[sample].sum()) + self.seq.decoded_tokens for layer in range(self.num_layers)]
 
     def table(self, sample: int = 0) -> str:
