@@ -118,7 +118,8 @@ def refuse_prompts_ending_in_vision() -> None:
             return
         length = len(prompt_input["prompt_token_ids"])
         for modality, ranges in prompt_input["mm_placeholders"].items():
-            if any(r.offset + r.length == length for r in ranges):
+            # a run closed by a text token (Mistral 3's [IMG_END], not an embedding) ends in a token every stage keeps
+            if any(r.offset + r.length == length and (r.is_embed is None or bool(r.is_embed[-1])) for r in ranges):
                 raise VLLMValidationError(PROMPT_ENDS_IN_VISION.format(modality=modality), parameter="prompt")
 
     validate._adsc = True
