@@ -51,6 +51,12 @@ def mistral3_dir(tmp_path_factory):
     return write_demo_model(str(tmp_path_factory.mktemp("mistral3")), "mistral3")
 
 
+@pytest.fixture(scope="session")
+def idefics3_dir(tmp_path_factory):
+    """`python -m adsc.serving.vllm.demo DIR idefics3`: a 4-layer Idefics3 (SigLIP tower, pixel shuffle), 32 px sub-images."""
+    return write_demo_model(str(tmp_path_factory.mktemp("idefics3")), "idefics3")
+
+
 def images(n: int, seed: int = 0, sizes=None):
     """``n`` random RGB images; ``sizes``: (width, height) of each, LLaVA's square by default."""
     from PIL import Image

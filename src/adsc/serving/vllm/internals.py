@@ -135,7 +135,8 @@ def staged_spec(spec: FullAttentionSpec, stage: int) -> StageAttentionSpec:
 
 
 def request_plan(planner: Planner, hf_config, mm_features) -> RequestPlan:
-    features = [(f.modality, f.mm_position.offset, f.mm_position.length, f.data) for f in mm_features or ()]
+    features = [(f.modality, f.mm_position.offset, f.mm_position.length, f.data, f.mm_position.is_embed)
+                for f in mm_features or ()]
     return planner.plan(layout.spans(hf_config, features))
 
 
@@ -221,7 +222,8 @@ def _accept_transformers5_clip_names() -> None:
 
 def decoder_layers(model):
     language = model.get_language_model() if hasattr(model, "get_language_model") else model.language_model
-    return language.model.layers
+    inner = getattr(language, "model", language)  # a causal LM (LLaVA's, Mistral's) or the bare decoder (Idefics3's)
+    return inner.layers
 
 
 # ---------------------------------------------------------------------------- model runner
