@@ -45,6 +45,18 @@ def qwen2_5_vl_dir(tmp_path_factory):
     return write_demo_model(str(tmp_path_factory.mktemp("qwen2_5_vl")), "qwen2_5_vl")
 
 
+@pytest.fixture(scope="session")
+def mistral3_dir(tmp_path_factory):
+    """`python -m adsc.serving.vllm.demo DIR mistral3`: a 4-layer Mistral 3 (Pixtral tower, 2 x 2 merger), images up to 96 px."""
+    return write_demo_model(str(tmp_path_factory.mktemp("mistral3")), "mistral3")
+
+
+@pytest.fixture(scope="session")
+def idefics3_dir(tmp_path_factory):
+    """`python -m adsc.serving.vllm.demo DIR idefics3`: a 4-layer Idefics3 (SigLIP tower, pixel shuffle), 32 px sub-images."""
+    return write_demo_model(str(tmp_path_factory.mktemp("idefics3")), "idefics3")
+
+
 def images(n: int, seed: int = 0, sizes=None):
     """``n`` random RGB images; ``sizes``: (width, height) of each, LLaVA's square by default."""
     from PIL import Image

@@ -23,6 +23,7 @@ class Family:
     image_sizes: tuple | None  # (width, height) of the batch's four images; None: the tower's one size
     configs: dict  # name -> CompressionConfig, each served by its own engine
     ends_in_image: str  # a prompt whose last token is an image token
+    image_run_ends_in_text: bool = False  # the run closes with a text token (kept by every stage): served, not refused
 
     @property
     def fixture(self) -> str:
@@ -63,5 +64,22 @@ QWEN2_VL = Family("qwen2_vl", ((84, 112), (112, 56), (56, 84), (112, 112)),
 })
 QWEN2_5_VL = Family("qwen2_5_vl", QWEN2_VL.image_sizes, ends_in_image=QWEN2_VL.ends_in_image,
                     configs={"grid2d-budget": QWEN2_VL.configs["grid2d-budget"]})  # the same code path: one config
-FAMILIES = {f.name: f for f in (LLAVA, LLAVA_NEXT, QWEN2_VL, QWEN2_5_VL)}
+# Mistral 3's grids follow each image (multiples of 16 px, [IMG_BREAK] after each row): 3 x 4, then 2 x 6 and 5 x 3
+# in one prompt, then 6 x 6; a prompt ending with [IMG] ends with the run's [IMG_END], a text token
+MISTRAL3 = Family("mistral3", ((64, 48), (96, 32), (48, 80), (96, 96)), ends_in_image="USER: what is this ? [IMG]",
+                  image_run_ends_in_text=True, configs={
+    "grid2d-budget": adsc.CompressionConfig(layers=(1, 2, 3), budget=12, vision_tokens=36),
+    "stride1d-after": adsc.CompressionConfig(layers=(0, 2), drop_ratio=0.6, vision_tokens=36, pattern="stride1d",
+                                             drop_position="after"),
+})
+# Idefics3's images split by size (width x height): 32 x 32 into 2 x 2 sub-images + the global one, then 64 x 32
+# (1 x 2 + 1) and 24 x 48 (2 x 1 + 1) in one prompt, then 16 x 16 (the global image alone): 4 x 4 tokens each, marker
+# text between them; a prompt ending with <image> ends with the run's <fake_token_around_image>, a text token
+IDEFICS3 = Family("idefics3", ((32, 32), (64, 32), (24, 48), (16, 16)), ends_in_image="USER: what is this ? <image>",
+                  image_run_ends_in_text=True, configs={
+    "grid2d-budget": adsc.CompressionConfig(layers=(1, 2, 3), budget=6, vision_tokens=16),
+    "stride1d-after": adsc.CompressionConfig(layers=(0, 2), drop_ratio=0.6, vision_tokens=16, pattern="stride1d",
+                                             drop_position="after"),
+})
+FAMILIES = {f.name: f for f in (LLAVA, LLAVA_NEXT, QWEN2_VL, QWEN2_5_VL, MISTRAL3, IDEFICS3)}
 NO_PRUNING = adsc.CompressionConfig(layers=(), drop_ratio=0.0, vision_tokens=36)

@@ -1,4 +1,5 @@
-"""LLaVA, LLaVA-NeXT, Qwen2-VL and Qwen2.5-VL on vLLM with adsc: equal to Hugging Face, per-stage KV blocks for kept tokens."""
+"""LLaVA, LLaVA-NeXT, Qwen2-VL, Qwen2.5-VL, Mistral 3 and Idefics3 on vLLM with adsc: equal to Hugging Face, per-stage KV
+blocks for kept tokens."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def check_against_hf(hf, outputs, reqs, config, atol=2e-4):
         yield tokens, greedy
 
 
-@pytest.mark.parametrize("name", ["llava", "llava_next", "qwen2_vl"])  # Qwen2.5-VL: the compressed case below proves its path
+# Qwen2.5-VL: the compressed case below proves its path
+@pytest.mark.parametrize("name", ["llava", "llava_next", "qwen2_vl", "mistral3", "idefics3"])
 def test_no_pruning_layers_equals_hf_generate(request, name):
     family = FAMILIES[name]
     path = request.getfixturevalue(family.fixture)
@@ -71,9 +73,16 @@ def test_greedy_and_sampled_equal_adsc_hf_engine(compressed):
 
 
 def test_a_prompt_ending_in_an_image_token_is_refused(compressed):
-    """Its first token would be predicted from a token deeper layers drop: refused before it is scheduled."""
-    family, config, llm, _ = compressed
-    item = {"prompt": family.ends_in_image, "multi_modal_data": {"image": family.requests()[0][1][0]}}
+    """Its first token would be predicted from a token deeper layers drop: refused before it is scheduled.
+    A run that closes with a text token (Mistral 3's [IMG_END]) ends in a token every stage keeps: served."""
+    family, config, llm, hf = compressed
+    image = family.requests()[0][1][0]
+    item = {"prompt": family.ends_in_image, "multi_modal_data": {"image": image}}
+    if family.image_run_ends_in_text:
+        out = llm.generate([item], SamplingParams(max_tokens=NEW, temperature=0, logprobs=0))
+        for tokens, hf_greedy in check_against_hf(hf, out, [(item, [image])], config):
+            assert tokens == hf_greedy.tolist()
+        return
     with pytest.raises(VLLMValidationError, match="the prompt ends with an image token"):
         llm.generate([item], SamplingParams(max_tokens=2))
     assert not core(llm).scheduler.requests

@@ -51,7 +51,8 @@ def data_url(image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-@pytest.mark.parametrize("name", ["llava", "llava_next"])  # Qwen2-VL's chat path: checked by hand (docs/serving.md)
+# Qwen2-VL's chat path: checked by hand (docs/serving.md)
+@pytest.mark.parametrize("name", ["llava", "llava_next", "mistral3", "idefics3"])
 def test_server_answers_an_image_chat_like_the_hf_engine(request, name):
     """The README's demo: `adsc serve DIR --compression DIR` on the folder `adsc.serving.vllm.demo` writes."""
     family = FAMILIES[name]
@@ -76,7 +77,8 @@ def test_server_answers_an_image_chat_like_the_hf_engine(request, name):
             time.sleep(1)
         else:
             pytest.fail("server did not come up")
-        image = images(1, seed=5, sizes=family.image_sizes and family.image_sizes[2:])[0]  # NeXT: 2 x 2 tiles, unpadded
+        # LLaVA-NeXT: 2 x 2 tiles, unpadded; Mistral 3: a 5 x 3 grid; Idefics3: 2 x 1 sub-images + the global one
+        image = images(1, seed=5, sizes=family.image_sizes and family.image_sizes[2:])[0]
         body = {"model": path, "max_tokens": 6, "temperature": 0, "logprobs": True, "return_token_ids": True,
                 "messages": [
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(image)}},
@@ -172,13 +174,14 @@ def test_engine_refuses_qwen2_vl_videos_without_torchvision(qwen2_vl_dir):
     check_engine(EngineArgs(model=qwen2_vl_dir, **kwargs).create_engine_config())
 
 
-def test_engine_refuses_llava_next_image_embeddings(llava_next_dir):
-    """Embedding inputs carry no image_sizes, which a LLaVA-NeXT image's layout follows: refused at start-up."""
+@pytest.mark.parametrize("family", ["llava_next", "mistral3", "idefics3"])
+def test_engine_refuses_image_embeddings_where_the_layout_follows_the_size(request, family):
+    """Embedding inputs carry no image size, which a LLaVA-NeXT, Mistral 3 or Idefics3 image's layout follows: refused."""
     from vllm.engine.arg_utils import EngineArgs
 
     from adsc.serving.vllm import engine_kwargs
 
-    kwargs = engine_kwargs(DEMO_CONFIGS["llava_next"], max_model_len=512, block_size=32, dtype="float32",
-                           enable_mm_embeds=True)
+    path = request.getfixturevalue(f"{family}_dir")
+    kwargs = engine_kwargs(DEMO_CONFIGS[family], max_model_len=512, block_size=32, dtype="float32", enable_mm_embeds=True)
     with pytest.raises(ServingConfigError, match="drop --enable-mm-embeds"):
-        check_engine(EngineArgs(model=llava_next_dir, **kwargs).create_engine_config())
+        check_engine(EngineArgs(model=path, **kwargs).create_engine_config())

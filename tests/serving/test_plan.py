@@ -109,6 +109,99 @@ def test_llava_next_plan_equals_the_hf_engine_trace(config):
         spans(model.config, [("image", 3, 100, {"image_sizes": inputs["image_sizes"][0]})])
 
 
+@pytest.mark.parametrize("config", CONFIGS[:2], ids=["grid2d", "stride1d-after"])
+def test_mistral3_plan_equals_the_hf_engine_trace(config):
+    """Two Mistral 3 images of different grids (3 x 4, 4 x 2) in one prompt: the spans vLLM's placeholders give
+    (a grid from the resized pixel_values, rows closed by [IMG_BREAK] / [IMG_END] as extra) keep what
+    adsc.compress keeps, separators at every stage."""
+    from PIL import Image
+
+    from adsc.tiny_mistral3 import MISTRAL3_MARKERS, tiny_mistral3, tiny_mistral3_processor
+
+    config = config.replace(vision_tokens=16, **({"budget": 6} if config.budget else {}))
+    model, processor = tiny_mistral3(), tiny_mistral3_processor()
+    pictures = [Image.new("RGB", size, colour) for size, colour in (((64, 48), "red"), ((32, 64), "blue"))]
+    inputs = processor(text="a b [IMG] c [IMG] d e", images=pictures, return_tensors="pt")
+    ids = inputs["input_ids"][0].tolist()
+    handle = adsc.compress(model, config)
+    with torch.no_grad():
+        model(**inputs)
+    trace = handle.last_trace
+    image, row_end, end = (MISTRAL3_MARKERS[k] for k in ("[IMG]", "[IMG_BREAK]", "[IMG_END]"))
+    starts = [i for i in range(len(ids)) if ids[i] == image and ids[i - 1] not in (image, row_end)]
+    runs = [ids.index(end, s) + 1 - s for s in starts]  # vLLM's placeholder: [IMG] ... [IMG_END]
+    assert runs == [3 * 5, 4 * 3]
+    cropped = [{"pixel_values": pixels[:, :h, :w]} for pixels, (h, w) in zip(inputs["pixel_values"], inputs["image_sizes"])]
+    found = spans(model.config, [("image", s, n, item) for s, n, item in zip(starts, runs, cropped)])
+    assert [s.grid for s in found] == [(3, 4), (4, 2)]
+    assert found[0].extra == tuple(starts[0] + 5 * r + 4 for r in range(3))  # each row's [IMG_BREAK], then [IMG_END]
+    planner = Planner(config, 6)
+    plan = planner.plan(found)
+    for layer in range(6):
+        stage = planner.stage_of_layer(layer)
+        assert kept_positions(plan, len(ids), stage) == trace.positions(layer, 0).tolist()
+    assert plan.kept(planner.num_stages - 1, [p for s in found for p in s.extra]).all()
+    with pytest.raises(LayoutError, match=r"placeholder of 12 tokens .* 3x4 \+ 3 extra grid \(15 tokens\)"):
+        spans(model.config, [("image", starts[0], 12, cropped[0])])
+    with pytest.raises(LayoutError, match="Mistral 3 serves images with their pixel_values"):
+        spans(model.config, [("image", starts[0], 15, {})])
+
+
+@pytest.mark.parametrize("config", CONFIGS[:2], ids=["grid2d", "stride1d-after"])
+def test_idefics3_plan_equals_the_hf_engine_trace(config):
+    """Two split Idefics3 images (1 x 2 and 2 x 2 sub-images + the global one) in one prompt: placed on the image tokens
+    of vLLM's placeholders (marker text between the sub-images, is_embed marking the image tokens), the spans keep
+    what adsc.compress keeps."""
+    from PIL import Image
+
+    from adsc.tiny_idefics3 import IDEFICS3_MARKERS, tiny_idefics3, tiny_idefics3_processor
+
+    config = config.replace(vision_tokens=16, **({"budget": 6} if config.budget else {}))
+    model, processor = tiny_idefics3("idefics3"), tiny_idefics3_processor("idefics3")
+    pictures = [Image.new("RGB", size, colour) for size, colour in (((64, 32), "red"), ((32, 32), "blue"))]
+    inputs = processor(text="a b <image> c <image> d e", images=[pictures], return_tensors="pt")
+    ids = inputs["input_ids"][0]
+    handle = adsc.compress(model, config)
+    with torch.no_grad():
+        model(**inputs)
+    trace = handle.last_trace
+    feats, end = [], -1
+    for glob in (ids == IDEFICS3_MARKERS["<global-img>"]).nonzero().flatten().tolist():
+        start = next(i for i in range(end + 1, len(ids)) if ids[i] == IDEFICS3_MARKERS["<fake_token_around_image>"])
+        end = glob + 1 + 16  # the global image's tokens, then the closing <fake_token_around_image>: vLLM's placeholder
+        is_embed = ids[start:end + 1] == IDEFICS3_MARKERS["<image>"]
+        feats.append(("image", start, end + 1 - start, {"num_patches": torch.tensor(int(is_embed.sum()) // 16)}, is_embed))
+    found = spans(model.config, feats)
+    assert len(found) == 3 + 5 and all(s.grid == (4, 4) for s in found)
+    image_tokens = (ids == IDEFICS3_MARKERS["<image>"]).nonzero().flatten().tolist()
+    assert [p for s in found for p in s.token_positions().tolist()] == image_tokens
+    planner = Planner(config, 6)
+    plan = planner.plan(found)
+    for layer in range(6):
+        stage = planner.stage_of_layer(layer)
+        assert kept_positions(plan, len(ids), stage) == trace.positions(layer, 0).tolist()
+    modality, start, length, data, is_embed = feats[0]
+    with pytest.raises(LayoutError, match="holds 48 image tokens, not the 2 sub-images of 4x4"):
+        spans(model.config, [(modality, start, length, {"num_patches": torch.tensor(2)}, is_embed)])
+
+
+def test_mistral3_decoders_adsc_compress_refuses_are_refused():
+    """Ministral 3 (position-scaled queries) and a windowed Mistral are refused before vLLM starts, with the reason."""
+    from adsc.tiny_mistral3 import tiny_mistral3
+
+    ministral = tiny_mistral3(layers=2, text_type="ministral3").config
+    ministral.architectures = ["Mistral3ForConditionalGeneration"]
+    with pytest.raises(LayoutError, match="with layers of position-scaled queries.*adsc.compress refuses"):
+        architecture(ministral)
+    windowed = tiny_mistral3(layers=2).config
+    windowed.architectures = ["Mistral3ForConditionalGeneration"]
+    windowed.text_config.sliding_window = 24
+    with pytest.raises(LayoutError, match="sliding-window layers on vLLM"):
+        architecture(windowed)
+    windowed.text_config.sliding_window = None
+    assert architecture(windowed) == "Mistral3ForConditionalGeneration"
+
+
 def test_decoded_tokens_are_kept_by_every_stage():
     config = CONFIGS[0]
     plan = Planner(config, 6).plan(spans(tiny_llava().config, [feature(3, 36)]))

@@ -67,9 +67,13 @@ class Mistral3Adapter(Adapter):
             raise ValueError("Mistral 3 takes images only, no video: leave out --video-frames")
         if image_size is None:
             raise ImageSizeNeeded("Mistral 3 needs an image size (height x width): its grid follows the image")
-        rows, cols = self.resized_grid(model, image_size)
+        return [self.grid_span(*self.resized_grid(model, image_size))]
+
+    def grid_span(self, rows: int, cols: int) -> VisionSpan:
+        """The span of a ``rows x cols`` image from position 0, as the processor writes it (a serving
+        engine that knows the resized image's grid lays it out with this)."""
         positions = [r * (cols + 1) + c for r in range(rows) for c in range(cols)]
-        return [_image_span(positions, rows * (cols + 1))]
+        return _image_span(positions, rows * (cols + 1))
 
     def reference_vision_tokens(self, model):
         """An image of the tower's largest size: (1540 / 28)^2 = 55 x 55 = 3025 for Mistral Small 3.1

@@ -118,7 +118,8 @@ def refuse_prompts_ending_in_vision() -> None:
             return
         length = len(prompt_input["prompt_token_ids"])
         for modality, ranges in prompt_input["mm_placeholders"].items():
-            if any(r.offset + r.length == length for r in ranges):
+            # a run closed by a text token (Mistral 3's [IMG_END], not an embedding) ends in a token every stage keeps
+            if any(r.offset + r.length == length and (r.is_embed is None or bool(r.is_embed[-1])) for r in ranges):
                 raise VLLMValidationError(PROMPT_ENDS_IN_VISION.format(modality=modality), parameter="prompt")
 
     validate._adsc = True
@@ -134,7 +135,8 @@ def staged_spec(spec: FullAttentionSpec, stage: int) -> StageAttentionSpec:
 
 
 def request_plan(planner: Planner, hf_config, mm_features) -> RequestPlan:
-    features = [(f.modality, f.mm_position.offset, f.mm_position.length, f.data) for f in mm_features or ()]
+    features = [(f.modality, f.mm_position.offset, f.mm_position.length, f.data, f.mm_position.is_embed)
+                for f in mm_features or ()]
     return planner.plan(layout.spans(hf_config, features))
 
 
@@ -220,7 +222,8 @@ def _accept_transformers5_clip_names() -> None:
 
 def decoder_layers(model):
     language = model.get_language_model() if hasattr(model, "get_language_model") else model.language_model
-    return language.model.layers
+    inner = getattr(language, "model", language)  # a causal LM (LLaVA's, Mistral's) or the bare decoder (Idefics3's)
+    return inner.layers
 
 
 # ---------------------------------------------------------------------------- model runner

@@ -10,6 +10,18 @@ map row, laid out by the original image size (``image_sizes``): its spans come f
 own ``layout``, the function ``adsc.compress`` lays out its prompts with, so the newline tokens
 are ``extra`` (kept like text) in both engines. vLLM's placeholder covers the whole run (every
 token of it is an embedding, newlines included), in the order of the model's own packing.
+
+A Mistral 3 image is one grid of the size the Pixtral processor resized it to (the item's
+``pixel_values``, which vLLM crops to that size), each row of ``[IMG]`` tokens closed by
+``[IMG_BREAK]``, the last by ``[IMG_END]``: the adapter's ``grid_span`` (its ``layout`` after the
+resize), the separators its ``extra``. vLLM's placeholder covers the whole run, separators included (they are text tokens, not
+embeddings: its ``is_embed`` mask), so its length is the layout's token count as for LLaVA-NeXT.
+
+An Idefics3 image is ``num_patches`` sub-images (the split ones, then the global one), one grid
+each (``Adapter.image_grid``), back to back as the adapter's ``layout`` gives them. vLLM's placeholder
+covers the whole run, the marker text between sub-images included (``<fake_token_around_image>``,
+``<row_i_col_j>``, newlines, ``<global-img>``), and marks the image tokens by ``is_embed``: such a
+layout counts embeddings only, and each span is placed on its run of embeddings.
 """
 
 from __future__ import annotations
@@ -17,17 +29,25 @@ from __future__ import annotations
 from dataclasses import replace
 from types import SimpleNamespace
 
-from ...adapters import LlavaAdapter, LlavaNextAdapter, Qwen2VLAdapter, VisionSpan
+import torch
+
+from ...adapters import Idefics3Adapter, LlavaAdapter, LlavaNextAdapter, Mistral3Adapter, Qwen2VLAdapter, VisionSpan
 from ...adapters.base import CAUSAL
-from ...adapters.layouts import declared_mask_pattern
+from ...adapters.layouts import back_to_back, declared_mask_pattern
 
 LLAVA = ("LlavaForConditionalGeneration",)
 LLAVA_NEXT = ("LlavaNextForConditionalGeneration",)
 QWEN2_VL = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
-SUPPORTED = LLAVA + LLAVA_NEXT + QWEN2_VL
-BY_MODEL_TYPE = dict(zip(("llava", "llava_next", "qwen2_vl", "qwen2_5_vl"), SUPPORTED))  # in-memory configs name no class
+MISTRAL3 = ("Mistral3ForConditionalGeneration",)
+IDEFICS3 = ("Idefics3ForConditionalGeneration",)
+SUPPORTED = LLAVA + LLAVA_NEXT + QWEN2_VL + MISTRAL3 + IDEFICS3
+# in-memory configs name no class
+BY_MODEL_TYPE = dict(zip(("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "mistral3", "idefics3"), SUPPORTED))
 ADAPTERS = {**dict.fromkeys(LLAVA, LlavaAdapter()), **dict.fromkeys(LLAVA_NEXT, LlavaNextAdapter()),
-            **dict.fromkeys(QWEN2_VL, Qwen2VLAdapter())}
+            **dict.fromkeys(QWEN2_VL, Qwen2VLAdapter()), **dict.fromkeys(MISTRAL3, Mistral3Adapter()),
+            **dict.fromkeys(IDEFICS3, Idefics3Adapter())}
+SIZED = LLAVA_NEXT + MISTRAL3 + IDEFICS3  # layouts that follow each image's size, which precomputed embeddings do not carry
+EMBEDDINGS_ONLY = IDEFICS3  # layouts of the placeholder's embeddings only (its marker text between runs left out)
 
 
 # Families adsc compresses in transformers but cannot serve correctly on vLLM 0.32, and why.
@@ -40,10 +60,12 @@ REFUSED = {
 }
 
 
-def _refuse_windows(hf_config, name: str) -> None:
+def _refuse_non_causal(hf_config, name: str) -> None:
     # The plugin gives every layer a full-attention KV spec in compact (kept-token) space; a sliding
     # window would then be applied over compact positions, or dropped, where adsc.compress keeps it
-    # in original positions: a silently different model, so refuse it.
+    # in original positions: a silently different model, so refuse it. Any other pattern the
+    # adapter names (Ministral 3's position-scaled queries) adsc.compress refuses itself: no
+    # reference to serve.
     text = getattr(hf_config, "text_config", hf_config)
     layers = getattr(text, "num_hidden_layers", 0)
     if any(declared_mask_pattern(text, i) != CAUSAL for i in range(layers)):
@@ -51,6 +73,13 @@ def _refuse_windows(hf_config, name: str) -> None:
             f"adsc does not serve {name} with sliding-window layers on vLLM (its config sets sliding_window / "
             "layer_types): the plugin's compact per-stage KV cache has no window. Run it compressed in Hugging Face "
             "transformers (adsc.compress), which keeps the window in original positions"
+        )
+    model = SimpleNamespace(config=hf_config)
+    other = {ADAPTERS[name].mask_pattern(model, i) for i in range(layers)} - {CAUSAL}
+    if other:
+        raise LayoutError(
+            f"adsc does not serve {name} on vLLM with layers of {', '.join(sorted(map(str, other)))}: adsc.compress refuses "
+            "to prune them too, so there is no reference to serve; serve the model uncompressed"
         )
 
 
@@ -64,7 +93,7 @@ def architecture(hf_config) -> str:
         return BY_MODEL_TYPE[hf_config.model_type]
     for name in names:
         if name in SUPPORTED:
-            _refuse_windows(hf_config, name)
+            _refuse_non_causal(hf_config, name)
             return name
         if name in REFUSED:
             raise LayoutError(f"adsc does not serve {name} on vLLM: {REFUSED[name]}. Run it compressed in Hugging Face "
@@ -88,6 +117,15 @@ def item_spans(arch: str, hf_config, modality: str, item: dict) -> list[VisionSp
             raise ValueError(f"LLaVA-NeXT serves images with their image_sizes, not a {modality} item of {sorted(item)}")
         image_size = tuple(int(v) for v in item["image_sizes"].reshape(-1).tolist())  # (height, width)
         return adapter.layout(SimpleNamespace(config=hf_config), image_size=image_size)
+    if arch in MISTRAL3:
+        if modality != "image" or "pixel_values" not in item:
+            raise ValueError(f"Mistral 3 serves images with their pixel_values, not a {modality} item of {sorted(item)}")
+        size = tuple(item["pixel_values"].shape[-2:])  # (height, width) as the processor resized it: its grid
+        return [adapter.grid_span(*adapter.grid_of(SimpleNamespace(config=hf_config), size))]
+    if arch in IDEFICS3:
+        if modality != "image" or "num_patches" not in item:
+            raise ValueError(f"Idefics3 serves images with their num_patches, not a {modality} item of {sorted(item)}")
+        return back_to_back(adapter.image_grid(SimpleNamespace(config=hf_config)), int(item["num_patches"]))
     frames, rows, cols = adapter.item_grid(hf_config, modality, item)
     return [VisionSpan(0, (rows, cols), frames=frames)]
 
@@ -97,16 +135,38 @@ def _shifted(span: VisionSpan, offset: int) -> VisionSpan:
     return replace(span, start=span.start + offset, positions=positions, extra=tuple(p + offset for p in span.extra))
 
 
+def _on_embeddings(item: list[VisionSpan], offset: int, is_embed) -> list[VisionSpan]:
+    """Spans laid out over a placeholder's embeddings only, placed on their runs of embeddings (absolute positions)."""
+    embeds = (offset + is_embed.nonzero().flatten()).tolist()
+    out = []
+    for span in item:
+        first, last = embeds[span.start], embeds[span.start + span.length - 1]
+        if last - first + 1 != span.length:
+            raise LayoutError(f"the image tokens of a placeholder at {offset} are not one run per {span.grid[0]}x"
+                              f"{span.grid[1]} grid: text inside a sub-image's run")
+        out.append(replace(span, start=first))
+    return out
+
+
 def spans(hf_config, features) -> list[VisionSpan]:
-    """VisionSpans of one request. ``features``: (modality, offset, length, data) per item, in prompt order."""
+    """VisionSpans of one request. ``features``: (modality, offset, length, data[, is_embed]) per item, in prompt
+    order; ``is_embed`` (vLLM's placeholder mask, None: every token an embedding) places the layouts of
+    :data:`EMBEDDINGS_ONLY` families."""
     arch = architecture(hf_config)
     out = []
-    for modality, offset, length, data in features:
+    for modality, offset, length, data, *mask in features:
         try:
             item = item_spans(arch, hf_config, modality, _item_tensors(data))
         except ValueError as err:
             raise LayoutError(str(err)) from None
         tokens = sum(s.length + len(s.extra) for s in item)
+        is_embed = mask[0] if mask and mask[0] is not None else torch.ones(length, dtype=torch.bool)
+        if arch in EMBEDDINGS_ONLY:
+            if tokens != int(is_embed.sum()):
+                raise LayoutError(f"an {modality} placeholder at {offset} holds {int(is_embed.sum())} image tokens, not "
+                                  f"the {len(item)} sub-images of {item[0].grid[0]}x{item[0].grid[1]} ({tokens} tokens)")
+            out += _on_embeddings(item, offset, is_embed)
+            continue
         if tokens != length:
             shape = " + ".join(f"{s.grid[0]}x{s.grid[1]}" if s.frames == 1 else f"{s.frames} frames of {s.grid[0]}x{s.grid[1]}"
                                for s in item)

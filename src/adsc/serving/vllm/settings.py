@@ -41,10 +41,11 @@ def check_engine(vllm_config) -> None:
             "videos on a CPU install without torchvision: transformers' Qwen2-VL video processor needs it (adsc's "
             "plugin serves images only there); pass --limit-mm-per-prompt '{\"image\": N, \"video\": 0}'"
         )
-    if arch in layout.LLAVA_NEXT and mm_config is not None and mm_config.enable_mm_embeds:
+    if arch in layout.SIZED and mm_config is not None and mm_config.enable_mm_embeds:
         problems.append(
-            "precomputed image embeddings: they come without image_sizes, and a LLaVA-NeXT image's layout (base grid, "
-            "tile map, newline tokens) follows its original size; drop --enable-mm-embeds and send the images"
+            f"precomputed image embeddings: they come without the image's size, and a {arch} image's layout (LLaVA-NeXT: "
+            "base grid, tile map, newline tokens; Mistral 3: rows closed by [IMG_BREAK]) follows it; drop "
+            "--enable-mm-embeds and send the images"
         )
     if vllm_config.cache_config.enable_prefix_caching:
         problems.append(
