@@ -34,6 +34,7 @@ from vllm.v1.worker.cpu_worker import CPUWorker
 from vllm.v1.worker.gpu_model_runner import GPUModelRunner
 from vllm.v1.worker.gpu_worker import Worker as GPUWorker
 
+from ...engine.forward_calls import ForwardCall
 from ..plan import Planner, RequestPlan, StepPlan, plan_step
 from . import layout
 from .settings import ServingConfigError, planner_for
@@ -162,38 +163,45 @@ class AdscScheduler(Scheduler):
 
 
 class StageHooks:
-    """Decoder-layer hooks that run each stage on its kept tokens; inert when ``step`` is None."""
+    """Steps before decoder layers that run each stage on its kept tokens, and after the last one;
+    inert when ``step`` is None. Not ``nn.Module`` hooks: a hooked module takes PyTorch's slow call
+    path on every layer of every step (adsc.engine.forward_calls says why), so each step is the
+    layer's instance ``forward`` (a ``ForwardCall``), which vLLM's model code calls as it would the
+    class's."""
 
     def __init__(self, layers, planner: Planner):
         self.step: StepPlan | None = None
         self.planner = planner
-        self.handles = []
+        self.calls = []
         firsts = set(planner.schedule.stage_layers)  # a stage's first layer gathers; the others reuse its layout
+        last = len(layers) - 1
         for idx, layer in enumerate(layers):
             stage = planner.stage_of_layer(idx)
-            if stage == 0:
+            if stage == 0 and idx != last:
                 continue
-            self.handles.append(layer.register_forward_pre_hook(self._pre(stage, idx in firsts)))
-        self.handles.append(layers[len(layers) - 1].register_forward_hook(self._post))
+            call = ForwardCall.of(layer)
+            call.before = None if stage == 0 else self._pre(stage, idx in firsts)
+            call.after = self._post if idx == last else None
+            self.calls.append(call)
 
     def _pre(self, stage: int, first: bool):
-        def hook(module, args):
+        def before(args, kwargs):
             step = self.step
             if step is None:
-                return None
+                return args, kwargs
             positions, hidden, residual, *rest = args
             if first:
                 rel = step.gather_index(stage)
                 hidden = hidden.index_select(0, rel)
                 residual = None if residual is None else residual.index_select(0, rel)
-            return (step.stage_positions(stage, positions), hidden, residual, *rest)
+            return (step.stage_positions(stage, positions), hidden, residual, *rest), kwargs
 
-        return hook
+        return before
 
-    def _post(self, module, args, output):
+    def _post(self, output):
         step = self.step
         if step is None:
-            return None
+            return output
         hidden, residual = output
         index = step.absolute_index(len(step.selected) - 1)
         total = len(step.selected[0])
