@@ -2,9 +2,9 @@
 
 What :class:`CompressionHandle` installs:
 
-1. forward hooks on the multimodal core (e.g. ``LlavaModel``): a pre-hook reads ``input_ids``,
+1. a step before the multimodal core's forward (e.g. ``LlavaModel``'s): reads ``input_ids``,
    finds the vision tokens, and opens a :class:`SequenceState` (prefill) or resumes the one
-   stored on the KV cache (decode);
+   stored on the KV cache (decode); one after it (the trace) and one when it raises;
 2. on every decoder layer from the first pruning layer on, a step before the layer's forward (a
    :class:`~.forward_calls.ForwardCall`, not a hook: a hook puts the layer on ``nn.Module``'s slow call
    path, which a decode step pays on every layer): at a stage's first layer it gathers the kept
