@@ -15,7 +15,7 @@ transformers' attention reads ``self.layer_idx`` to pick its cache layer, so dyn
 on it: one graph per decoder layer (not per distinct width) for each prompt shape. Graphs of
 layers in one stage are the same code, which inductor's FX graph cache compiles once. All the
 layers' graphs sit in one code object's cache (the class's ``forward``), so the recompile limit
-is raised to hold them.
+is raised to hold them (``remove()`` puts it back).
 
 Only multi-token inference forwards take the compiled path (``hidden.shape[1] > 1``, no autograd):
 a one-token decode step runs the layer as before, eagerly or inside the graph transformers'
