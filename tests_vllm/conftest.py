@@ -57,6 +57,12 @@ def idefics3_dir(tmp_path_factory):
     return write_demo_model(str(tmp_path_factory.mktemp("idefics3")), "idefics3")
 
 
+@pytest.fixture(scope="session")
+def smolvlm_dir(tmp_path_factory):
+    """`python -m adsc.serving.vllm.demo DIR smolvlm`: Idefics3's tiny model as SmolVLM (its processor needs num2words)."""
+    return write_demo_model(str(tmp_path_factory.mktemp("smolvlm")), "smolvlm")
+
+
 def images(n: int, seed: int = 0, sizes=None):
     """``n`` random RGB images; ``sizes``: (width, height) of each, LLaVA's square by default."""
     from PIL import Image

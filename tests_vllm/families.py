@@ -81,5 +81,8 @@ IDEFICS3 = Family("idefics3", ((32, 32), (64, 32), (24, 48), (16, 16)), ends_in_
     "stride1d-after": adsc.CompressionConfig(layers=(0, 2), drop_ratio=0.6, vision_tokens=16, pattern="stride1d",
                                              drop_position="after"),
 })
-FAMILIES = {f.name: f for f in (LLAVA, LLAVA_NEXT, QWEN2_VL, QWEN2_5_VL, MISTRAL3, IDEFICS3)}
+# SmolVLM: Idefics3's model and vLLM code path with SmolVLMProcessor: one config
+SMOLVLM = Family("smolvlm", IDEFICS3.image_sizes, ends_in_image=IDEFICS3.ends_in_image, image_run_ends_in_text=True,
+                 configs={"grid2d-budget": IDEFICS3.configs["grid2d-budget"]})
+FAMILIES = {f.name: f for f in (LLAVA, LLAVA_NEXT, QWEN2_VL, QWEN2_5_VL, MISTRAL3, IDEFICS3, SMOLVLM)}
 NO_PRUNING = adsc.CompressionConfig(layers=(), drop_ratio=0.0, vision_tokens=36)

@@ -1,4 +1,4 @@
-"""LLaVA, LLaVA-NeXT, Qwen2-VL, Qwen2.5-VL, Mistral 3 and Idefics3 on vLLM with adsc: equal to Hugging Face, per-stage KV
+"""LLaVA, LLaVA-NeXT, Qwen2-VL, Qwen2.5-VL, Mistral 3, Idefics3 and SmolVLM on vLLM with adsc: equal to Hugging Face, per-stage KV
 blocks for kept tokens."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def check_against_hf(hf, outputs, reqs, config, atol=2e-4):
 
 
 # Qwen2.5-VL: the compressed case below proves its path
-@pytest.mark.parametrize("name", ["llava", "llava_next", "qwen2_vl", "mistral3", "idefics3"])
+@pytest.mark.parametrize("name", ["llava", "llava_next", "qwen2_vl", "mistral3", "idefics3", "smolvlm"])
 def test_no_pruning_layers_equals_hf_generate(request, name):
     family = FAMILIES[name]
     path = request.getfixturevalue(family.fixture)

@@ -52,7 +52,7 @@ def data_url(image) -> str:
 
 
 # Qwen2-VL's chat path: checked by hand (docs/serving.md)
-@pytest.mark.parametrize("name", ["llava", "llava_next", "mistral3", "idefics3"])
+@pytest.mark.parametrize("name", ["llava", "llava_next", "mistral3", "idefics3", "smolvlm"])
 def test_server_answers_an_image_chat_like_the_hf_engine(request, name):
     """The README's demo: `adsc serve DIR --compression DIR` on the folder `adsc.serving.vllm.demo` writes."""
     family = FAMILIES[name]
@@ -77,7 +77,7 @@ def test_server_answers_an_image_chat_like_the_hf_engine(request, name):
             time.sleep(1)
         else:
             pytest.fail("server did not come up")
-        # LLaVA-NeXT: 2 x 2 tiles, unpadded; Mistral 3: a 5 x 3 grid; Idefics3: 2 x 1 sub-images + the global one
+        # LLaVA-NeXT: 2 x 2 tiles, unpadded; Mistral 3: a 5 x 3 grid; Idefics3, SmolVLM: 2 x 1 sub-images + the global one
         image = images(1, seed=5, sizes=family.image_sizes and family.image_sizes[2:])[0]
         body = {"model": path, "max_tokens": 6, "temperature": 0, "logprobs": True, "return_token_ids": True,
                 "messages": [
@@ -174,9 +174,10 @@ def test_engine_refuses_qwen2_vl_videos_without_torchvision(qwen2_vl_dir):
     check_engine(EngineArgs(model=qwen2_vl_dir, **kwargs).create_engine_config())
 
 
-@pytest.mark.parametrize("family", ["llava_next", "mistral3", "idefics3"])
+@pytest.mark.parametrize("family", ["llava_next", "mistral3", "idefics3", "smolvlm"])
 def test_engine_refuses_image_embeddings_where_the_layout_follows_the_size(request, family):
-    """Embedding inputs carry no image size, which a LLaVA-NeXT, Mistral 3 or Idefics3 image's layout follows: refused."""
+    """Embedding inputs carry no image size, which a LLaVA-NeXT, Mistral 3, Idefics3 or SmolVLM image's layout follows:
+    refused."""
     from vllm.engine.arg_utils import EngineArgs
 
     from adsc.serving.vllm import engine_kwargs

@@ -14,5 +14,6 @@ $PIP install packaging
 "$VENV/bin/python" tools/vllm_env.py > "$VENV/vllm-requirements.txt"
 $PIP install -r "$VENV/vllm-requirements.txt"
 $PIP install --no-deps -e .                      # adsc; its transformers>=5.20 pin is the main env's
-$PIP install "peft>=0.17" "accelerate>=1.0" pillow safetensors tqdm matplotlib numpy pytest requests
+$PIP install "peft>=0.17" "accelerate>=1.0" pillow safetensors tqdm matplotlib numpy pytest requests \
+    num2words                                    # SmolVLM's processor (its video prompts) imports it
 "$VENV/bin/python" -c "import torch, vllm, transformers, adsc; print('vllm env:', vllm.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"

@@ -12,7 +12,7 @@ image is a 6 x 6 base grid plus a tile map of up to 12 x 12 tokens with one newl
 Qwen2.5-VL: images up to 112 x 112 px, 2 x 2 merged patches of 14 px (a 112 x 84 image is 4 x 3
 tokens), an average of 6 of 12 kept. Mistral 3: a Pixtral tower of 8 px patches merged 2 x 2, images up to
 96 px (multiples of 16: a 64 x 48 image is 3 x 4 [IMG] tokens, each row closed by [IMG_BREAK] / [IMG_END]),
-an average of 12 of 36 kept. Idefics3: 32 px sub-images of 4 x 4 tokens (8 px patches after the pixel
+an average of 12 of 36 kept. Idefics3 and SmolVLM: 32 px sub-images of 4 x 4 tokens (8 px patches after the pixel
 shuffle), an image scaled to a longest edge of 64 px and split into up to 2 x 2 of them plus the global
 one, an average of 6 of 16 kept in each. Their answers are random words: they show the machinery, not a model.
 """
@@ -41,7 +41,7 @@ MISTRAL3_PATCH, MISTRAL3_MAX_IMAGE = 8, 96  # Mistral 3: 16 px per merged token,
 LLAVA_NEXT_PINPOINTS = ((48, 96), (96, 48), (96, 96))  # (height, width): 1 x 2, 2 x 1 or 2 x 2 tiles
 LLAVA_NEXT_REFERENCE = 36 + 12 * 12  # grid tokens of a 96 x 96 image: base grid + full tile map (newlines not counted)
 IMAGE_MARKERS = {"llava": "<image> ", "llava_next": "<image> ", "qwen2_vl": QWEN_IMAGE + " ", "qwen2_5_vl": QWEN_IMAGE + " ",
-                 "mistral3": "[IMG] ", "idefics3": "<image> "}
+                 "mistral3": "[IMG] ", "idefics3": "<image> ", "smolvlm": "<image> "}
 DEMO_CONFIGS = {
     "llava": CompressionConfig(layers=(1, 2, 3), budget=14, vision_tokens=IMAGE_SIZE // PATCH * (IMAGE_SIZE // PATCH)),
     "llava_next": CompressionConfig(layers=(1, 2, 3), budget=60, vision_tokens=LLAVA_NEXT_REFERENCE),
@@ -49,6 +49,7 @@ DEMO_CONFIGS = {
     "qwen2_5_vl": CompressionConfig(layers=(1, 2, 3), budget=6, vision_tokens=12),
     "mistral3": CompressionConfig(layers=(1, 2, 3), budget=12, vision_tokens=(MISTRAL3_MAX_IMAGE // (2 * MISTRAL3_PATCH)) ** 2),
     "idefics3": CompressionConfig(layers=(1, 2, 3), budget=6, vision_tokens=16),
+    "smolvlm": CompressionConfig(layers=(1, 2, 3), budget=6, vision_tokens=16),
 }
 DEMO_CONFIG = DEMO_CONFIGS["llava"]
 
@@ -81,9 +82,9 @@ def _model_and_processor(family: str, seed: int):
                               attn="eager", seed=seed)
         processor = tiny_mistral3_processor(patch=MISTRAL3_PATCH, max_image=MISTRAL3_MAX_IMAGE)
         return model, processor, "Mistral3ForConditionalGeneration"
-    if family == "idefics3":
-        model = tiny_idefics3("idefics3", layers=4, hidden=128, heads=2, kv_heads=1, attn="eager", seed=seed)
-        return model, tiny_idefics3_processor("idefics3"), "Idefics3ForConditionalGeneration"
+    if family in ("idefics3", "smolvlm"):  # one builder: SmolVLM is Idefics3 with its own processor class
+        model = tiny_idefics3(family, layers=4, hidden=128, heads=2, kv_heads=1, attn="eager", seed=seed)
+        return model, tiny_idefics3_processor(family), type(model).__name__
     raise ValueError(f"demo families are {', '.join(IMAGE_MARKERS)}, not {family!r}")
 
 

@@ -17,7 +17,7 @@ A Mistral 3 image is one grid of the size the Pixtral processor resized it to (t
 resize), the separators its ``extra``. vLLM's placeholder covers the whole run, separators included (they are text tokens, not
 embeddings: its ``is_embed`` mask), so its length is the layout's token count as for LLaVA-NeXT.
 
-An Idefics3 image is ``num_patches`` sub-images (the split ones, then the global one), one grid
+An Idefics3 (or SmolVLM) image is ``num_patches`` sub-images (the split ones, then the global one), one grid
 each (``Adapter.image_grid``), back to back as the adapter's ``layout`` gives them. vLLM's placeholder
 covers the whole run, the marker text between sub-images included (``<fake_token_around_image>``,
 ``<row_i_col_j>``, newlines, ``<global-img>``), and marks the image tokens by ``is_embed``: such a
@@ -39,10 +39,11 @@ LLAVA = ("LlavaForConditionalGeneration",)
 LLAVA_NEXT = ("LlavaNextForConditionalGeneration",)
 QWEN2_VL = ("Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration")
 MISTRAL3 = ("Mistral3ForConditionalGeneration",)
-IDEFICS3 = ("Idefics3ForConditionalGeneration",)
+# SmolVLM: vLLM 0.32's SmolVLM model is its Idefics3 model with SmolVLMProcessor; the same spans
+IDEFICS3 = ("Idefics3ForConditionalGeneration", "SmolVLMForConditionalGeneration")
 SUPPORTED = LLAVA + LLAVA_NEXT + QWEN2_VL + MISTRAL3 + IDEFICS3
 # in-memory configs name no class
-BY_MODEL_TYPE = dict(zip(("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "mistral3", "idefics3"), SUPPORTED))
+BY_MODEL_TYPE = dict(zip(("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "mistral3", "idefics3", "smolvlm"), SUPPORTED))
 ADAPTERS = {**dict.fromkeys(LLAVA, LlavaAdapter()), **dict.fromkeys(LLAVA_NEXT, LlavaNextAdapter()),
             **dict.fromkeys(QWEN2_VL, Qwen2VLAdapter()), **dict.fromkeys(MISTRAL3, Mistral3Adapter()),
             **dict.fromkeys(IDEFICS3, Idefics3Adapter())}
@@ -124,7 +125,7 @@ def item_spans(arch: str, hf_config, modality: str, item: dict) -> list[VisionSp
         return [adapter.grid_span(*adapter.grid_of(SimpleNamespace(config=hf_config), size))]
     if arch in IDEFICS3:
         if modality != "image" or "num_patches" not in item:
-            raise ValueError(f"Idefics3 serves images with their num_patches, not a {modality} item of {sorted(item)}")
+            raise ValueError(f"Idefics3 / SmolVLM serve images with their num_patches, not a {modality} item of {sorted(item)}")
         return back_to_back(adapter.image_grid(SimpleNamespace(config=hf_config)), int(item["num_patches"]))
     frames, rows, cols = adapter.item_grid(hf_config, modality, item)
     return [VisionSpan(0, (rows, cols), frames=frames)]
