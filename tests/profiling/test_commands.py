@@ -91,11 +91,27 @@ def test_bench_compile_interleaves_and_reports_paired_ratios(tmp_path):
     for row in rows:
         assert row["compiled_tokens_equal_eager"] and row["recompilations_after_first"] == 0
         assert row["prefill_compilations"] >= 1 and "compiled_prefill" in row["ratio"]  # adsc.compile_prefill ran
+        assert row["prefill_recompilations_after_first"] == 0  # --warmup 0 too: compiled for the reused cache
         lo, hi = row["ratio_quartiles"]["eager_host_step"]
         assert lo <= row["ratio"]["eager_host_step"] <= hi
         lo, hi = row["ratio_ci"]["eager_host_step"]
         assert lo <= row["ratio"]["eager_host_step"] <= hi
     assert "paired" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.compile
+def test_bench_compile_stops_at_max_seconds_and_keeps_what_it_measured(tmp_path):
+    """--max-seconds: the first batch still gets one round (not the three asked for), the next
+    batch is listed as not measured, and the results on disk say the run is incomplete."""
+    args = ["bench", "--compile", "--size", "tiny", "--budgets", "192", "--trials", "3", "--warmup", "0",
+            "--new-tokens", "2", "--batch", "1", "2", "--max-seconds", "0.001", "--out", str(tmp_path)]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert [run["batch"] for run in result["runs"]] == [1] and result["complete"] is False
+    assert all(row["pairs"]["eager_prefill"] == 1 for row in result["runs"][0]["rows"])
+    assert result["skipped"] == [{"config": "batch 2", "reason": "--max-seconds 0.001 had passed"}]
+    text = (tmp_path / "results.md").read_text()
+    assert "batch 1 (1 round)" in text and "**Incomplete**" in text and "- batch 2: --max-seconds" in text
 
 
 def test_the_median_interval_covers_the_true_median_and_narrows_with_pairs():
@@ -130,6 +146,8 @@ def test_bench_gpu_mode_refuses_without_cuda(capsys):
     (["--trials", "0"], "--trials must be >= 1"),
     (["--budgets", "-3"], "--budgets must be > 0"),
     (["--warmup", "-1"], "--warmup must be >= 0"),
+    (["--max-seconds", "60"], "--max-seconds bounds a --compile run"),
+    (["--compile", "--max-seconds", "0"], "--max-seconds must be > 0"),
 ])
 def test_bench_refuses_bad_numbers_before_building_anything(argv, message, capsys):
     assert main(["bench", *argv]) == 2

@@ -62,22 +62,34 @@ def run(args, environment, configurations) -> int:
     env = environment(args, size, configs[1][1].layers, batches, [attn])
     env.update(mode=args.compile_mode, decode_steps=steps, clock="wall" if gpu else "process_cpu",
                order="interleaved rounds, rotating; paired per-round ratios")
-    result = {"environment": env, "runs": [], "skipped": skipped}
-    for batch in batches:
+    result = {"environment": env, "runs": [], "skipped": skipped, "complete": False}
+    deadline = started + args.max_seconds if args.max_seconds else math.inf
+    for i, batch in enumerate(batches):
+        if i and time.time() > deadline:
+            result["skipped"] += [{"config": f"batch {b}", "reason": f"--max-seconds {args.max_seconds:g} had passed"}
+                                  for b in batches[i:]]
+            text = _write(result, out_dir, started)
+            break
         inputs = build_inputs(batch, args.device, dtype)
-        rows = _measure(model, inputs, configs, steps, args, gpu)
+        rows = _measure(model, inputs, configs, steps, args, gpu, deadline)
         _add_analytical(rows, shape, inputs, steps, batch, dtype)
         result["runs"].append({"attn": attn, "batch": batch, "rows": rows})
+        result["complete"] = i == len(batches) - 1
+        text = _write(result, out_dir, started)  # after every batch: a run cut off keeps the batches it finished
+    print(text)
+    return 0
+
+
+def _write(result, out_dir: str, started: float) -> str:
     result["targets"] = _targets(result)
-    env["wall_s"] = round(time.time() - started, 1)
+    result["environment"]["wall_s"] = round(time.time() - started, 1)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as fh:
         json.dump(result, fh, indent=2)
     text = render(result)
     with open(os.path.join(out_dir, "results.md"), "w") as fh:
         fh.write(text)
-    print(text)
-    return 0
+    return text
 
 
 def _clock(gpu: bool) -> float:
@@ -171,7 +183,7 @@ class _Arm:
     compile_s: float = 0.0
 
 
-def _measure(model, inputs, configs, steps, args, gpu) -> list[dict]:
+def _measure(model, inputs, configs, steps, args, gpu, deadline: float = math.inf) -> list[dict]:
     torch._dynamo.reset()
     arms = []
     # every arm's step is one entry in the same code objects' caches: room for all of them
@@ -187,6 +199,8 @@ def _measure(model, inputs, configs, steps, args, gpu) -> list[dict]:
                 for _ in range(args.warmup):
                     _lockstep(arms, mode, inputs, steps, gpu)
             for arm in arms:  # the first compiled run compiles (at its first decode step)
+                if not args.warmup:  # measured rounds prefill into a used cache: compile for that one
+                    _lockstep([arm], "eager", inputs, steps, gpu)  # (a fresh cache is another graph per layer)
                 t0 = time.perf_counter()
                 arm.first = _lockstep([arm], "compiled", inputs, steps, gpu)[0]
                 arm.compile_s = time.perf_counter() - t0
@@ -194,6 +208,8 @@ def _measure(model, inputs, configs, steps, args, gpu) -> list[dict]:
             for _ in range(args.warmup):  # e.g. CUDA graphs record at the first runs after compiling
                 _lockstep(arms, "compiled", inputs, steps, gpu)
             for trial in range(args.trials):
+                if trial and time.time() > deadline:  # --max-seconds: the rounds measured so far stand
+                    break
                 shift = trial % len(arms)  # rotate the order: no configuration always runs first or last
                 order = arms[shift:] + arms[:shift]
                 for mode in MODES:
@@ -346,7 +362,8 @@ def render(result) -> str:
                   "processes); single timings swing by tens of percent there, the paired ratios much less: read those "
                   "with their intervals.", ""]
     for run in result["runs"]:
-        lines += [f"## {run['attn']}, batch {run['batch']}", "",
+        rounds = run["rows"][0]["pairs"]["eager_prefill"]
+        lines += [f"## {run['attn']}, batch {run['batch']} ({rounds} round{'s' * (rounds != 1)})", "",
                   "| config | prefill ms | step ms: dynamic / stage / compiled | host ms: dynamic / stage / compiled | "
                   "compile s | tokens equal | recompiles |", "|" + "---|" * 7]
         for row in run["rows"]:
@@ -362,6 +379,11 @@ def render(result) -> str:
                          + " | ".join(_ratio(row, f"{m}_decode_step") for m in MODES) + f" | {r['decode_bytes']:.3f} | "
                          + " | ".join(_ratio(row, f"{m}_host_step") for m in MODES) + " |")
         lines += [""] + _prefill_table(run["rows"]) + [""]
+    if result["skipped"] or not result.get("complete", True):
+        lines += ["## Not measured", ""]
+        if not result.get("complete", True):
+            lines += ["**Incomplete**: the run stopped (or was cut off) before its last batch.", ""]
+        lines += [f"- {s['config']}: {s['reason']}" for s in result["skipped"]] + [""]
     lines += ["## Targets", ""]
     for t in result["targets"]:
         value = f"{t['value']:.3f}" if isinstance(t["value"], float) else t["value"]
