@@ -185,3 +185,22 @@ def test_inductor_compiled_prefill_gives_eager_logits(fresh_dynamo):
         assert len(graphs) == len(model.model.language_model.layers)
     finally:
         handle.remove()
+
+
+def test_a_compiled_prefill_counts_for_the_stage_cache_room(fresh_dynamo):
+    """A compiled prefill runs no Python of the cache, so it marks the StageCache prefilled itself:
+    eager decode steps after it get exactly the room (max_new_tokens - 1) and a clear error past it."""
+    model, inputs = llava_case(padded=False)
+    handle = adsc.compress(model, CFG)
+    backend, _ = counting_backend("eager")
+    prefill = adsc.compile_prefill(model, backend=backend)
+    try:
+        with torch.no_grad():
+            cache = adsc.StageCache(model.config, max_new_tokens=3)
+            model.generate(**inputs, max_new_tokens=3, do_sample=False, cache=cache)
+            assert cache.prefilled and cache.decode_tokens == 2
+            with pytest.raises(ValueError, match="room for 2 decode-step tokens"):
+                model.generate(**inputs, max_new_tokens=4, do_sample=False, cache=adsc.StageCache(model.config, max_new_tokens=3))
+    finally:
+        prefill.remove()
+        handle.remove()

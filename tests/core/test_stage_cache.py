@@ -111,6 +111,30 @@ def test_transformers_static_cache_is_still_refused_and_names_stage_cache():
         handle.remove()
 
 
+@pytest.mark.parametrize("compressed", [True, False])
+def test_a_stage_cache_too_small_for_generate_says_so_and_a_full_one_works(compressed):
+    """Eager steps count the room on the host: a generate longer than the cache's max_new_tokens gets
+    a clear error at the step that would not fit (not an out-of-bounds index inside a layer), a
+    prompt into a used cache is told to reset() it, and the room is whole again after reset()."""
+    model, inputs = llava_case(padded=False)
+    handle = adsc.compress(model, CFG) if compressed else None
+    try:
+        cache = adsc.StageCache(model.config, max_new_tokens=3)
+        with pytest.raises(ValueError, match=r"room for 2 decode-step tokens.*max_new_tokens=3\).*at least generate's"):
+            model.generate(**inputs, max_new_tokens=5, do_sample=False, cache=cache)
+        cache.reset()
+        model.generate(**inputs, max_new_tokens=3, do_sample=False, cache=cache)
+        with pytest.raises(ValueError, match=r"reset\(\) first"):
+            model.generate(**inputs, max_new_tokens=2, do_sample=False, cache=cache)
+        cache.reset()
+        assert cache.decode_tokens == 0
+        model.generate(**inputs, max_new_tokens=3, do_sample=False, cache=cache)
+        assert cache.decode_tokens == 2
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
 @pytest.mark.parametrize("padded", [False, True])
 def test_a_stage_cache_decode_step_never_reads_the_device(padded):
     """With fixed shapes a decode step is pure tensor work: no read at all beyond what the

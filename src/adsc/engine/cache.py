@@ -49,7 +49,7 @@ class StageLayer(StaticLayer):
 class StageCache(Cache):
     """Per-layer fixed-capacity KV cache for compressed models (and uncompressed ones alike).
 
-    Pass it to ``generate(past_key_values=StageCache(model.config, max_new_tokens=N), max_new_tokens=N)``
+    Pass it to ``generate(cache=StageCache(model.config, max_new_tokens=N), max_new_tokens=N)``
     or to forward calls. It is compileable: ``generate`` with a ``compile_config`` compiles the decode
     step. After ``reset()`` it takes a prefill that fits its layers again.
     """
@@ -69,13 +69,37 @@ class StageCache(Cache):
             text = config.get_text_config(decoder=True)
             num_layers = text.num_hidden_layers
         self.room = room
+        self.decode_tokens = 0  # counted on the host by eager steps (update), so overflow is a clear error
+        self.prefilled = False  # layer 0 written since construction or reset()
         self.awaiting_prefill = True  # on the host: the engine tells prefill from decode without a device read
         self.engine_buffers: dict = {}  # the engine's fixed-address buffers, reused after reset()
         super().__init__(layers=[StageLayer(room) for _ in range(num_layers)])
 
     def reset(self) -> None:
         super().reset()
+        self.decode_tokens, self.prefilled = 0, False
         self.awaiting_prefill = True
+
+    def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
+        if layer_idx == 0 and not torch.compiler.is_compiling():
+            if self.prefilled:  # (a reset layer keeps its buffers: is_initialized cannot tell)
+                self.check_room(key_states.shape[-2])
+                self.decode_tokens += key_states.shape[-2]
+            self.prefilled = True
+        return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+
+    def check_room(self, tokens: int) -> None:
+        """Refuse a step of ``tokens`` tokens that would not fit after the prefill (its index write
+        would fail deep inside, an out-of-bounds index). Eager steps only (the engine asks before its
+        own writes, layer 0's update counts): a compiled step must not read a changing host int, so
+        there the room is the caller's word."""
+        if self.decode_tokens + tokens > self.room:
+            fix = ("a new prompt into a used StageCache needs cache.reset() first" if tokens > 1 else
+                   "make it with StageCache(model.config, max_new_tokens=N) for N at least generate's max_new_tokens")
+            raise ValueError(
+                f"this StageCache has room for {self.room} decode-step tokens after its prefill (max_new_tokens="
+                f"{self.room + 1}) and {self.decode_tokens} are used: {tokens} more do not fit; {fix}"
+            )
 
     def slots(self, layer: int, tokens: int) -> int:
         """Key slots layer ``layer`` has (or will have) for a prefill of ``tokens`` tokens there."""

@@ -260,6 +260,9 @@ class CompressionHandle:
         mask = kwargs.get("attention_mask")
         cache = cache_kwarg(kwargs)
         if cache is not None and _holds_tokens(cache):
+            if is_stage_cache(cache) and not torch.compiler.is_compiling():
+                tokens = input_ids if input_ids is not None else kwargs.get("inputs_embeds")
+                cache.check_room(tokens.shape[1])  # before the engine's own writes
             if self.stage_layers:
                 _check_mask(mask, is_stage_cache(cache))
                 self._resume(cache, input_ids, kwargs.get("inputs_embeds"), mask)
@@ -277,8 +280,8 @@ class CompressionHandle:
                 f"adsc needs a DynamicCache or an adsc.StageCache: compressed layers cache fewer tokens than layer 0, "
                 f"which a {type(cache).__name__} cannot hold (nor sliding cache layers other than transformers' "
                 "DynamicSlidingWindowLayer on the model's windowed layers); drop cache_implementation and pass "
-                "DynamicCache(config=model.config), or past_key_values=adsc.StageCache(model.config, max_new_tokens=N) "
-                "for fixed shapes (torch.compile)"
+                "generate(..., cache=DynamicCache(config=model.config)), or cache=adsc.StageCache(model.config, "
+                "max_new_tokens=N) for fixed shapes (torch.compile)"
             )
         fixed = is_stage_cache(cache)
         if fixed:

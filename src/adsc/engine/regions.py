@@ -67,6 +67,8 @@ class CompiledPrefill:
             out = compiled(*args, **kwargs)
             if allocates:  # its buffers were made inside the graph, where they cannot be marked static
                 cache.mark_static(index)
+            if index == 0 and is_stage_cache(cache):  # the graph ran no Python: tell it its prefill is in
+                cache.prefilled = True
             return out
 
         return forward
