@@ -108,3 +108,40 @@ def test_a_reset_stage_cache_serves_the_next_prefill_without_compiling_again():
     finally:
         handle.remove()
         torch._dynamo.reset()
+
+
+def test_batches_of_one_shape_whose_stages_keep_other_counts_share_one_decode_graph():
+    """A reset StageCache takes a batch of the same padded width whose compressed stages are narrower
+    (its widest sample has less text): the compiled step does not read a stage's width, so it is not
+    compiled again (it was, guarding on the width: one graph per batch in an evaluation)."""
+    from transformers import CompileConfig
+
+    from adsc.tiny import PAD, tiny_llava
+
+    from .helpers import llava_ids
+
+    def batch(prefixes):
+        rows = [llava_ids(p) for p in prefixes]
+        return dict(input_ids=torch.tensor([[PAD] * (64 - len(r)) + r for r in rows]),
+                    attention_mask=torch.tensor([[0] * (64 - len(r)) + [1] * len(r) for r in rows]),
+                    pixel_values=torch.randn(len(rows), 3, 48, 48))
+
+    model = tiny_llava(layers=6)
+    handle = adsc.compress(model, CFG)
+    backend, compiled = counting_backend("eager")
+    config = CompileConfig(backend=backend, mode="default", fullgraph=True)
+    config._compile_all_devices = True
+    greedy = dict(max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    torch._dynamo.reset()
+    cache = adsc.StageCache(model.config, max_new_tokens=4)
+    try:
+        with torch.no_grad():
+            for prefixes in ([[1, 5, 6, 7, 8, 9], [1]], [[1, 5], [1, 6, 7]]):
+                inputs = batch(prefixes)
+                cache.reset()
+                got = model.generate(**inputs, **greedy, cache=cache, compile_config=config)
+                assert torch.equal(got, model.generate(**inputs, **greedy))
+        assert len(compiled) == 1, f"{len(compiled)} compilations"
+    finally:
+        handle.remove()
+        torch._dynamo.reset()

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import adsc
+import adsc.engine.cache
 from adsc.engine.forward_calls import ForwardCall
 from adsc.engine.state import stage_mask
 from adsc.profiling.flops import Conventions, account
@@ -99,6 +100,8 @@ def test_stage_cache_refuses_half_given_sizes():
     """(Sliding-window models are served with full-length layers: tests/core/test_compile.py, Gemma 3.)"""
     with pytest.raises(ValueError, match="not both"):
         adsc.StageCache(num_layers=2)
+    with pytest.raises(ValueError, match="slot_multiple must be a whole number >= 1"):
+        adsc.StageCache(num_layers=2, room=2, slot_multiple=0)
 
 
 def test_transformers_static_cache_is_still_refused_and_names_stage_cache():
@@ -133,6 +136,41 @@ def test_a_stage_cache_too_small_for_generate_says_so_and_a_full_one_works(compr
     finally:
         if handle is not None:
             handle.remove()
+
+
+def test_a_reset_stage_cache_takes_a_prompt_whose_stages_fit_with_room_and_names_one_that_does_not():
+    """After reset() a layer keeps the size its first prefill gave it: a batch of the same padded
+    width whose stages keep fewer tokens decodes exactly as eagerly; one whose compressed stage keeps
+    more (more text beside the image) is refused before it decodes, since its decode slots would run
+    past the buffer (they used to: an out-of-bounds index at a later step)."""
+    model = tiny_llava(layers=6)
+    handle = adsc.compress(model, CFG)
+
+    def batch(prefixes):  # two samples of one image, left-padded to one width of 64
+        rows = [llava_ids(p) for p in prefixes]
+        ids = torch.tensor([[0] * (64 - len(r)) + r for r in rows])
+        return dict(input_ids=ids, attention_mask=(torch.arange(64) >= 64 - torch.tensor([[len(r)] for r in rows])).long(),
+                    pixel_values=torch.randn(2, 3, 48, 48))
+
+    try:
+        cache = adsc.StageCache(model.config, max_new_tokens=4)
+        greedy = dict(max_new_tokens=4, min_new_tokens=4, do_sample=False)
+        for prefixes in ([[1, 5, 6, 7, 8, 9], [1]], [[1, 5], [1, 6, 7]]):  # the second keeps fewer
+            inputs = batch(prefixes)
+            cache.reset()
+            assert torch.equal(model.generate(**inputs, **greedy, cache=cache), model.generate(**inputs, **greedy))
+        cache.reset()
+        wider = batch([[1] * 3, [1] * 9])
+        with pytest.raises(adsc.engine.cache.StageCacheTooSmall, match=r"layer 2 was sized .* \+ 3 decode slots: make a new"):
+            model.generate(**wider, **greedy, cache=cache)
+        # slot_multiple: every layer's prompt slots rounded up (then the room): the wider batch fits after the first
+        rounded = adsc.StageCache(model.config, max_new_tokens=4, slot_multiple=16)
+        model.generate(**batch([[1, 5, 6, 7, 8, 9], [1]]), **greedy, cache=rounded)
+        assert all((c - 3) % 16 == 0 for c in rounded.capacities())
+        rounded.reset()
+        assert torch.equal(model.generate(**wider, **greedy, cache=rounded), model.generate(**wider, **greedy))
+    finally:
+        handle.remove()
 
 
 @pytest.mark.parametrize("padded", [False, True])

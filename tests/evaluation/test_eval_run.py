@@ -149,3 +149,68 @@ def test_limit_scores_a_prefix(model_and_processor, data_root, tmp_path):
     assert res["method"] == "full" and res["tokens"] == 36 and res["limit"] == 5
     assert res["benchmarks"]["pope"]["scores"]["adversarial"]["n"] == 4
     assert res["benchmarks"]["pope"]["scores"]["popular"]["n"] == 1
+
+
+def test_compiled_decoding_writes_the_eager_predictions_with_one_graph_per_batch_shape(clean_run, model_and_processor,
+                                                                                      data_root, tmp_path, monkeypatch):
+    """`adsc eval --compile`: every benchmark's answers equal the eager run's (graphs captured and
+    run as traced: the decode step is the engine's, fixed shapes through adsc.StageCache, prompts
+    padded to a multiple of 64); one decode graph per batch shape, each StageCache reused (reset)
+    for every batch of its shape; the fingerprint says compiled, so eager predictions never mix in."""
+    import torch
+    from transformers import CompileConfig
+
+    graphs = []
+
+    def capture(graph, example_inputs):
+        graphs.append(graph)
+        return graph.forward
+
+    from adsc.engine.cache import StageCache
+
+    made, init = [], StageCache.__init__
+    monkeypatch.setattr(StageCache, "__init__", lambda self, *a, **k: (made.append(1), init(self, *a, **k))[1])
+    model, processor = model_and_processor
+    out = str(tmp_path / "compiled")
+    torch._dynamo.reset()
+    results = evaluate(model, processor, ALL, data_root, out, compression=CONFIG, model_name="tiny", batch_size=3,
+                       max_new_tokens=3, progress=False, benchmark_options=OPTIONS,
+                       compile=CompileConfig(backend=capture, mode="default", fullgraph=True))
+    torch._dynamo.reset()
+    for name in ALL:
+        assert _texts(out, name) == _texts(clean_run[0], name), name
+    assert _scores(results) == _scores(clean_run[1])
+    header, _ = read_predictions(os.path.join(out, "pope.predictions.jsonl"))
+    assert header["fingerprint"]["prompt"]["compiled_decode"] == {"pad_to_multiple_of": 64}
+    # at most one graph per cache (a batch shape, or a cache that grew; dynamo may make a size dynamic)
+    assert 1 <= len(graphs) <= len(made) < 12
+    with pytest.raises(DataError, match="different"):  # an eager rerun into the compiled run's folder
+        evaluate(model, processor, ["pope"], data_root, out, compression=CONFIG, model_name="tiny", batch_size=3,
+                 max_new_tokens=3, progress=False, benchmark_options=OPTIONS)
+
+
+@pytest.mark.compile
+def test_compiled_decoding_with_inductor_writes_the_eager_predictions(clean_run, model_and_processor, data_root, tmp_path):
+    """The same through the real compiler (`adsc eval --compile` on the CPU: inductor), on POPE."""
+    import torch
+
+    model, processor = model_and_processor
+    out = str(tmp_path / "inductor")
+    torch._dynamo.reset()
+    try:
+        evaluate(model, processor, ["pope"], data_root, out, compression=CONFIG, model_name="tiny", batch_size=3,
+                 max_new_tokens=3, progress=False, benchmark_options=OPTIONS, compile=True)
+    finally:
+        torch._dynamo.reset()
+    assert _texts(out, "pope") == _texts(clean_run[0], "pope")
+
+
+def test_cli_compile_flag_reaches_the_run(tiny_model_dir, data_root, tmp_path, monkeypatch):
+    from adsc.cli import main
+    from adsc.evaluation import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "evaluate", lambda *a, **k: seen.update(k))  # returns None: like a finished shard
+    rc = main(["eval", "--model", tiny_model_dir, "--data-root", data_root, "--output-dir", str(tmp_path / "run"),
+               "--benchmarks", "pope", "--device", "cpu", "--quiet", "--compile", "--shard", "0/1"])
+    assert rc == 0 and seen["compile"] is True

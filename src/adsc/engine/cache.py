@@ -29,21 +29,29 @@ import torch
 from transformers import Cache, StaticLayer
 
 
+class StageCacheTooSmall(ValueError):
+    """A reused StageCache's layer cannot hold this prefill and its decode room: make a new one."""
+
+
 class StageLayer(StaticLayer):
     """A ``StaticLayer`` sized at its first write: ``prefill tokens + room`` slots."""
 
-    def __init__(self, room: int):
+    def __init__(self, room: int, multiple: int = 1):
         super().__init__(max_cache_len=0)
-        self.room = room
+        self.room, self.multiple = room, multiple
+
+    def size_for(self, tokens: int) -> int:
+        """Slots for a first write of ``tokens``: rounded up to ``multiple``, then the decode room."""
+        return -(-tokens // self.multiple) * self.multiple + self.room
 
     def lazy_initialization(self, key_states, value_states) -> None:
-        self.max_cache_len = key_states.shape[-2] + self.room
+        self.max_cache_len = self.size_for(key_states.shape[-2])
         super().lazy_initialization(key_states, value_states)
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         # asked before the first write (transformers builds layer 0's prefill mask first): the
         # prefill is that write, so its length sizes the layer
-        return (self.max_cache_len if self.is_initialized else query_length + self.room), 0
+        return (self.max_cache_len if self.is_initialized else self.size_for(query_length)), 0
 
 
 class StageCache(Cache):
@@ -52,12 +60,17 @@ class StageCache(Cache):
     Pass it to ``generate(cache=StageCache(model.config, max_new_tokens=N), max_new_tokens=N)``
     or to forward calls. It is compileable: ``generate`` with a ``compile_config`` compiles the decode
     step. After ``reset()`` it takes a prefill that fits its layers again.
+
+    ``slot_multiple``: each layer's prompt slots rounded up to a multiple of it (then the room), so
+    a reused cache takes later prompts whose stages keep a few more tokens (an evaluation's batches
+    of one padded shape); costs up to ``slot_multiple - 1`` unused slots a layer, which a decode step
+    reads (masked) like the rest of the buffer.
     """
 
     fixed_layer_capacities = True  # what the engine checks (is_stage_cache), without importing transformers
 
     def __init__(self, config=None, max_new_tokens: int | None = None, num_layers: int | None = None,
-                 room: int | None = None):
+                 room: int | None = None, slot_multiple: int = 1):
         if (max_new_tokens is None) == (room is None):
             raise ValueError("StageCache: give max_new_tokens (generate's) or room (decode tokens to hold), not both")
         room = max(max_new_tokens - 1, 0) if room is None else room
@@ -73,7 +86,9 @@ class StageCache(Cache):
         self.prefilled = False  # layer 0 written since construction or reset()
         self.awaiting_prefill = True  # on the host: the engine tells prefill from decode without a device read
         self.engine_buffers: dict = {}  # the engine's fixed-address buffers, reused after reset()
-        super().__init__(layers=[StageLayer(room) for _ in range(num_layers)])
+        if isinstance(slot_multiple, bool) or not isinstance(slot_multiple, int) or slot_multiple < 1:
+            raise ValueError(f"StageCache: slot_multiple must be a whole number >= 1, got {slot_multiple!r}")
+        super().__init__(layers=[StageLayer(room, slot_multiple) for _ in range(num_layers)])
 
     def reset(self) -> None:
         super().reset()
@@ -105,11 +120,12 @@ class StageCache(Cache):
         """Key slots layer ``layer`` has (or will have) for a prefill of ``tokens`` tokens there."""
         cache_layer = self.layers[layer]
         if not cache_layer.is_initialized:
-            return tokens + self.room
-        if tokens > cache_layer.max_cache_len:
-            raise ValueError(
+            return cache_layer.size_for(tokens)
+        if tokens + self.room > cache_layer.max_cache_len:  # the decode steps need their room after the prompt
+            raise StageCacheTooSmall(
                 f"this StageCache's layer {layer} was sized by an earlier prefill to {cache_layer.max_cache_len} slots, "
-                f"fewer than the {tokens} tokens of this one: make a new StageCache for a longer prompt"
+                f"fewer than the {tokens} tokens of this one + {self.room} decode slots: make a new StageCache for a "
+                "longer prompt (or one whose stages keep more tokens)"
             )
         return cache_layer.max_cache_len
 

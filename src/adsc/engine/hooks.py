@@ -32,6 +32,7 @@ from ..schedule import Schedule
 from .forward_calls import ForwardCall
 from .selectors import Selector, StageInput
 from .state import (
+    FIXED_END,
     SequenceState,
     StageTable,
     as_pattern,
@@ -431,7 +432,13 @@ class CompressionHandle:
         table = seq.stages[stage]
         bias = table.key_bias()
         bias = None if bias is None else bias.to(hidden.device)
-        end = seq.end(table)
+        if fwd.one_token_step and seq.decoded is not None and pattern == CAUSAL:
+            # stage_mask's one-token path into a fixed buffer needs no end; computing it reads the
+            # stage's width, which a compiled step would guard on: it would recompile for every batch
+            # whose stages keep other counts (a padded batch's widest sample)
+            end = FIXED_END
+        else:
+            end = seq.end(table)
         kv_valid = table.kv_valid.to(hidden.device)
         layout = None if pattern == CAUSAL else key_layout(seq, table, kv_valid.shape[1])
         tail = sliding_tail(fwd.cache, layer_idx, hidden.shape[1])
@@ -441,7 +448,8 @@ class CompressionHandle:
         head = fwd.prefill and seq.decoded is not None  # a prefill into a StageCache's empty buffers
         mask = stage_mask(kv_valid, hidden.shape[1], fwd.impl, hidden.dtype, bias,
                           all_valid=table.prompt_valid if head else table.all_valid, pattern=pattern,
-                          end=None if end is None else end.to(hidden.device), layout=layout, fills_head=head)
+                          end=end if end is None or end is FIXED_END else end.to(hidden.device), layout=layout,
+                          fills_head=head)
         # Later one-token steps reuse a one-token mask that stays right: with a StageCache one that
         # is a view of the fixed key-validity buffer (it follows the steps' in-place writes); with a
         # DynamicCache no mask at all, which depends only on the host's all_valid (append() forgets

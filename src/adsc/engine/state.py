@@ -275,6 +275,9 @@ def apply_pattern(allowed, kv_valid, pattern: AttentionPattern, q_slots, layout)
     return allowed
 
 
+FIXED_END = "fixed"  # stage_mask's end for a one-token step into a fixed buffer, where only that matters
+
+
 def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype, kv_bias: torch.Tensor | None = None,
                all_valid: bool = False, pattern=CAUSAL, end=None, layout=None, fills_head: bool = False):
     """Attention mask for ``q_len`` new queries over a stage's ``C`` keys, in ``impl``'s format.
@@ -288,7 +291,8 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
     are applied in original positions from ``layout`` (:func:`key_layout`), so they need eager or
     sdpa and never take the mask-free paths. ``end`` is one past the newest query's slot when the
     keys are a fixed-capacity buffer with unwritten slots after it (an int or a 0-d tensor;
-    default: the last key is the newest query). ``fills_head``: the queries are the first ``q_len``
+    default: the last key is the newest query; ``FIXED_END``: such a buffer, end not computed, which a
+one-token step of a plain causal pattern needs no more than). ``fills_head``: the queries are the first ``q_len``
     slots of a fixed buffer whose later slots are unwritten (a prefill into a StageCache), and
     ``all_valid`` says that those ``q_len`` are real tokens: SDPA's own causal path, aligned top-left,
     then masks the unwritten keys by itself (transformers' static-cache prefill relies on the same;
@@ -326,6 +330,8 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
         # (A decode query is text, in no image block: only a window would narrow it.)
         allowed = kv_valid[:, None, None, :]
     else:
+        if end is FIXED_END:
+            raise ValueError("stage_mask: several queries or a patterned layer need the fixed buffer's end, not FIXED_END")
         end = kv_len if end is None else end
         q_index = torch.arange(q_len, device=device) + (end - q_len)
         q_pos = q_index[:, None]

@@ -57,6 +57,9 @@ def add_arguments(p) -> None:
                    help="accept image paths in data files that leave the benchmark's image folder (absolute, ../)")
     p.add_argument("--overwrite", action="store_true", help="discard existing predictions instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--compile", action="store_true",
+                   help="compiled decode (torch.compile, CUDA graphs on a GPU) over fixed shapes: prompts padded to a "
+                        "multiple of 64 tokens, one adsc.StageCache per batch shape (docs/evaluation.md)")
 
 
 def run_compression(args, model_config=None):
@@ -156,7 +159,7 @@ def run(args) -> int:
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit, shard=shard,
         template=args.template, pad_square=False if args.no_pad_square else None, overwrite=args.overwrite,
         progress=not args.quiet, benchmark_options=options, label=args.label, is_main=is_main, barrier=barrier,
-        allow_outside_root=args.allow_outside_data_root,
+        allow_outside_root=args.allow_outside_data_root, compile=args.compile,
     )
     if barrier is not None:
         dist.barrier()  # the others wait for the main process's merge before leaving the group

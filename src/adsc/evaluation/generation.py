@@ -56,8 +56,9 @@ class Generator:
     ``<image>`` for LLaVA). Text-only samples drop the ``<image>\\n`` part.
     """
 
-    def __init__(self, model, processor, template: str = "auto", pad_square: bool | None = None):
+    def __init__(self, model, processor, template: str = "auto", pad_square: bool | None = None, compile=False):
         self.model, self.processor = model, processor
+        self.decoding = CompiledDecoding(model, compile) if compile else None
         self.template = template
         tokenizer = getattr(processor, "tokenizer", processor)
         tokenizer.padding_side = "left"
@@ -74,7 +75,10 @@ class Generator:
         self.vision_tokens_per_image: int | None = None
 
     def describe(self) -> dict:
-        return {"template": self.template, "pad_square": self.pad_square, "chat_template": self._use_chat_template()}
+        out = {"template": self.template, "pad_square": self.pad_square, "chat_template": self._use_chat_template()}
+        if self.decoding is not None:  # in the fingerprint: compiled kernels and bucket padding differ in numerics
+            out["compiled_decode"] = {"pad_to_multiple_of": self.decoding.pad_to_multiple_of}
+        return out
 
     def _use_chat_template(self) -> bool:
         return self.template == "auto" and bool(getattr(self.processor, "chat_template", None))
@@ -116,7 +120,8 @@ class Generator:
         """Processor inputs on the model's device; images in the order of their placeholders in ``prompts``."""
         if images and self.images_per_prompt:  # e.g. Gemma 3's processor reads a flat list as one prompt's images
             images = _per_prompt(prompts, images, self.image_marker)
-        inputs = self.processor(images=images or None, text=prompts, return_tensors="pt", padding=True)
+        padding = {} if self.decoding is None else {"pad_to_multiple_of": self.decoding.pad_to_multiple_of}
+        inputs = self.processor(images=images or None, text=prompts, return_tensors="pt", padding=True, **padding)
         inputs = inputs.to(self.model.device)
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
@@ -127,12 +132,66 @@ class Generator:
     @torch.no_grad()
     def generate(self, prompts: list[str], images: list, max_new_tokens: int) -> tuple[list[str], int]:
         inputs = self.encode(prompts, images)
-        out = self.model.generate(
-            **inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-        )
+        kwargs = dict(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
+        if self.decoding is None:
+            out = self.model.generate(**inputs, **kwargs)
+        else:
+            out = self.decoding.generate(inputs, kwargs)
         new = out[:, inputs["input_ids"].shape[1]:]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [t.strip() for t in texts], int((new != self.tokenizer.pad_token_id).sum())
+
+
+class CompiledDecoding:
+    """Greedy ``generate`` with a compiled decode step over fixed shapes (``adsc eval --compile``).
+
+    Prompts are left-padded to a multiple of ``pad_to_multiple_of`` tokens, so that batches fall
+    into a few shapes; each shape (batch size, padded width, max new tokens) keeps one
+    :class:`adsc.StageCache`, reset for every batch of that shape, whose fixed buffers are what the
+    compiled step was compiled for: one graph per shape, not per batch. A cache is sized by the
+    first batch of its shape, each layer's slots rounded up to ``slot_multiple``; a later batch
+    whose compressed stages keep more tokens than that (more text beside its images) does not fit
+    it (``StageCacheTooSmall``, raised in its prefill, before any token is decoded) and is rerun on
+    a new, larger cache: one more prefill, at most one more graph. The ``max_caches`` most recent
+    shapes keep theirs (each holds a batch's whole KV). ``compile`` is True (inductor; CUDA graphs on
+    a GPU) or a transformers ``CompileConfig``.
+    """
+
+    def __init__(self, model, compile, pad_to_multiple_of: int = 64, slot_multiple: int = 16, max_caches: int = 4):
+        from transformers import CompileConfig
+
+        self.model, self.pad_to_multiple_of, self.max_caches = model, pad_to_multiple_of, max_caches
+        self.slot_multiple = slot_multiple
+        if compile is True:
+            mode = "reduce-overhead" if model.device.type == "cuda" else "default"
+            compile = CompileConfig(fullgraph=True, mode=mode)
+        compile._compile_all_devices = True  # transformers compiles on GPUs only unless told
+        self.compile_config = compile
+        self.caches: dict[tuple, object] = {}
+
+    def generate(self, inputs, kwargs: dict):
+        from ..engine.cache import StageCache, StageCacheTooSmall
+
+        shape = (*inputs["input_ids"].shape, kwargs["max_new_tokens"])
+        cache = self.caches.pop(shape, None)
+        # every shape's graph sits in the cache of one code object (the model's forward): room for them
+        with torch._dynamo.config.patch(recompile_limit=max(torch._dynamo.config.recompile_limit, 64)):
+            for fresh in (cache is None, True):
+                if fresh:
+                    cache = StageCache(self.model.config, max_new_tokens=kwargs["max_new_tokens"],
+                                       slot_multiple=self.slot_multiple)
+                else:
+                    cache.reset()
+                try:
+                    out = self.model.generate(**inputs, **kwargs, cache=cache, compile_config=self.compile_config)
+                    break
+                except StageCacheTooSmall:
+                    if fresh:
+                        raise
+        self.caches[shape] = cache  # most recent last
+        while len(self.caches) > self.max_caches:  # bound the memory: each holds a batch's whole KV
+            del self.caches[next(iter(self.caches))]
+        return out
 
 
 def _family_pads_to_square(model) -> bool:

@@ -175,7 +175,7 @@ def evaluate(model, processor, benchmarks, data_root: str, output_dir: str, comp
              batch_size: int = 8, max_new_tokens: int | None = None, limit: int | None = None, shard=None,
              template: str = "auto", pad_square: bool | None = None, overwrite: bool = False, progress: bool = True,
              benchmark_options: dict | None = None, label: str | None = None, is_main=True, barrier=None,
-             allow_outside_root: bool = False) -> dict | None:
+             allow_outside_root: bool = False, compile=False) -> dict | None:
     """Generate, score and merge into ``output_dir/results.json``; returns the results (None on a
     non-final shard, whose predictions are merged later by :func:`merge_and_score`).
 
@@ -198,7 +198,7 @@ def evaluate(model, processor, benchmarks, data_root: str, output_dir: str, comp
         own = compression is not None
         handle = compress(model, compression) if own else get_handle(model)
         try:
-            generator = Generator(model, processor, template=template, pad_square=pad_square)
+            generator = Generator(model, processor, template=template, pad_square=pad_square, compile=compile)
             comp = handle.config.to_dict() if handle else None
             name = model_name or getattr(model, "name_or_path", None) or type(model).__name__
             fps = {b: fingerprint(b, identity, comp, generator.describe(), max_new_tokens, numerics(model)) for b in loaded}
