@@ -57,3 +57,29 @@ def test_default_prompt_without_a_chat_template_is_the_familys_own(name):
 def image_tokens(generator, image) -> int:
     inputs = generator.encode([generator.prompt("what is it?", True)], [generator.load_image_obj(image)])
     return int((inputs["input_ids"] == generator.image_token_id).sum())
+
+
+def test_compiled_decoding_gives_the_eager_answers_on_the_familys_own_inputs(saved, data_root, tmp_path):
+    """`adsc eval --compile` on every family (graphs captured and run as traced): POPE's answers
+    equal the eager run's, with at least one compiled decode graph."""
+    import torch
+    from transformers import CompileConfig
+
+    graphs = []
+
+    def capture(graph, example_inputs):
+        graphs.append(graph)
+        return graph.forward
+
+    model, processor = load_model(saved, "float32", "cpu")
+    count, exact = reference_vision_tokens(model.config)
+    config = CONFIG.replace(vision_tokens=count) if exact else CONFIG
+    texts = {}
+    for mode, compile in (("eager", False), ("compiled", CompileConfig(backend=capture, mode="default", fullgraph=True))):
+        torch._dynamo.reset()
+        evaluate(model, processor, ["pope"], data_root, str(tmp_path / mode), compression=config, model_name="tiny",
+                 batch_size=3, max_new_tokens=2, progress=False, benchmark_options=OPTIONS, compile=compile)
+        with open(tmp_path / mode / "pope.predictions.jsonl") as fh:
+            texts[mode] = [json.loads(line).get("text") for line in fh][1:]
+    torch._dynamo.reset()
+    assert texts["compiled"] == texts["eager"] and graphs

@@ -214,3 +214,20 @@ def test_cli_compile_flag_reaches_the_run(tiny_model_dir, data_root, tmp_path, m
     rc = main(["eval", "--model", tiny_model_dir, "--data-root", data_root, "--output-dir", str(tmp_path / "run"),
                "--benchmarks", "pope", "--device", "cpu", "--quiet", "--compile", "--shard", "0/1"])
     assert rc == 0 and seen["compile"] is True
+
+
+def test_compiled_decoding_of_the_full_model_writes_its_eager_predictions(model_and_processor, data_root, tmp_path):
+    """No compression: the StageCache holds every layer at the prompt's length, the same answers."""
+    import torch
+    from transformers import CompileConfig
+
+    model, processor = model_and_processor
+    runs = {}
+    for mode, compile in (("eager", False), ("compiled", CompileConfig(backend=lambda g, _: g.forward, mode="default",
+                                                                         fullgraph=True))):
+        torch._dynamo.reset()
+        evaluate(model, processor, ["pope"], data_root, str(tmp_path / mode), model_name="tiny", batch_size=3,
+                 max_new_tokens=3, progress=False, benchmark_options=OPTIONS, compile=compile)
+        runs[mode] = _texts(str(tmp_path / mode), "pope")
+    torch._dynamo.reset()
+    assert runs["compiled"] == runs["eager"]
