@@ -115,6 +115,24 @@ def test_cli_runs_the_compressed_model(lmms_runs, model_dir, compression_file, t
                {k: v for k, v in ref["results"][task].items() if "stderr" not in k}
 
 
+def test_compiled_decoding_through_model_args_gives_the_same_answers(lmms_runs, model_dir, compression_file,
+                                                                     task_manager):
+    """`--model_args ...,compile=true` (torch.compile, inductor on the CPU): lmms-eval's POPE answers
+    equal the eager compressed run's."""
+    import torch
+    from lmms_eval.evaluator import simple_evaluate
+
+    task = POPE_TASKS["adversarial"][0]
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    out = simple_evaluate(model="adsc", model_args=model_args(model_dir, compression_file, "compressed") + ",compile=true",
+                          tasks=[task], task_manager=task_manager, batch_size=BATCH, log_samples=True, verbosity="WARNING")
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    torch._dynamo.reset()
+    assert graphs >= 1  # it did compile
+    assert [answer(s) for s in out["samples"][task]] == [answer(s) for s in lmms_runs["compressed"]["samples"][task]]
+
+
 # ------------------------------------------------------------------ the same questions in `adsc eval`
 def _adsc_predictions(adsc_runs, setting: str, bench: str) -> dict:
     return read_predictions(os.path.join(adsc_runs[setting][bench], f"{bench}.predictions.jsonl"))[1]

@@ -6,6 +6,7 @@ import types
 from dataclasses import dataclass
 
 import pytest
+import torch
 from PIL import Image
 
 import adsc
@@ -117,3 +118,32 @@ def test_batch_size_must_be_a_number(fake_lmms_eval, tiny_model_dir):
     model, processor = load_model(tiny_model_dir, "float32", "cpu")
     with pytest.raises(ValueError, match="needs a number for batch_size"):
         adapter.build(model=model, processor=processor, batch_size="auto")
+
+
+def test_compile_model_arg_decodes_compiled_with_the_same_answers(fake_lmms_eval, tiny_model_dir):
+    """`--model_args ...,compile=true`: the generator decodes through the compiled fixed-shape path
+    (its fingerprint says so) and answers as the eager adapter does; a bad value is refused."""
+    from adsc.evaluation.generation import load_model
+
+    model, processor = load_model(tiny_model_dir, "float32", "cpu")
+    assert adapter.flag("compile", "True") and not adapter.flag("compile", "false") and adapter.flag("compile", True)
+    with pytest.raises(ValueError, match="give true or false"):
+        adapter.flag("compile", "maybe")
+    image = Image.new("RGB", (30, 20), (200, 10, 10))
+    answers = {}
+    for value in ("false", "true"):
+        lm = adapter.build(model=model, processor=processor, batch_size=2, compile=value,
+                           compression={"layers": [2, 4], "drop_ratio": 0.5, "vision_tokens": 36})
+        assert ("compiled_decode" in lm.generator.describe()) == (value == "true")
+        if value == "true":  # capture the graphs and run them as traced (seconds; inductor: tests/evaluation/test_eval_run.py)
+            from transformers import CompileConfig
+
+            config = CompileConfig(backend=lambda graph, _: graph.forward, mode="default", fullgraph=True)
+            config._compile_all_devices = True
+            lm.generator.decoding.compile_config = config
+        torch._dynamo.reset()
+        answers[value], _ = lm.generator.generate([lm.generator.prompt("what color is it?", True)] * 2,
+                                                  [lm.generator.load_image_obj(image)] * 2, 3)
+        lm.handle.remove()
+    torch._dynamo.reset()
+    assert answers["true"] == answers["false"]

@@ -17,6 +17,8 @@ CPU-only machine); nothing here imports it until a model is built. Three ways in
       lm = build(model=model, processor=processor, compression=config, batch_size=8)
       simple_evaluate(model=lm, tasks=["pope"])
 
+``compile=true`` in the model_args decodes as ``adsc eval --compile`` does (docs/evaluation.md).
+
 Prompts and decoding are ``adsc eval``'s own (:class:`~adsc.evaluation.generation.Generator`):
 lmms-eval supplies the question text (its ``doc_to_text``) and the images, the generator wraps
 them in the same chat template and decodes greedily. What differs is the task side, lmms-eval's
@@ -111,6 +113,18 @@ def compression_config(value):
     return CompressionConfig.from_pretrained(text)
 
 
+def flag(name: str, value) -> bool:
+    """A boolean model_arg: lmms-eval passes ``compile=true`` through as it was typed (a string)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off", "none"):
+        return False
+    raise ValueError(f"{name}={value!r}: give true or false")
+
+
 def _stop(text: str, until) -> str:
     for s in until or ():
         if s and s in text:
@@ -121,7 +135,7 @@ def _stop(text: str, until) -> str:
 def _make_class(lmms):
     class ADSCLmms(lmms):
         def __init__(self, pretrained=None, model=None, processor=None, compression=None, batch_size=1, device=None,
-                     dtype="auto", attn=None, template="auto", max_new_tokens=128, **_ignored):
+                     dtype="auto", attn=None, template="auto", max_new_tokens=128, compile=False, **_ignored):
             super().__init__()
             if model is None:
                 if pretrained is None:
@@ -132,7 +146,7 @@ def _make_class(lmms):
             compression = compression_config(compression)
             self.handle = compress(model, compression) if compression is not None else None
             self.model, self.processor = model, processor
-            self.generator = Generator(model, processor, template=template)
+            self.generator = Generator(model, processor, template=template, compile=flag("compile", compile))
             if not str(batch_size).isdigit():  # lmms-eval's CLI also offers "auto"
                 raise ValueError(f"the adsc model needs a number for batch_size, got {batch_size!r}")
             self.batch_size = int(batch_size)
