@@ -54,7 +54,7 @@ def image_dependence(model, processor, data: str, image_folder: str, n: int = 25
         raise ValueError(f"{data} holds no {family + ' ' if family else ''}records: point the probe at a dataset "
                          "with questions of this kind")
     records = random.Random(seed).sample(records, min(n, len(records)))
-    encoder = Encoder(processor, template, max_length=4096, image_folder=image_folder, pad_to_square=False)
+    encoder = Encoder.for_model(model, processor, template, 4096, image_folder, pad_to_square=False)
     collate = Collator(processor.tokenizer.pad_token_id)
     blank = Image.new("RGB", (8, 8), (128, 128, 128))
     grey = processor.image_processor(images=[blank], return_tensors="pt")["pixel_values"].to(model.device)

@@ -49,7 +49,7 @@ def answer_states(model, processor, root: str, n: int, batch_size: int = 32) -> 
 
     records, _ = parse_records(load_json(f"{root}/train/{DRILL_FILES['drill_read']}"), skip_malformed=False)
     records = records[:n]
-    encoder = Encoder(processor, "chat_template", max_length=4096, image_folder=f"{root}/train", pad_to_square=False)
+    encoder = Encoder.for_model(model, processor, "chat_template", 4096, f"{root}/train", pad_to_square=False)
     collate = Collator(processor.tokenizer.pad_token_id)
     states, words = [], []
     for start in range(0, len(records), batch_size):
