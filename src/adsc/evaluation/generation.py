@@ -170,7 +170,7 @@ class CompiledDecoding:
         self.caches: dict[tuple, object] = {}
 
     def generate(self, inputs, kwargs: dict):
-        from ..engine.cache import StageCache, StageCacheTooSmall
+        from ..engine.cache import StageCache, StageCacheTooSmall  # lazy: subclasses transformers.Cache, imported on use
 
         shape = (*inputs["input_ids"].shape, kwargs["max_new_tokens"])
         cache = self.caches.pop(shape, None)
