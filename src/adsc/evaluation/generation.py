@@ -164,7 +164,9 @@ class CompiledDecoding:
         self.slot_multiple = slot_multiple
         if compile is True:
             mode = "reduce-overhead" if model.device.type == "cuda" else "default"
-            compile = CompileConfig(fullgraph=True, mode=mode)
+            # static shapes: a size dynamo saw change would otherwise turn dynamic, slower kernels
+            # (and CUDA graphs are recorded per shape anyway)
+            compile = CompileConfig(fullgraph=True, dynamic=False, mode=mode)
         compile._compile_all_devices = True  # transformers compiles on GPUs only unless told
         self.compile_config = compile
         self.caches: dict[tuple, object] = {}
