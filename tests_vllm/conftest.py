@@ -27,40 +27,23 @@ def llava_dir(tmp_path_factory):
     return write_demo_model(str(tmp_path_factory.mktemp("llava")))
 
 
-@pytest.fixture(scope="session")
-def llava_next_dir(tmp_path_factory):
-    """`python -m adsc.serving.vllm.demo DIR llava_next`: a 4-layer LLaVA-NeXT (anyres), head size 64."""
-    return write_demo_model(str(tmp_path_factory.mktemp("llava_next")), "llava_next")
+def _demo_model_dir(family: str, what: str):
+    """A session fixture: `python -m adsc.serving.vllm.demo DIR family`'s model, ``what``."""
+
+    @pytest.fixture(scope="session")
+    def fixture(tmp_path_factory):
+        return write_demo_model(str(tmp_path_factory.mktemp(family)), family)
+
+    fixture.__doc__ = f"`python -m adsc.serving.vllm.demo DIR {family}`: {what}."
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def qwen2_vl_dir(tmp_path_factory):
-    """`python -m adsc.serving.vllm.demo DIR qwen2_vl`: a 4-layer Qwen2-VL, head size 64, images up to 112 px."""
-    return write_demo_model(str(tmp_path_factory.mktemp("qwen2_vl")), "qwen2_vl")
-
-
-@pytest.fixture(scope="session")
-def qwen2_5_vl_dir(tmp_path_factory):
-    """`python -m adsc.serving.vllm.demo DIR qwen2_5_vl`: a 4-layer Qwen2.5-VL (windowed vision attention)."""
-    return write_demo_model(str(tmp_path_factory.mktemp("qwen2_5_vl")), "qwen2_5_vl")
-
-
-@pytest.fixture(scope="session")
-def mistral3_dir(tmp_path_factory):
-    """`python -m adsc.serving.vllm.demo DIR mistral3`: a 4-layer Mistral 3 (Pixtral tower, 2 x 2 merger), images up to 96 px."""
-    return write_demo_model(str(tmp_path_factory.mktemp("mistral3")), "mistral3")
-
-
-@pytest.fixture(scope="session")
-def idefics3_dir(tmp_path_factory):
-    """`python -m adsc.serving.vllm.demo DIR idefics3`: a 4-layer Idefics3 (SigLIP tower, pixel shuffle), 32 px sub-images."""
-    return write_demo_model(str(tmp_path_factory.mktemp("idefics3")), "idefics3")
-
-
-@pytest.fixture(scope="session")
-def smolvlm_dir(tmp_path_factory):
-    """`python -m adsc.serving.vllm.demo DIR smolvlm`: Idefics3's tiny model as SmolVLM (its processor needs num2words)."""
-    return write_demo_model(str(tmp_path_factory.mktemp("smolvlm")), "smolvlm")
+llava_next_dir = _demo_model_dir("llava_next", "a 4-layer LLaVA-NeXT (anyres), head size 64")
+qwen2_vl_dir = _demo_model_dir("qwen2_vl", "a 4-layer Qwen2-VL, head size 64, images up to 112 px")
+qwen2_5_vl_dir = _demo_model_dir("qwen2_5_vl", "a 4-layer Qwen2.5-VL (windowed vision attention)")
+mistral3_dir = _demo_model_dir("mistral3", "a 4-layer Mistral 3 (Pixtral tower, 2 x 2 merger), images up to 96 px")
+idefics3_dir = _demo_model_dir("idefics3", "a 4-layer Idefics3 (SigLIP tower, pixel shuffle), 32 px sub-images")
+smolvlm_dir = _demo_model_dir("smolvlm", "Idefics3's tiny model as SmolVLM (its processor needs num2words)")
 
 
 def images(n: int, seed: int = 0, sizes=None):

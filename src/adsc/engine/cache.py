@@ -83,8 +83,9 @@ class StageCache(Cache):
             num_layers = text.num_hidden_layers
         self.room = room
         self.decode_tokens = 0  # counted on the host by eager steps (update), so overflow is a clear error
-        self.prefilled = False  # layer 0 written since construction or reset()
-        self.awaiting_prefill = True  # on the host: the engine tells prefill from decode without a device read
+        # layer 0 written since construction or reset(): on the host, so the engine tells prefill from
+        # decode without a device read (a reset layer keeps its buffers: is_initialized cannot tell)
+        self.prefilled = False
         self.engine_buffers: dict = {}  # the engine's fixed-address buffers, reused after reset()
         if isinstance(slot_multiple, bool) or not isinstance(slot_multiple, int) or slot_multiple < 1:
             raise ValueError(f"StageCache: slot_multiple must be a whole number >= 1, got {slot_multiple!r}")
@@ -93,11 +94,10 @@ class StageCache(Cache):
     def reset(self) -> None:
         super().reset()
         self.decode_tokens, self.prefilled = 0, False
-        self.awaiting_prefill = True
 
     def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
         if layer_idx == 0 and not torch.compiler.is_compiling():
-            if self.prefilled:  # (a reset layer keeps its buffers: is_initialized cannot tell)
+            if self.prefilled:
                 self.check_room(key_states.shape[-2])
                 self.decode_tokens += key_states.shape[-2]
             self.prefilled = True

@@ -101,7 +101,7 @@ def sliding_tail(cache, layer_idx: int, q_len: int) -> int | None:
 def _holds_tokens(cache) -> bool:
     """Whether a prefill has filled ``cache``, read on the host: a StageCache's length is a device
     tensor (reading it would sync, and a compiled decode step would break its graph there)."""
-    return not cache.awaiting_prefill if is_stage_cache(cache) else cache.get_seq_length() > 0
+    return cache.prefilled if is_stage_cache(cache) else cache.get_seq_length() > 0
 
 
 def _check_mask(mask, fixed: bool = False) -> None:
@@ -286,7 +286,6 @@ class CompressionHandle:
             )
         fixed = is_stage_cache(cache)
         if fixed:
-            cache.awaiting_prefill = False  # whatever follows (compressed or not) is a decode step
             cache.slots(0, input_ids.shape[1] if input_ids is not None else 0)  # a prompt too long for a reused cache
         _check_mask(mask, fixed)
         if input_ids is None:

@@ -292,8 +292,8 @@ def stage_mask(kv_valid: torch.Tensor, q_len: int, impl: str, dtype: torch.dtype
     sdpa and never take the mask-free paths. ``end`` is one past the newest query's slot when the
     keys are a fixed-capacity buffer with unwritten slots after it (an int or a 0-d tensor;
     default: the last key is the newest query; ``FIXED_END``: such a buffer, end not computed, which a
-one-token step of a plain causal pattern needs no more than). ``fills_head``: the queries are the first ``q_len``
-    slots of a fixed buffer whose later slots are unwritten (a prefill into a StageCache), and
+    one-token step of a plain causal pattern needs no more than). ``fills_head``: the queries are the
+    first ``q_len`` slots of a fixed buffer whose later slots are unwritten (a prefill into a StageCache), and
     ``all_valid`` says that those ``q_len`` are real tokens: SDPA's own causal path, aligned top-left,
     then masks the unwritten keys by itself (transformers' static-cache prefill relies on the same;
     FlashAttention's is aligned bottom-right, so it still gets the key validity).

@@ -178,22 +178,23 @@ class CompiledDecoding:
         cache = self.caches.pop(shape, None)
         # every shape's graph sits in the cache of one code object (the model's forward): room for them
         with torch._dynamo.config.patch(recompile_limit=max(torch._dynamo.config.recompile_limit, 64)):
-            for fresh in (cache is None, True):
-                if fresh:
-                    cache = StageCache(self.model.config, max_new_tokens=kwargs["max_new_tokens"],
-                                       slot_multiple=self.slot_multiple)
-                else:
-                    cache.reset()
+            if cache is not None:
+                cache.reset()
                 try:
-                    out = self.model.generate(**inputs, **kwargs, cache=cache, compile_config=self.compile_config)
-                    break
-                except StageCacheTooSmall:
-                    if fresh:
-                        raise
+                    out = self._generate(inputs, kwargs, cache)
+                except StageCacheTooSmall:  # raised in the prefill, before any token: rerun on a new cache
+                    cache = None
+            if cache is None:
+                cache = StageCache(self.model.config, max_new_tokens=kwargs["max_new_tokens"],
+                                   slot_multiple=self.slot_multiple)
+                out = self._generate(inputs, kwargs, cache)
         self.caches[shape] = cache  # most recent last
         while len(self.caches) > self.max_caches:  # bound the memory: each holds a batch's whole KV
             del self.caches[next(iter(self.caches))]
         return out
+
+    def _generate(self, inputs, kwargs: dict, cache):
+        return self.model.generate(**inputs, **kwargs, cache=cache, compile_config=self.compile_config)
 
 
 def _family_pads_to_square(model) -> bool:
